@@ -1,0 +1,75 @@
+"""The relational store: SQLAlchemy async Core on SQLite (default) or PostgreSQL.
+
+Every service declares its tables on the shared :data:`metadata`; the app creates them at start. All access
+goes through :meth:`Database.begin`, one transaction per call. SQLite allows one writer at a time, so on
+SQLite the transactions of this process are serialised by a lock instead of failing with "database is
+locked"; on PostgreSQL the pool runs them concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+metadata = MetaData()
+"""Tables of every service; each service module adds its own, prefixed with the service name."""
+
+
+class Database:
+    """One async engine and its transaction helper."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        options: dict[str, Any] = {}
+        if self.is_sqlite:
+            if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
+                options["poolclass"] = StaticPool
+            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            options["pool_size"] = pool_size
+            options["max_overflow"] = pool_size
+            options["pool_pre_ping"] = True
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._lock = asyncio.Lock() if self.is_sqlite else None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def create_all(self) -> None:
+        async with self.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction: committed on success, rolled back on any exception."""
+        if self._lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._lock, self.engine.begin() as conn:
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.begin() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
