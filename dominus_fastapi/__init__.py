@@ -1,0 +1,1 @@
+"""dominus_fastapi: the async, FastAPI-first SDK for the Dominus platform."""

@@ -1,0 +1,1 @@
+"""dominus_local: an open implementation of the Dominus orchestrator and gateway."""
