@@ -1,0 +1,185 @@
+"""The byte store behind Archivist: immutable blobs addressed by opaque keys.
+
+Archivist keeps every object's metadata (its logical path included) in the database and its bytes here under
+a key it generates, so a logical path never becomes a file-system path. A blob is written once under a fresh
+key and never modified in place: replacing an object's content writes a new blob, commits the metadata, then
+removes the old blob. :class:`BlobStore` is the interface (an S3 implementation can sit behind it);
+:class:`DirectoryBlobStore` keeps blobs as files and :class:`MemoryBlobStore` in memory for ephemeral
+instances.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_TEMP_SUFFIX = ".part"
+
+
+class BlobNotFoundError(LookupError):
+    """No blob is stored under the key."""
+
+
+def check_key(key: str) -> str:
+    """A blob key is a short token of letters, digits, ``_`` and ``-``: it can never name a path."""
+    if not KEY_PATTERN.match(key):
+        raise ValueError("invalid blob key")
+    return key
+
+
+class BlobStore(abc.ABC):
+    """Write-once blobs. ``put`` is atomic: a reader sees the whole blob or nothing."""
+
+    @abc.abstractmethod
+    async def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` durably before returning."""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes:
+        """The blob's bytes; :class:`BlobNotFoundError` when absent."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove the blob; ``False`` when it was absent."""
+
+    @abc.abstractmethod
+    async def keys(self) -> list[str]:
+        """Every stored key (used to sweep blobs that no object references)."""
+
+    async def sweep(self, keep: Iterable[str]) -> int:
+        """Remove every blob whose key is not in ``keep``: leftovers of writes whose metadata never
+        committed. Returns how many were removed."""
+        wanted = set(keep)
+        removed = 0
+        for key in await self.keys():
+            if key not in wanted and await self.delete(key):
+                removed += 1
+        return removed
+
+    async def close(self) -> None:
+        """Release what the store holds (nothing by default)."""
+        return None
+
+
+class MemoryBlobStore(BlobStore):
+    """Blobs in a dict: for ephemeral instances, gone when the instance stops."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    async def put(self, key: str, data: bytes) -> None:
+        self._blobs[check_key(key)] = bytes(data)
+
+    async def get(self, key: str) -> bytes:
+        try:
+            return self._blobs[check_key(key)]
+        except KeyError:
+            raise BlobNotFoundError(key) from None
+
+    async def delete(self, key: str) -> bool:
+        return self._blobs.pop(check_key(key), None) is not None
+
+    async def keys(self) -> list[str]:
+        return list(self._blobs)
+
+    async def close(self) -> None:
+        self._blobs.clear()
+
+
+class DirectoryBlobStore(BlobStore):
+    """One file per blob under ``root``, fanned out by the key's first two characters.
+
+    ``put`` writes a temporary file in the target directory, fsyncs it, renames it over the final name and
+    fsyncs the directory, so a crash at any point leaves either no file or the complete one; temporary
+    files left by a crash are removed by :meth:`remove_partials` at start. File work runs in a thread so a
+    large blob does not stall the event loop.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        check_key(key)
+        return self.root / key[:2] / key
+
+    def _put_sync(self, key: str, data: bytes) -> None:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.parent / f".{key}.{secrets.token_hex(8)}{_TEMP_SUFFIX}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(final.parent)
+
+    async def put(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._put_sync, key, data)
+
+    def _get_sync(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFoundError(key) from None
+
+    async def get(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._get_sync, key)
+
+    def _delete_sync(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(path.parent)
+        return True
+
+    async def delete(self, key: str) -> bool:
+        return await asyncio.to_thread(self._delete_sync, key)
+
+    def _keys_sync(self) -> list[str]:
+        return [
+            path.name
+            for path in self.root.glob("*/*")
+            if path.is_file() and not path.name.startswith(".") and KEY_PATTERN.match(path.name)
+        ]
+
+    async def keys(self) -> list[str]:
+        return await asyncio.to_thread(self._keys_sync)
+
+    def _remove_partials_sync(self) -> int:
+        removed = 0
+        for path in self.root.glob(f"*/.*{_TEMP_SUFFIX}"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    async def remove_partials(self) -> int:
+        """Delete temporary files that an interrupted ``put`` left behind; returns how many."""
+        return await asyncio.to_thread(self._remove_partials_sync)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)

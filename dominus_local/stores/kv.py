@@ -1,0 +1,345 @@
+"""The key-value store behind Whisperer: plain values and hashes with a TTL on every key (spec 8.4).
+
+:class:`KVStore` is the interface Whisperer talks to; a Redis implementation can sit behind it unchanged.
+:class:`SqlKVStore` keeps the entries in a table of the shared relational database, so an ephemeral instance
+keeps them in memory and an instance with a data directory keeps them across restarts (an expired key is
+never returned, whether it was purged yet or not).
+
+Keys live in *spaces* (the service builds one per project, environment and category). Each key is either a
+plain JSON value or a hash of field -> JSON value, and carries the TTL it was last written with (for
+``nudge``) and its expiry. Time comes from an injectable clock (epoch seconds) so TTLs are testable without
+sleeping.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dominus_local.stores.database import Database, metadata
+
+Clock = Callable[[], float]
+"""Returns the current time in seconds since the epoch."""
+
+Kind = Literal["value", "hash"]
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_T = TypeVar("_T")
+
+
+class KVError(Exception):
+    """Base of the errors a store raises for a request it cannot apply."""
+
+
+class WrongTypeError(KVError):
+    """A hash operation on a plain value, or a plain operation on a hash."""
+
+    def __init__(self, key: str, kind: Kind) -> None:
+        super().__init__(f"key holds a {'hash' if kind == 'hash' else 'plain value'}")
+        self.key = key
+        self.kind = kind
+
+
+class NotIntegerError(KVError):
+    """``incr`` on a value that is not an integer, or a result outside the 64-bit range."""
+
+
+@dataclass(frozen=True)
+class KVEntry:
+    """A live key: its kind, its value (a dict of fields for a hash), the TTL it was written with and when
+    it expires (epoch seconds)."""
+
+    kind: Kind
+    value: Any
+    ttl_seconds: int
+    expires_at: float
+
+    def ttl_remaining(self, now: float) -> int:
+        """Whole seconds left, rounded up, never negative."""
+        return max(0, math.ceil(self.expires_at - now - 1e-9))
+
+
+class KVStore(abc.ABC):
+    """The operations Whisperer needs. Every method is atomic on its own."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or time.time
+
+    @abc.abstractmethod
+    async def get(self, space: str, key: str, *, nudge: bool = False, nudge_ttl: int | None = None) -> KVEntry | None:
+        """The live entry, or ``None``. With ``nudge``, its expiry is reset first to ``nudge_ttl`` seconds from
+        now, or to the TTL it was last written with."""
+
+    @abc.abstractmethod
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> list[KVEntry | None]:
+        """The live entries of ``(space, key)`` pairs, in order; expiries are not touched."""
+
+    @abc.abstractmethod
+    async def set(self, space: str, key: str, value: Any, ttl: int) -> None:
+        """Write a plain value with a new TTL. Raises :class:`WrongTypeError` when the key holds a hash."""
+
+    @abc.abstractmethod
+    async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
+        """Write only if the key is absent: ``(True, None)``, or ``(False, current value)``."""
+
+    @abc.abstractmethod
+    async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
+        """Add ``delta`` to an integer value; a missing key counts as 0 and is created with ``ttl``, an
+        existing one keeps its expiry."""
+
+    @abc.abstractmethod
+    async def delete(self, space: str, key: str) -> bool:
+        """Remove a key of either kind; ``True`` when a live key was removed."""
+
+    @abc.abstractmethod
+    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int) -> bool:
+        """Set one field of a hash and reset the whole hash's expiry; ``True`` when the field is new."""
+
+    @abc.abstractmethod
+    async def hdel(self, space: str, key: str, field: str) -> bool:
+        """Remove one field; removing the last one removes the key. ``True`` when the field existed."""
+
+    @abc.abstractmethod
+    async def scan(self, space: str, *, prefix: str = "", after: str | None = None, limit: int = 100) -> list[str]:
+        """Up to ``limit`` live keys of the space that start with ``prefix`` and sort after ``after``, in
+        code-point order. Paging by the last key returned never skips or repeats a key that lives
+        throughout, whatever is added meanwhile."""
+
+    @abc.abstractmethod
+    async def purge_expired(self) -> int:
+        """Drop expired entries for good; returns how many were dropped."""
+
+    async def close(self) -> None:
+        """Release what the store holds (nothing by default)."""
+        return None
+
+
+whisperer_kv = Table(
+    "whisperer_kv",
+    metadata,
+    Column("space", String(320), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("ttl_seconds", Integer, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False, index=True),
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class SqlKVStore(KVStore):
+    """Entries in the ``whisperer_kv`` table of the shared database, one transaction per operation.
+
+    On SQLite the database serialises transactions; on PostgreSQL rows are locked ``FOR UPDATE`` and a
+    unique-key race on insert is retried, so ``setnx`` and ``incr`` stay atomic either way.
+    """
+
+    _RETRIES = 5
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self._db = db
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def _run(self, op: Callable[[AsyncConnection, int], Awaitable[_T]]) -> _T:
+        for attempt in range(self._RETRIES):
+            try:
+                async with self._db.begin() as conn:
+                    return await op(conn, self._now_ms())
+            except IntegrityError:
+                # Another transaction inserted the same key first (PostgreSQL): run again and see it.
+                if attempt == self._RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _key_column(self) -> Any:
+        # Code-point order on every backend: SQLite compares bytes; PostgreSQL needs the C collation.
+        return whisperer_kv.c.key.collate("C") if self._db.dialect == "postgresql" else whisperer_kv.c.key
+
+    async def _load(self, conn: AsyncConnection, space: str, key: str, now_ms: int) -> KVEntry | None:
+        """The row of a key (locked on PostgreSQL); an expired one is deleted and counts as absent."""
+        t = whisperer_kv.c
+        row = (
+            await conn.execute(
+                select(t.kind, t.value, t.ttl_seconds, t.expires_at_ms)
+                .where(t.space == space, t.key == key)
+                .with_for_update()
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.expires_at_ms <= now_ms:
+            await conn.execute(delete(whisperer_kv).where(t.space == space, t.key == key))
+            return None
+        return KVEntry(row.kind, json.loads(row.value), row.ttl_seconds, row.expires_at_ms / 1000)
+
+    async def _insert(
+        self, conn: AsyncConnection, space: str, key: str, kind: Kind, value: Any, ttl: int, expires_ms: int
+    ) -> None:
+        await conn.execute(
+            insert(whisperer_kv).values(
+                space=space, key=key, kind=kind, value=_dumps(value), ttl_seconds=ttl, expires_at_ms=expires_ms
+            )
+        )
+
+    async def _update(self, conn: AsyncConnection, space: str, key: str, **values: Any) -> None:
+        t = whisperer_kv.c
+        await conn.execute(update(whisperer_kv).where(t.space == space, t.key == key).values(**values))
+
+    async def get(self, space: str, key: str, *, nudge: bool = False, nudge_ttl: int | None = None) -> KVEntry | None:
+        async def op(conn: AsyncConnection, now_ms: int) -> KVEntry | None:
+            entry = await self._load(conn, space, key, now_ms)
+            if entry is None or not nudge:
+                return entry
+            expires_ms = now_ms + 1000 * (nudge_ttl if nudge_ttl is not None else entry.ttl_seconds)
+            await self._update(conn, space, key, expires_at_ms=expires_ms)
+            return KVEntry(entry.kind, entry.value, entry.ttl_seconds, expires_ms / 1000)
+
+        return await self._run(op)
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> list[KVEntry | None]:
+        async def op(conn: AsyncConnection, now_ms: int) -> list[KVEntry | None]:
+            t = whisperer_kv.c
+            out: list[KVEntry | None] = []
+            for space, key in keys:
+                row = (
+                    await conn.execute(
+                        select(t.kind, t.value, t.ttl_seconds, t.expires_at_ms).where(t.space == space, t.key == key)
+                    )
+                ).first()
+                if row is None or row.expires_at_ms <= now_ms:
+                    out.append(None)
+                else:
+                    out.append(KVEntry(row.kind, json.loads(row.value), row.ttl_seconds, row.expires_at_ms / 1000))
+            return out
+
+        return await self._run(op)
+
+    async def set(self, space: str, key: str, value: Any, ttl: int) -> None:
+        async def op(conn: AsyncConnection, now_ms: int) -> None:
+            entry = await self._load(conn, space, key, now_ms)
+            expires_ms = now_ms + 1000 * ttl
+            if entry is None:
+                await self._insert(conn, space, key, "value", value, ttl, expires_ms)
+                return
+            if entry.kind != "value":
+                raise WrongTypeError(key, entry.kind)
+            await self._update(conn, space, key, value=_dumps(value), ttl_seconds=ttl, expires_at_ms=expires_ms)
+
+        await self._run(op)
+
+    async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
+        async def op(conn: AsyncConnection, now_ms: int) -> tuple[bool, Any]:
+            entry = await self._load(conn, space, key, now_ms)
+            if entry is not None:
+                if entry.kind != "value":
+                    raise WrongTypeError(key, entry.kind)
+                return False, entry.value
+            await self._insert(conn, space, key, "value", value, ttl, now_ms + 1000 * ttl)
+            return True, None
+
+        return await self._run(op)
+
+    async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
+        async def op(conn: AsyncConnection, now_ms: int) -> int:
+            entry = await self._load(conn, space, key, now_ms)
+            if entry is None:
+                if not INT64_MIN <= delta <= INT64_MAX:
+                    raise NotIntegerError("the result is outside the 64-bit integer range")
+                await self._insert(conn, space, key, "value", delta, ttl, now_ms + 1000 * ttl)
+                return delta
+            if entry.kind != "value":
+                raise WrongTypeError(key, entry.kind)
+            if isinstance(entry.value, bool) or not isinstance(entry.value, int):
+                raise NotIntegerError("the key does not hold an integer")
+            result = entry.value + delta
+            if not INT64_MIN <= result <= INT64_MAX:
+                raise NotIntegerError("the result is outside the 64-bit integer range")
+            await self._update(conn, space, key, value=_dumps(result))
+            return result
+
+        return await self._run(op)
+
+    async def delete(self, space: str, key: str) -> bool:
+        async def op(conn: AsyncConnection, now_ms: int) -> bool:
+            t = whisperer_kv.c
+            result = await conn.execute(
+                delete(whisperer_kv).where(t.space == space, t.key == key).returning(t.expires_at_ms)
+            )
+            return any(row.expires_at_ms > now_ms for row in result)
+
+        return await self._run(op)
+
+    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int) -> bool:
+        async def op(conn: AsyncConnection, now_ms: int) -> bool:
+            entry = await self._load(conn, space, key, now_ms)
+            expires_ms = now_ms + 1000 * ttl
+            if entry is None:
+                await self._insert(conn, space, key, "hash", {field: value}, ttl, expires_ms)
+                return True
+            if entry.kind != "hash":
+                raise WrongTypeError(key, entry.kind)
+            fields = dict(entry.value)
+            is_new = field not in fields
+            fields[field] = value
+            await self._update(conn, space, key, value=_dumps(fields), ttl_seconds=ttl, expires_at_ms=expires_ms)
+            return is_new
+
+        return await self._run(op)
+
+    async def hdel(self, space: str, key: str, field: str) -> bool:
+        async def op(conn: AsyncConnection, now_ms: int) -> bool:
+            entry = await self._load(conn, space, key, now_ms)
+            if entry is None:
+                return False
+            if entry.kind != "hash":
+                raise WrongTypeError(key, entry.kind)
+            fields = dict(entry.value)
+            if field not in fields:
+                return False
+            del fields[field]
+            if fields:
+                await self._update(conn, space, key, value=_dumps(fields))
+            else:
+                t = whisperer_kv.c
+                await conn.execute(delete(whisperer_kv).where(t.space == space, t.key == key))
+            return True
+
+        return await self._run(op)
+
+    async def scan(self, space: str, *, prefix: str = "", after: str | None = None, limit: int = 100) -> list[str]:
+        async def op(conn: AsyncConnection, now_ms: int) -> list[str]:
+            t = whisperer_kv.c
+            key_col = self._key_column()
+            conditions = [t.space == space, t.expires_at_ms > now_ms]
+            if prefix:
+                conditions.append(func.substr(t.key, 1, len(prefix)) == prefix)
+            if after is not None:
+                conditions.append(key_col > after)
+            rows = await conn.execute(select(t.key).where(and_(*conditions)).order_by(key_col).limit(limit))
+            return [row.key for row in rows]
+
+        return await self._run(op)
+
+    async def purge_expired(self) -> int:
+        async def op(conn: AsyncConnection, now_ms: int) -> int:
+            result = await conn.execute(
+                delete(whisperer_kv).where(whisperer_kv.c.expires_at_ms <= now_ms).returning(whisperer_kv.c.key)
+            )
+            return len(result.all())
+
+        return await self._run(op)
