@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dominus_local import identity as idm
 from dominus_local.errors import ApiError
@@ -24,13 +25,13 @@ async def db() -> AsyncIterator[Database]:
     await database.dispose()
 
 
-async def _row(conn: object, table: object, **values: object) -> str:
+async def _row(conn: AsyncConnection, table: Table, **values: object) -> str:
     ident = new_id()
     now = utcnow()
     row = {"id": ident, "created_at": now, **values}
-    if "updated_at" in table.c:  # type: ignore[attr-defined]
+    if "updated_at" in table.c:
         row["updated_at"] = now
-    await conn.execute(insert(table).values(**row))  # type: ignore[attr-defined]
+    await conn.execute(insert(table).values(**row))
     return ident
 
 
