@@ -75,9 +75,12 @@ class KVStore(abc.ABC):
         self.clock: Clock = clock or time.time
 
     @abc.abstractmethod
-    async def get(self, space: str, key: str, *, nudge: bool = False, nudge_ttl: int | None = None) -> KVEntry | None:
-        """The live entry, or ``None``. With ``nudge``, its expiry is reset first to ``nudge_ttl`` seconds from
-        now, or to the TTL it was last written with."""
+    async def get(
+        self, space: str, key: str, *, expect: Kind | None = None, nudge: bool = False, nudge_ttl: int | None = None
+    ) -> KVEntry | None:
+        """The live entry, or ``None``. A live entry of another kind than ``expect`` raises
+        :class:`WrongTypeError` (and is not nudged). With ``nudge``, its expiry is reset first to ``nudge_ttl``
+        seconds from now, or to the TTL it was last written with."""
 
     @abc.abstractmethod
     async def get_many(self, keys: Sequence[tuple[str, str]]) -> list[KVEntry | None]:
@@ -200,9 +203,13 @@ class SqlKVStore(KVStore):
         t = whisperer_kv.c
         await conn.execute(update(whisperer_kv).where(t.space == space, t.key == key).values(**values))
 
-    async def get(self, space: str, key: str, *, nudge: bool = False, nudge_ttl: int | None = None) -> KVEntry | None:
+    async def get(
+        self, space: str, key: str, *, expect: Kind | None = None, nudge: bool = False, nudge_ttl: int | None = None
+    ) -> KVEntry | None:
         async def op(conn: AsyncConnection, now_ms: int) -> KVEntry | None:
             entry = await self._load(conn, space, key, now_ms)
+            if entry is not None and expect is not None and entry.kind != expect:
+                raise WrongTypeError(key, entry.kind)
             if entry is None or not nudge:
                 return entry
             expires_ms = now_ms + 1000 * (nudge_ttl if nudge_ttl is not None else entry.ttl_seconds)

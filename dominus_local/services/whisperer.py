@@ -1,0 +1,297 @@
+"""Whisperer: cache, locks, counters and hashes with a TTL on every key (spec 7.4, 8.4).
+
+Keys belong to the token's project and environment; inside that, each category (``default`` when absent) is
+a separate key space. The entries live in a :class:`~dominus_local.stores.kv.KVStore`, built at start and
+kept in ``state.extras["whisperer"]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from dominus_local.errors import ApiError, invalid, too_large, unprocessable
+from dominus_local.routing import Principal, RequestContext, ServiceRouter
+from dominus_local.state import LocalState
+from dominus_local.stores.kv import INT64_MAX, INT64_MIN, KVEntry, KVStore, NotIntegerError, SqlKVStore, WrongTypeError
+from dominus_local.validate import Fields
+
+router = ServiceRouter("whisperer")
+
+CATEGORY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+DEFAULT_CATEGORY = "default"
+TTL_MIN, TTL_MAX = 60, 86400
+MAX_PATH = 512
+MAX_FIELD = 256
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_LIST_LIMIT = 500
+MAX_MGET_KEYS = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def kv_store(state: LocalState) -> KVStore:
+    """The running instance's key-value store."""
+    store: KVStore = state.extras["whisperer"]
+    return store
+
+
+@router.on_startup
+async def _start(state: LocalState) -> None:
+    store = SqlKVStore(state.db)
+    await store.purge_expired()
+    state.extras["whisperer"] = store
+
+
+@router.on_shutdown
+async def _stop(state: LocalState) -> None:
+    store = state.extras.pop("whisperer", None)
+    if store is not None:
+        await store.close()
+
+
+# -- field readers --------------------------------------------------------------------------------------------
+
+
+def _logical_path(fields: Fields, name: str = "logical_path") -> str:
+    value: str = fields.str(name, min_len=1, max_len=MAX_PATH)
+    if _CONTROL.search(value):
+        raise invalid(name, "must not contain control characters")
+    return value
+
+
+def _category(fields: Fields, name: str = "category") -> str:
+    value: str = fields.str(name, required=False, default=DEFAULT_CATEGORY, pattern=CATEGORY)
+    return value
+
+
+def _ttl(fields: Fields, default: int) -> int:
+    value: int = fields.int("ttl_seconds", required=False, default=default, min_value=TTL_MIN, max_value=TTL_MAX)
+    return value
+
+
+def _optional_ttl(fields: Fields) -> int | None:
+    value: int | None = fields.int("ttl_seconds", required=False, min_value=TTL_MIN, max_value=TTL_MAX)
+    return value
+
+
+def _value(ctx: RequestContext, name: str = "value") -> Any:
+    value = ctx.body.get(name)
+    if value is None:
+        raise invalid(name, "is required")
+    if len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()) > MAX_VALUE_BYTES:
+        raise too_large(name, MAX_VALUE_BYTES)
+    return value
+
+
+def _field(fields: Fields) -> str:
+    value: str = fields.str("field", min_len=1, max_len=MAX_FIELD)
+    return value
+
+
+def _space(principal: Principal, category: str) -> str:
+    # Categories cannot contain "/", so the three parts never run into each other.
+    return f"{principal.project}/{principal.environment}/{category}"
+
+
+def _wrong_type(error: WrongTypeError) -> ApiError:
+    if error.kind == "hash":
+        return unprocessable(
+            "The key holds a hash; use hget, hgetall, hset or hdel", field="logical_path", kind="hash"
+        )
+    return unprocessable(
+        "The key holds a plain value; use get, set, setnx or incr", field="logical_path", kind="value"
+    )
+
+
+def _plain(entry: KVEntry | None, key: str) -> KVEntry | None:
+    if entry is not None and entry.kind != "value":
+        raise _wrong_type(WrongTypeError(key, entry.kind))
+    return entry
+
+
+async def _get_hash(ctx: RequestContext, category: str, key: str) -> KVEntry | None:
+    try:
+        return await kv_store(ctx.state).get(_space(ctx.subject, category), key, expect="hash")
+    except WrongTypeError as error:
+        raise _wrong_type(error) from None
+
+
+def _encode_cursor(category: str, prefix: str, last: str) -> str:
+    raw = json.dumps([category, prefix, last], ensure_ascii=False, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, category: str, prefix: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decoded = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise invalid("cursor", "is not a cursor this server returned") from None
+    if not (isinstance(decoded, list) and len(decoded) == 3 and all(isinstance(p, str) for p in decoded)):
+        raise invalid("cursor", "is not a cursor this server returned")
+    if decoded[0] != category or decoded[1] != prefix:
+        raise invalid("cursor", "belongs to a listing with another category or prefix")
+    last: str = decoded[2]
+    return last
+
+
+# -- endpoints --------------------------------------------------------------------------------------------------
+
+
+@router.post("/api/whisperer/set")
+async def set_value(ctx: RequestContext) -> dict[str, Any]:
+    """Write a plain value with its TTL (3600 s by default)."""
+    f = ctx.fields
+    key, category, ttl = _logical_path(f), _category(f), _ttl(f, 3600)
+    value = _value(ctx)
+    try:
+        await kv_store(ctx.state).set(_space(ctx.subject, category), key, value, ttl)
+    except WrongTypeError as error:
+        raise _wrong_type(error) from None
+    return {"key": key, "stored": True, "ttl_seconds": ttl}
+
+
+@router.post("/api/whisperer/get", safe=True)
+async def get_value(ctx: RequestContext) -> dict[str, Any]:
+    """Read a plain value; with ``nudge``, reset its expiry (to ``ttl_seconds`` when given)."""
+    f = ctx.fields
+    key, category = _logical_path(f), _category(f)
+    nudge: bool = f.bool("nudge", default=False)
+    ttl = _optional_ttl(f)
+    store = kv_store(ctx.state)
+    try:
+        entry = await store.get(_space(ctx.subject, category), key, expect="value", nudge=nudge, nudge_ttl=ttl)
+    except WrongTypeError as error:
+        raise _wrong_type(error) from None
+    if entry is None:
+        return {"found": False, "value": None, "ttl_remaining": None}
+    return {"found": True, "value": entry.value, "ttl_remaining": entry.ttl_remaining(store.clock())}
+
+
+@router.post("/api/whisperer/delete")
+async def delete_value(ctx: RequestContext) -> dict[str, Any]:
+    """Remove a key, plain or hash."""
+    f = ctx.fields
+    key, category = _logical_path(f), _category(f)
+    deleted = await kv_store(ctx.state).delete(_space(ctx.subject, category), key)
+    return {"deleted": deleted}
+
+
+@router.post("/api/whisperer/list", safe=True)
+async def list_keys(ctx: RequestContext) -> dict[str, Any]:
+    """Logical paths of one category in code-point order, paged by an opaque cursor."""
+    f = ctx.fields
+    limit: int = f.int("limit", required=False, default=100, min_value=1, max_value=MAX_LIST_LIMIT)
+    prefix: str = f.str("logical_prefix", required=False, default="", max_len=MAX_PATH)
+    category = _category(f)
+    cursor: str | None = f.str("cursor", required=False, max_len=4096)
+    after = _decode_cursor(cursor, category, prefix) if cursor else None
+    keys = await kv_store(ctx.state).scan(_space(ctx.subject, category), prefix=prefix, after=after, limit=limit + 1)
+    page = keys[:limit]
+    next_cursor = _encode_cursor(category, prefix, page[-1]) if len(keys) > limit else None
+    return {"keys": page, "cursor": next_cursor, "count": len(page)}
+
+
+@router.post("/api/whisperer/mget", safe=True)
+async def mget(ctx: RequestContext) -> dict[str, Any]:
+    """Several plain values at once, in the order asked (at most 100 keys)."""
+    items: list[Any] = ctx.fields.list("keys", min_items=1, max_items=MAX_MGET_KEYS, comma_split=False)
+    wanted: list[tuple[str, str]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise invalid(f"keys[{index}]", "must be an object with logical_path and optional category")
+        sub = Fields(item)
+        wanted.append(
+            (_category(sub, f"keys[{index}].category"), _logical_path(sub, f"keys[{index}].logical_path"))
+        )
+    entries = await kv_store(ctx.state).get_many([(_space(ctx.subject, c), k) for c, k in wanted])
+    results = []
+    for (category, key), entry in zip(wanted, entries, strict=True):
+        _plain(entry, key)
+        results.append(
+            {
+                "logical_path": key,
+                "category": category,
+                "found": entry is not None,
+                "value": entry.value if entry is not None else None,
+            }
+        )
+    return {"results": results}
+
+
+@router.post("/api/whisperer/setnx")
+async def setnx(ctx: RequestContext) -> dict[str, Any]:
+    """Write only when the key is absent (atomic): the lock primitive. TTL 60 s by default."""
+    f = ctx.fields
+    key, category, ttl = _logical_path(f), _category(f), _ttl(f, 60)
+    value = _value(ctx)
+    try:
+        acquired, existing = await kv_store(ctx.state).setnx(_space(ctx.subject, category), key, value, ttl)
+    except WrongTypeError as error:
+        raise _wrong_type(error) from None
+    return {"acquired": acquired, "existing": existing}
+
+
+@router.post("/api/whisperer/incr")
+async def incr(ctx: RequestContext) -> dict[str, Any]:
+    """Add ``delta`` to an integer counter; a missing key starts at 0 with ``ttl_seconds``."""
+    f = ctx.fields
+    key, category, ttl = _logical_path(f), _category(f), _ttl(f, 3600)
+    delta: int = f.int("delta", required=False, default=1, min_value=INT64_MIN, max_value=INT64_MAX)
+    try:
+        value = await kv_store(ctx.state).incr(_space(ctx.subject, category), key, delta, ttl)
+    except WrongTypeError as error:
+        raise _wrong_type(error) from None
+    except NotIntegerError as error:
+        raise unprocessable(f"Cannot increment: {error}", field="logical_path") from None
+    return {"value": value}
+
+
+@router.post("/api/whisperer/hset")
+async def hset(ctx: RequestContext) -> dict[str, Any]:
+    """Set one hash field; the whole hash's expiry is reset to ``ttl_seconds``."""
+    f = ctx.fields
+    key, category, field, ttl = _logical_path(f), _category(f), _field(f), _ttl(f, 3600)
+    value = _value(ctx)
+    try:
+        is_new = await kv_store(ctx.state).hset(_space(ctx.subject, category), key, field, value, ttl)
+    except WrongTypeError as error:
+        raise _wrong_type(error) from None
+    return {"set": is_new}
+
+
+@router.post("/api/whisperer/hget", safe=True)
+async def hget(ctx: RequestContext) -> dict[str, Any]:
+    """One field of a hash."""
+    f = ctx.fields
+    key, category, field = _logical_path(f), _category(f), _field(f)
+    entry = await _get_hash(ctx, category, key)
+    if entry is None or field not in entry.value:
+        return {"found": False, "value": None}
+    return {"found": True, "value": entry.value[field]}
+
+
+@router.post("/api/whisperer/hgetall", safe=True)
+async def hgetall(ctx: RequestContext) -> dict[str, Any]:
+    """Every field of a hash, as an object (empty when the key is absent)."""
+    f = ctx.fields
+    key, category = _logical_path(f), _category(f)
+    entry = await _get_hash(ctx, category, key)
+    if entry is None:
+        return {"found": False, "fields": {}}
+    return {"found": True, "fields": dict(entry.value)}
+
+
+@router.post("/api/whisperer/hdel")
+async def hdel(ctx: RequestContext) -> dict[str, Any]:
+    """Remove one hash field; removing the last one removes the key."""
+    f = ctx.fields
+    key, category, field = _logical_path(f), _category(f), _field(f)
+    try:
+        deleted = await kv_store(ctx.state).hdel(_space(ctx.subject, category), key, field)
+    except WrongTypeError as error:
+        raise _wrong_type(error) from None
+    return {"deleted": deleted}
