@@ -15,6 +15,7 @@ import asyncio
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -48,19 +49,11 @@ class BlobStore(abc.ABC):
     async def delete(self, key: str) -> bool:
         """Remove the blob; ``False`` when it was absent."""
 
-    @abc.abstractmethod
-    async def keys(self) -> list[str]:
-        """Every stored key (used to sweep blobs that no object references)."""
-
-    async def sweep(self, keep: Iterable[str]) -> int:
-        """Remove every blob whose key is not in ``keep``: leftovers of writes whose metadata never
-        committed. Returns how many were removed."""
-        wanted = set(keep)
-        removed = 0
-        for key in await self.keys():
-            if key not in wanted and await self.delete(key):
-                removed += 1
-        return removed
+    async def sweep(self, keep: Iterable[str], *, older_than: float = 600.0) -> int:
+        """Remove blobs that no object references (``keep``) and that were written more than ``older_than``
+        seconds ago: leftovers of writes whose metadata never committed. The age guard spares a write that
+        another process sharing the store is about to commit. Returns how many were removed."""
+        return 0
 
     async def close(self) -> None:
         """Release what the store holds (nothing by default)."""
@@ -85,9 +78,6 @@ class MemoryBlobStore(BlobStore):
     async def delete(self, key: str) -> bool:
         return self._blobs.pop(check_key(key), None) is not None
 
-    async def keys(self) -> list[str]:
-        return list(self._blobs)
-
     async def close(self) -> None:
         self._blobs.clear()
 
@@ -97,7 +87,7 @@ class DirectoryBlobStore(BlobStore):
 
     ``put`` writes a temporary file in the target directory, fsyncs it, renames it over the final name and
     fsyncs the directory, so a crash at any point leaves either no file or the complete one; temporary
-    files left by a crash are removed by :meth:`remove_partials` at start. File work runs in a thread so a
+    files left by a crash are removed by :meth:`sweep` at start. File work runs in a thread so a
     large blob does not stall the event loop.
     """
 
@@ -149,26 +139,25 @@ class DirectoryBlobStore(BlobStore):
     async def delete(self, key: str) -> bool:
         return await asyncio.to_thread(self._delete_sync, key)
 
-    def _keys_sync(self) -> list[str]:
-        return [
-            path.name
-            for path in self.root.glob("*/*")
-            if path.is_file() and not path.name.startswith(".") and KEY_PATTERN.match(path.name)
-        ]
-
-    async def keys(self) -> list[str]:
-        return await asyncio.to_thread(self._keys_sync)
-
-    def _remove_partials_sync(self) -> int:
+    def _sweep_sync(self, keep: set[str], cutoff: float) -> int:
         removed = 0
-        for path in self.root.glob(f"*/.*{_TEMP_SUFFIX}"):
-            path.unlink(missing_ok=True)
-            removed += 1
+        for path in self.root.glob("*/*"):
+            name = path.name
+            try:
+                if path.stat().st_mtime > cutoff:
+                    continue
+                partial = name.startswith(".") and name.endswith(_TEMP_SUFFIX)
+                orphan = KEY_PATTERN.match(name) is not None and name not in keep
+                if partial or orphan:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
         return removed
 
-    async def remove_partials(self) -> int:
-        """Delete temporary files that an interrupted ``put`` left behind; returns how many."""
-        return await asyncio.to_thread(self._remove_partials_sync)
+    async def sweep(self, keep: Iterable[str], *, older_than: float = 600.0) -> int:
+        """Also removes the temporary files of interrupted writes (same age guard)."""
+        return await asyncio.to_thread(self._sweep_sync, set(keep), time.time() - older_than)
 
 
 def _fsync_dir(directory: Path) -> None:
