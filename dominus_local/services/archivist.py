@@ -52,8 +52,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from dominus_local.errors import ApiError, conflict, forbidden, invalid, not_found, too_large
 from dominus_local.routing import Principal, RequestContext, ServiceRouter
@@ -160,13 +159,21 @@ def _url_key(data_dir: Path | None) -> bytes:
     return key
 
 
+def _wall_clock(state: LocalState) -> Clock:
+    """The app's injectable Unix clock when there is one, so tests drive every expiry with one fake clock."""
+    clock: Clock = getattr(state.extras.get("app"), "wall_clock", time.time)
+    return clock
+
+
 @router.on_startup
 async def _start(state: LocalState) -> None:
     blobs = _open_blob_store(state)
     async with state.db.begin() as conn:
         keep = [row.blob_key for row in await conn.execute(select(_o.blob_key))]
     await blobs.sweep(keep)
-    state.extras["archivist"] = Archive(blobs=blobs, url_key=_url_key(state.settings.data_dir))
+    state.extras["archivist"] = Archive(
+        blobs=blobs, url_key=_url_key(state.settings.data_dir), clock=_wall_clock(state)
+    )
 
 
 @router.on_shutdown
@@ -623,25 +630,19 @@ async def fetch(ctx: RequestContext) -> dict[str, Any]:
     }
 
 
-async def serve_blob(request: Request) -> Response:
-    """``GET /archivist/blob/{token}``: the raw bytes of a download URL, unframed; plain-text 404 when the
-    token is invalid or expired, or the object is gone."""
-    state: LocalState = request.app.state.local
-    current = archive(state)
-    object_id = read_download_token(current, request.path_params.get("token", ""))
-    gone = PlainTextResponse("Not found", status_code=404, headers={"Cache-Control": "no-store"})
+@router.get(BLOB_ROUTE, auth="none", safe=True)
+async def serve_blob(ctx: RequestContext) -> Response:
+    """The raw bytes behind a download URL, unframed; a plain-text 404 when the token is invalid or expired,
+    or the object is gone (spec 7.5)."""
+    current = archive(ctx.state)
+    object_id = read_download_token(current, ctx.path("token"))
     if object_id is None:
-        return gone
-    async with state.db.begin() as conn:
+        raise not_found("Download link")
+    async with ctx.state.db.begin() as conn:
         row = await _find(conn, object_id=object_id)
     if row is None:
-        return gone
-    try:
-        data = await _read_verified(current.blobs, row)
-    except ApiError as error:
-        if error.status == 404:
-            return gone
-        return PlainTextResponse("Stored object failed its integrity check", status_code=500)
+        raise not_found("Download link")
+    data = await _read_verified(current.blobs, row)
     disposition = f"attachment; filename*=UTF-8''{quote(row.filename, safe='')}"
     return Response(
         data,

@@ -40,7 +40,8 @@ def kv_store(state: LocalState) -> KVStore:
 
 @router.on_startup
 async def _start(state: LocalState) -> None:
-    store = SqlKVStore(state.db)
+    # The app's injectable Unix clock, when there is one, so tests drive expiry with one fake clock.
+    store = SqlKVStore(state.db, clock=getattr(state.extras.get("app"), "wall_clock", None))
     await store.purge_expired()
     state.extras["whisperer"] = store
 
