@@ -1,0 +1,544 @@
+"""The ``dominus_local`` ASGI application: the services, the framing and the dispatcher.
+
+Every request under ``/api/`` and ``/jwt/`` goes through one pure-ASGI dispatcher that
+
+1. echoes (or creates) ``X-Request-Id`` and answers 503 ``cold_start`` while the server is starting;
+2. finds the endpoint (framed 404 ``not_found`` / 405 ``method_not_allowed`` otherwise);
+3. reads the body within its size limit (413), applies injected faults (spec 7.12) and decodes the base64
+   JSON body (400 ``invalid_body``);
+4. checks the credential for the endpoint's auth kind (spec 5.1, 5.5) and the admin rule (spec 5.9);
+5. applies the idempotency key (spec 6.3), runs the handler and frames its return value as ``data``, or the
+   :class:`~dominus_local.errors.ApiError` it raised as a failure envelope; anything else is a 500
+   ``internal_error`` whose details stay in the server log.
+
+A service joins the app with one line in :data:`ROUTERS`. Routes outside ``/api/`` and ``/jwt/`` (the raw
+download route, ``/metrics``) are not framed: their handlers return a Starlette ``Response``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from dominus_fastapi.core import wire
+from dominus_local import identity
+from dominus_local.errors import ApiError
+from dominus_local.faults import ConnectionDropped, FaultDecision, FaultInjector
+from dominus_local.idempotency import HEADER as IDEMPOTENCY_HEADER
+from dominus_local.idempotency import IdempotencyStore, check_key
+from dominus_local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from dominus_local.metrics import Metrics
+from dominus_local.routing import Endpoint, Principal, RequestContext, ServiceRouter
+from dominus_local.security import Credentials, credentials, load_credentials
+from dominus_local.services import admin, gateway, health, herald, warden
+from dominus_local.settings import LocalSettings
+from dominus_local.state import LocalState
+from dominus_local.stores.database import Database
+
+__all__ = ["ROUTERS", "DominusLocalApp", "create_app"]
+
+logger = logging.getLogger("dominus_local")
+
+ROUTERS: list[ServiceRouter] = [
+    gateway.router,
+    health.router,
+    warden.router,
+    herald.router,
+    admin.router,
+]
+"""Every service of the server; a new service adds its router here."""
+
+FRAMED_PREFIXES = ("/api/", "/jwt/")
+UPLOAD_PATH = "/api/archivist/upload"
+UPLOAD_BODY_FACTOR = 16 / 9
+"""The file is base64 inside JSON, and the JSON is base64 again: 4/3 twice (spec 3.1)."""
+UPLOAD_BODY_SLACK = 1024 * 1024
+UNMATCHED_ROUTE = "<unmatched>"
+_METHODS_WITH_BODY = ("POST", "PUT", "PATCH", "DELETE")
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CREDENTIAL_REFUSED = ("invalid_token", "token_expired", "session_revoked")
+
+
+@dataclass(frozen=True)
+class _Route:
+    endpoint: Endpoint
+    pattern: re.Pattern[str]
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    parts, last = [], 0
+    for match in _PARAM.finditer(template):
+        parts.append(re.escape(template[last : match.start()]))
+        parts.append(f"(?P<{match.group(1)}>[^/]+)")
+        last = match.end()
+    parts.append(re.escape(template[last:]))
+    return re.compile("^" + "".join(parts) + "$")
+
+
+class _Answer:
+    """A finished answer: status, headers and body bytes."""
+
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers or {}
+
+
+def _framed_error(error: ApiError) -> _Answer:
+    body = wire.encode_json(wire.error_envelope(error.message, error.code, error.details))
+    headers = dict(error.headers)
+    if error.status == 401 and "WWW-Authenticate" not in headers:
+        refused = error.code in _CREDENTIAL_REFUSED
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if refused else "Bearer"
+    return _Answer(error.status, body, wire.CONTENT_TYPE, headers)
+
+
+def _plain_error(error: ApiError) -> _Answer:
+    return _Answer(error.status, error.message.encode("utf-8"), "text/plain; charset=utf-8", dict(error.headers))
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        return None
+    return credential
+
+
+def _missing_token() -> ApiError:
+    return ApiError(
+        "missing_token", "An Authorization header 'Bearer <token>' is required", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    if 0 < len(given) <= 200 and all(0x21 <= ord(ch) <= 0x7E for ch in given):
+        return given
+    return str(uuid.uuid4())
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _principal(claims: dict[str, Any], settings: LocalSettings) -> Principal:
+    subject_type = claims.get("subject_type")
+    sub = claims.get("sub")
+    tenant_id = claims.get("tenant_id")
+    roles = claims.get("roles", [])
+    scopes = claims.get("scopes", [])
+    sid = claims.get("sid")
+    ok = (
+        subject_type in ("client", "user")
+        and isinstance(sub, str)
+        and (tenant_id is None or isinstance(tenant_id, str))
+        and isinstance(roles, list)
+        and all(isinstance(r, str) for r in roles)
+        and isinstance(scopes, list)
+        and all(isinstance(s, str) for s in scopes)
+        and (sid is None or isinstance(sid, str))
+    )
+    if not ok:
+        raise ApiError(
+            "invalid_token", "The bearer token's claims are malformed", headers={"WWW-Authenticate": "Bearer"}
+        )
+    project = claims.get("project_slug")
+    environment = claims.get("environment")
+    return Principal(
+        subject_type="user" if subject_type == "user" else "client",
+        sub=str(sub),
+        tenant_id=tenant_id,
+        roles=tuple(roles),
+        scopes=tuple(scopes),
+        sid=sid,
+        project=project if isinstance(project, str) else settings.project_slug,
+        environment=environment if isinstance(environment, str) else settings.environment,
+        claims=claims,
+    )
+
+
+class DominusLocalApp:
+    """The ASGI application of one ``dominus_local`` instance.
+
+    ``state`` is the instance's :class:`~dominus_local.state.LocalState`. ``clock`` (monotonic seconds) drives
+    the cold-start window and injected faults; ``wall_clock`` (Unix seconds) drives token times and
+    idempotency retention. ``routers`` adds services beyond :data:`ROUTERS`.
+    """
+
+    def __init__(
+        self,
+        settings: LocalSettings,
+        *,
+        routers: Sequence[ServiceRouter] = (),
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.state = LocalState(settings, Database(settings.resolved_database_url(), pool_size=settings.db_pool_size))
+        self.routers: list[ServiceRouter] = [*ROUTERS, *routers]
+        self.faults = FaultInjector.from_settings(settings, clock=clock)
+        self.metrics = Metrics()
+        self.idempotency = IdempotencyStore(self.state.db, clock=wall_clock)
+        self.state.extras["faults"] = self.faults
+        self.state.extras["metrics"] = self.metrics
+        self.state.extras["idempotency"] = self.idempotency
+        self.state.extras["app"] = self
+        self._routes: list[_Route] = [
+            _Route(endpoint, _compile(endpoint.path)) for router in self.routers for endpoint in router.endpoints
+        ]
+        self.started_at: float | None = None
+
+    # --- lifespan -------------------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Create the tables, load the keys, ensure the bootstrap client, run the startup hooks, get ready."""
+        settings = self.settings
+        if settings.data_dir is not None:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        creds: Credentials = await anyio.to_thread.run_sync(lambda: load_credentials(settings, clock=self.wall_clock))
+        self.state.extras["security"] = creds
+        await self.state.db.create_all()
+        async with self.state.db.begin() as conn:
+            self.state.extras["bootstrap_client_id"] = await identity.ensure_bootstrap_client(conn, creds.psk)
+        await self.idempotency.purge_expired()
+        for router in self.routers:
+            for hook in router.startup:
+                await hook(self.state)
+        if settings.seed_demo:
+            await _seed_demo(self.state)
+        self.started_at = self.clock()
+        self.state.ready = True
+
+    async def shutdown(self) -> None:
+        """Run the shutdown hooks (last service first) and close the database."""
+        self.state.ready = False
+        try:
+            for router in reversed(self.routers):
+                for hook in router.shutdown:
+                    try:
+                        await hook(self.state)
+                    except Exception:
+                        logger.exception("Shutdown hook of service %s failed", router.service)
+        finally:
+            await self.state.db.dispose()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    logger.exception("dominus_local failed to start")
+                    with contextlib.suppress(Exception):
+                        await self.state.db.dispose()
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # --- HTTP -----------------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    def cold_start_remaining(self) -> float:
+        """Seconds the server still behaves as starting (spec 6.5): not ready, configured window, or faults."""
+        if not self.state.ready or self.started_at is None:
+            return 1.0
+        configured = self.settings.cold_start_seconds - (self.clock() - self.started_at)
+        return max(0.0, configured, self.faults.cold_start_remaining())
+
+    def _match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]]:
+        allowed: list[str] = []
+        for route in self._routes:
+            found = route.pattern.match(path)
+            if found is None:
+                continue
+            if route.endpoint.method == method:
+                return route.endpoint, found.groupdict()
+            allowed.append(route.endpoint.method)
+        if allowed:
+            raise ApiError(
+                "method_not_allowed",
+                f"Method {method} is not allowed here; use {', '.join(sorted(set(allowed)))}",
+                headers={"Allow": ", ".join(sorted(set(allowed)))},
+            )
+        raise ApiError("not_found", f"No route for {path}")
+
+    def _body_limit(self, path: str) -> int:
+        if path == UPLOAD_PATH:
+            upload = math.ceil(self.settings.upload_max_bytes * UPLOAD_BODY_FACTOR) + UPLOAD_BODY_SLACK
+            return max(self.settings.max_body_bytes, upload)
+        return self.settings.max_body_bytes
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request = Request(scope)
+        path: str = scope["path"]
+        method: str = scope["method"].upper()
+        request_id = _request_id(request)
+        if path == "/metrics":
+            await self._metrics(method, request_id, send)
+            return
+        framed = path.startswith(FRAMED_PREFIXES)
+        route = UNMATCHED_ROUTE
+        decision = FaultDecision()
+        answer: _Answer | None = None
+        raw: Response | None = None
+        try:
+            try:
+                remaining = self.cold_start_remaining()
+                if remaining > 0 and framed and not (path == "/api/admin/faults" and self.state.ready):
+                    raise self._cold_start_error(path, remaining)
+                endpoint, params = self._match(method, path)
+                route = endpoint.path
+                limit = self._body_limit(path)
+                declared = request.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise _BodyTooLarge
+                raw_body = await _read_body(receive, limit)
+                decision = self.faults.decide(path)
+                if decision.latency_ms > 0:
+                    await self.faults.sleep(decision.latency_ms / 1000)
+                if decision.error_status is not None:
+                    status = decision.error_status
+                    headers = {"Retry-After": "1"} if status in (429, 503) else {}
+                    raise ApiError(
+                        wire.STATUS_CODE[status],
+                        "Injected fault: the request was not run",
+                        status=status,
+                        headers=headers,
+                    )
+                body: dict[str, Any] = {}
+                if method in _METHODS_WITH_BODY:
+                    try:
+                        body = wire.decode_body(raw_body)
+                    except wire.FramingError as exc:
+                        raise ApiError("invalid_body", f"The request body is invalid: {exc}") from None
+                answer, raw = await self._dispatch(endpoint, request, params, body, request_id, framed)
+            except _BodyTooLarge:
+                limit = self._body_limit(path)
+                raise ApiError(
+                    "payload_too_large",
+                    f"The request body is larger than the limit of {limit} bytes",
+                    details={"limit": limit},
+                ) from None
+        except _ClientGone:
+            return
+        except ApiError as error:
+            answer = _framed_error(error) if framed else _plain_error(error)
+        except Exception:
+            logger.exception("Unhandled error in %s %s (request %s)", method, route, request_id)
+            failure = ApiError("internal_error", "The server failed to handle the request")
+            answer = _framed_error(failure) if framed else _plain_error(failure)
+        status = raw.status_code if raw is not None else answer.status if answer is not None else 500
+        self.metrics.observe_request(method, route, status, time.perf_counter() - started)
+        if raw is not None:
+            raw.headers["X-Request-Id"] = request_id
+            await raw(scope, receive, send)
+            return
+        assert answer is not None
+        head = [
+            (b"content-type", answer.content_type.encode()),
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        if framed:
+            head.append((b"cache-control", b"no-store"))
+        head += [(name.lower().encode(), value.encode("latin-1")) for name, value in answer.headers.items()]
+        await send({"type": "http.response.start", "status": answer.status, "headers": head})
+        if decision.drop:
+            # The request ran; now break the connection: the head promises a body that never comes.
+            raise ConnectionDropped(f"injected connection drop after {method} {path}")
+        await send({"type": "http.response.body", "body": answer.body})
+
+    def _cold_start_error(self, path: str, remaining: float) -> ApiError:
+        details: dict[str, Any] = {}
+        if path == "/api/health":
+            details = health.starting_document(self.state)
+        return ApiError(
+            "cold_start",
+            "The server is starting; retry shortly",
+            details=details,
+            headers={"Retry-After": str(max(1, math.ceil(remaining)))},
+        )
+
+    async def _authenticate(self, endpoint: Endpoint, request: Request) -> tuple[Principal | None, str | None]:
+        if endpoint.auth == "none":
+            return None, None
+        credential = _bearer(request)
+        if credential is None:
+            raise _missing_token()
+        if endpoint.auth == "psk":
+            return None, credential
+        claims = credentials(self.state).signer.verify_token(credential)
+        principal = _principal(claims, self.settings)
+        async with self.state.db.begin() as conn:
+            if not await identity.subject_is_active(conn, principal.subject_type, principal.sub):
+                raise ApiError(
+                    "invalid_token",
+                    "The bearer token's subject no longer exists or is not active",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+            if principal.sid is not None and not await identity.session_is_active(conn, principal.sid):
+                raise ApiError(
+                    "session_revoked",
+                    "The bearer token's session has ended",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+        if endpoint.auth == "service" and principal.is_session:
+            raise ApiError("forbidden", "This endpoint takes a service token, not a session token")
+        if endpoint.auth == "user" and not principal.is_session:
+            raise ApiError("forbidden", "This endpoint takes a session token, not a service token")
+        if endpoint.admin and not principal.is_admin:
+            raise ApiError("forbidden", "This endpoint is for administrators only")
+        return principal, None
+
+    async def _dispatch(
+        self,
+        endpoint: Endpoint,
+        request: Request,
+        params: dict[str, str],
+        body: dict[str, Any],
+        request_id: str,
+        framed: bool,
+    ) -> tuple[_Answer | None, Response | None]:
+        principal, psk = await self._authenticate(endpoint, request)
+        ctx = RequestContext(
+            request=request,
+            body=body,
+            path_params=params,
+            state=self.state,
+            request_id=request_id,
+            principal=principal,
+            psk=psk,
+        )
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        use_key = key is not None and principal is not None and endpoint.replay and endpoint.method != "GET"
+        if not use_key or key is None or principal is None:
+            return await self._run(endpoint, ctx, framed)
+        check_key(key)
+        subject = (principal.subject_type, principal.sub, key)
+        replay = await self.idempotency.claim(*subject, wire.fingerprint(endpoint.method, request.url.path, body))
+        if replay is not None:
+            return _Answer(replay.status, replay.body, wire.CONTENT_TYPE, {"Idempotent-Replayed": "true"}), None
+        try:
+            answer, raw = await self._run(endpoint, ctx, framed)
+        except ApiError as error:
+            # Spec 6.3 keeps every answer below 500 (a 4xx changed nothing); finish() forgets a 5xx.
+            failed = _framed_error(error)
+            await self.idempotency.finish(*subject, failed.status, failed.body)
+            raise
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.idempotency.forget(*subject)
+            raise
+        if answer is not None:
+            await self.idempotency.finish(*subject, answer.status, answer.body)
+        else:
+            await self.idempotency.forget(*subject)
+        return answer, raw
+
+    async def _run(
+        self, endpoint: Endpoint, ctx: RequestContext, framed: bool
+    ) -> tuple[_Answer | None, Response | None]:
+        data = await endpoint.handler(ctx)
+        if isinstance(data, Response):
+            return None, data
+        if not framed:
+            raise RuntimeError(f"handler of unframed route {endpoint.path} must return a Response")
+        return _Answer(200, wire.encode_json(wire.success_envelope(data)), wire.CONTENT_TYPE), None
+
+    async def _metrics(self, method: str, request_id: str, send: Send) -> None:
+        if not self.settings.metrics_enabled:
+            status, body, content_type = 404, b"Not Found", "text/plain; charset=utf-8"
+        elif method not in ("GET", "HEAD"):
+            status, body, content_type = 405, b"Method Not Allowed", "text/plain; charset=utf-8"
+        else:
+            status, body, content_type = 200, self.metrics.render().encode(), METRICS_CONTENT_TYPE
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body if method != "HEAD" else b""})
+
+
+async def _seed_demo(state: LocalState) -> None:
+    """Load the demo data through ``dominus_local.seed.seed_demo(state)``."""
+    try:
+        seed = importlib.import_module("dominus_local.seed")
+    except ModuleNotFoundError as exc:
+        if exc.name != "dominus_local.seed":
+            raise
+        raise RuntimeError("seed_demo is set, but this build has no dominus_local.seed module") from None
+    await seed.seed_demo(state)
+
+
+def create_app(
+    settings: LocalSettings | None = None,
+    *,
+    routers: Iterable[ServiceRouter] = (),
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+) -> DominusLocalApp:
+    """Build the ASGI app of a ``dominus_local`` instance (its lifespan starts it).
+
+    ``settings`` defaults to :class:`LocalSettings` read from the environment. ``routers`` adds services
+    (tests use it for probe endpoints); the clocks are injectable for tests.
+    """
+    return DominusLocalApp(settings or LocalSettings(), routers=tuple(routers), clock=clock, wall_clock=wall_clock)
