@@ -1,1 +1,63 @@
-"""dominus_fastapi: the async, FastAPI-first SDK for the Dominus platform."""
+"""dominus_fastapi: the async, FastAPI-first SDK for the Dominus platform.
+
+``from dominus_fastapi import dominus`` gives a default client configured from the environment, created on
+first access (not at import time). Applications that want explicit control create ``Dominus(...)`` and close
+it with ``await client.aclose()`` or ``async with``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dominus_fastapi.core.client import Dominus, DominusUserView
+from dominus_fastapi.core.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    CircuitOpenError,
+    ConflictError,
+    DominusConnectionError,
+    DominusError,
+    DominusTimeoutError,
+    NotFoundError,
+    RateLimitError,
+    SecureTableError,
+    ServiceError,
+    ValidationError,
+)
+from dominus_fastapi.core.namespaces.base import UNSET
+from dominus_fastapi.core.settings import VERSION, DominusSettings
+
+__version__ = VERSION
+
+__all__ = [
+    "UNSET",
+    "AuthenticationError",
+    "AuthorizationError",
+    "CircuitOpenError",
+    "ConflictError",
+    "Dominus",
+    "DominusConnectionError",
+    "DominusError",
+    "DominusSettings",
+    "DominusTimeoutError",
+    "DominusUserView",
+    "NotFoundError",
+    "RateLimitError",
+    "SecureTableError",
+    "ServiceError",
+    "ValidationError",
+    "__version__",
+    "dominus",
+]
+
+_default_client: Dominus | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``dominus``: the default client, created from the environment on first access."""
+    global _default_client
+    if name == "dominus":
+        if _default_client is None or _default_client.closed:
+            _default_client = Dominus()
+        return _default_client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

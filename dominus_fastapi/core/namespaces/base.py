@@ -34,6 +34,11 @@ class Requester(Protocol):
     ``replay=False`` marks the endpoints exempt from idempotency keys (spec 6.3). ``user_token`` replaces
     the service token as the Bearer credential. ``transfer`` selects the transfer timeout. The return value
     is the envelope's ``data``.
+
+    ``keep_service_token=True`` makes a user view (``client.as_user(token)``) send the service token anyway:
+    the Portal methods that act for someone without a session yet (login, login_client,
+    request_password_reset, confirm_password_reset, register, verify_email, resend_verification,
+    accept_invitation; spec 5.7) pass it. It changes nothing on the client itself.
     """
 
     async def request(
@@ -52,6 +57,7 @@ class Requester(Protocol):
         idempotency_key: str | None = None,
         user_token: str | None = None,
         transfer: bool = False,
+        keep_service_token: bool = False,
     ) -> Any: ...
 
 

@@ -1,9 +1,305 @@
-"""Herald structured logs (spec 7.8)."""
+"""Herald structured logs (spec 7.8).
+
+The logging methods never raise: a failure writes one JSON line to stderr and returns ``False``, so an outage
+of the log service never takes the application down with it.
+"""
 
 from __future__ import annotations
 
+import builtins
+import json
+import sys
+import types
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from dominus_fastapi.core.errors import DominusError, ValidationError
 from dominus_fastapi.core.namespaces.base import Namespace
+
+LOG_PATH = "/api/herald/log"
+QUERY_PATH = "/api/herald/query"
+BATCH_PATH = "/api/herald/batch"
+LEVELS = ("debug", "info", "notice", "warn", "error", "critical")
+BATCH_SIZE = 100
+QUERY_LIMIT_MAX = 1000
+
+_PATH_PREFIXES = ("/app/", "/home/", "/Users/", "C:\\")
+_SKIP_MODULES = ("asyncio", __name__)
+
+
+def _utc_now() -> str:
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _timestamp(value: datetime | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def short_path(path: str) -> str:
+    """Drop one leading ``/app/``, ``/home/``, ``/Users/`` or ``C:\\`` and keep the last three components."""
+    for prefix in _PATH_PREFIXES:
+        if path.startswith(prefix):
+            path = path[len(prefix) :]
+            break
+    parts = [p for p in path.replace("\\", "/").split("/") if p]
+    return "/".join(parts[-3:])
+
+
+def caller_location(frame: types.FrameType | None) -> tuple[str | None, str | None]:
+    """``(file, function)`` of the first frame outside this module and asyncio (the caller's code)."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not any(module == skip or module.startswith(skip + ".") for skip in _SKIP_MODULES):
+            return short_path(frame.f_code.co_filename), frame.f_code.co_name
+        frame = frame.f_back
+    return None, None
+
+
+def write_fallback(level: str, message: str, context: Mapping[str, Any] | None = None) -> None:
+    """One JSON line on stderr for a log entry that could not be stored."""
+    line: dict[str, Any] = {"dt": _utc_now(), "level": level.upper(), "message": message, "_fallback": True}
+    if context:
+        line["context"] = dict(context)
+    try:
+        sys.stderr.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
+        sys.stderr.flush()
+    except Exception:  # noqa: S110 - the last resort of a logger that must never raise
+        pass
 
 
 class LogsNamespace(Namespace):
     """Herald structured logs (spec 7.8)."""
+
+    async def _log(
+        self,
+        level: str,
+        message: str,
+        context: Mapping[str, Any] | None,
+        category: str | None,
+        exception: BaseException | None,
+        timeout: float | None,
+        max_retries: int | None,
+        idempotency_key: str | None,
+    ) -> bool:
+        ctx: dict[str, Any] | None = dict(context) if context is not None else None
+        try:
+            if exception is not None:
+                ctx = ctx or {}
+                ctx["exception"] = {"type": type(exception).__name__, "message": str(exception)}
+            file, function = caller_location(sys._getframe(1))
+            body: dict[str, Any] = {"level": level, "message": message}
+            if ctx is not None:
+                body["context"] = ctx
+            if category is not None:
+                body["category"] = category
+            if file is not None:
+                body["file"] = file
+            if function is not None:
+                body["function"] = function
+            data = await self._client.request(
+                "POST",
+                LOG_PATH,
+                body=body,
+                timeout=timeout,
+                max_retries=max_retries,
+                idempotency_key=idempotency_key,
+            )
+            return bool(data.get("stored")) if isinstance(data, Mapping) else False
+        except Exception:
+            write_fallback(level, message, ctx)
+            return False
+
+    async def debug(
+        self,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+        category: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        """Store a ``debug`` entry; ``True`` when stored, ``False`` (and a stderr line) on any failure."""
+        return await self._log("debug", message, context, category, None, timeout, max_retries, idempotency_key)
+
+    async def info(
+        self,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+        category: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        """Store an ``info`` entry; never raises (see :meth:`debug`)."""
+        return await self._log("info", message, context, category, None, timeout, max_retries, idempotency_key)
+
+    async def notice(
+        self,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+        category: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        """Store a ``notice`` entry; never raises (see :meth:`debug`)."""
+        return await self._log("notice", message, context, category, None, timeout, max_retries, idempotency_key)
+
+    async def warn(
+        self,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+        category: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        """Store a ``warn`` entry; never raises (see :meth:`debug`)."""
+        return await self._log("warn", message, context, category, None, timeout, max_retries, idempotency_key)
+
+    async def error(
+        self,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+        category: str | None = None,
+        exception: BaseException | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        """Store an ``error`` entry, with ``context.exception = {type, message}`` when ``exception`` is given;
+        never raises (see :meth:`debug`)."""
+        return await self._log("error", message, context, category, exception, timeout, max_retries, idempotency_key)
+
+    async def critical(
+        self,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+        category: str | None = None,
+        exception: BaseException | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        """Store a ``critical`` entry (same arguments as :meth:`error`); never raises."""
+        return await self._log("critical", message, context, category, exception, timeout, max_retries, idempotency_key)
+
+    async def query(
+        self,
+        level: str | None = None,
+        category: str | None = None,
+        start_time: datetime | str | None = None,
+        end_time: datetime | str | None = None,
+        file: str | None = None,
+        function: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        project: str | None = None,
+        environment: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Entries newest first; ``level`` is a minimum severity, ``start_time`` inclusive, ``end_time``
+        exclusive, ``search`` a case-insensitive substring of the message.
+
+        A bad ``limit`` (outside 1..1000) or ``level`` raises :class:`ValidationError` before sending; any
+        failure of the request itself returns ``[]``.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= QUERY_LIMIT_MAX:
+            raise ValidationError(
+                f"limit must be an integer from 1 to {QUERY_LIMIT_MAX}",
+                details={"field": "limit", "reason": f"between 1 and {QUERY_LIMIT_MAX}"},
+                endpoint=QUERY_PATH,
+            )
+        if level is not None and level not in LEVELS:
+            raise ValidationError(
+                f"level must be one of {', '.join(LEVELS)}",
+                details={"field": "level", "reason": "unknown level"},
+                endpoint=QUERY_PATH,
+            )
+        fields = {
+            "level": level,
+            "category": category,
+            "start_time": _timestamp(start_time),
+            "end_time": _timestamp(end_time),
+            "file": file,
+            "function": function,
+            "search": search,
+            "project": project,
+            "environment": environment,
+        }
+        body: dict[str, Any] = {"limit": limit, **{k: v for k, v in fields.items() if v is not None}}
+        try:
+            data = await self._client.request(
+                "POST", QUERY_PATH, body=body, safe=True, timeout=timeout, max_retries=max_retries
+            )
+        except DominusError:
+            return []
+        logs = data.get("logs") if isinstance(data, Mapping) else None
+        return builtins.list(logs) if isinstance(logs, builtins.list) else []
+
+    async def batch(
+        self,
+        events: Iterable[Mapping[str, Any]],
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Store many events, in requests of 100; ``{total, stored, failed, errors}`` added up.
+
+        Each ``errors`` entry's ``index`` counts over the whole list. A request that fails counts all of its
+        events as failed and writes them as fallback lines; this method never raises. With
+        ``idempotency_key=K`` the n-th request carries ``K:n``.
+        """
+        items = builtins.list(events)
+        result: dict[str, Any] = {"total": 0, "stored": 0, "failed": 0, "errors": []}
+        for number, start in enumerate(range(0, len(items), BATCH_SIZE), start=1):
+            chunk = items[start : start + BATCH_SIZE]
+            try:
+                data = await self._client.request(
+                    "POST",
+                    BATCH_PATH,
+                    body={"events": [dict(e) for e in chunk]},
+                    timeout=timeout,
+                    max_retries=max_retries,
+                    idempotency_key=None if idempotency_key is None else f"{idempotency_key}:{number}",
+                )
+                if not isinstance(data, Mapping):
+                    raise DominusError("the batch answer is not an object", endpoint=BATCH_PATH)
+                result["total"] += int(data.get("total", len(chunk)))
+                result["stored"] += int(data.get("stored", 0))
+                result["failed"] += int(data.get("failed", 0))
+                for error in data.get("errors") or []:
+                    entry = dict(error)
+                    if isinstance(entry.get("index"), int):
+                        entry["index"] += start
+                    result["errors"].append(entry)
+            except Exception as exc:
+                code = exc.code if isinstance(exc, DominusError) else None
+                result["total"] += len(chunk)
+                result["failed"] += len(chunk)
+                for offset, event in enumerate(chunk):
+                    result["errors"].append({"index": start + offset, "code": code, "error": str(exc)})
+                    try:
+                        level = str(event.get("level", "info"))
+                        message = str(event.get("message", ""))
+                        context = event.get("context") if isinstance(event.get("context"), Mapping) else None
+                    except Exception:
+                        level, message, context = "info", repr(event), None
+                    write_fallback(level, message, context)
+        return result

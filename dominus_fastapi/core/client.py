@@ -1,0 +1,331 @@
+"""The ``Dominus`` client: namespaces, root shortcuts, user views and the lifecycle of its one pool."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from pydantic import SecretStr
+
+from dominus_fastapi.core.namespaces.base import AuthKind, Host
+from dominus_fastapi.core.settings import DominusSettings
+from dominus_fastapi.core.tokens import verify_token
+from dominus_fastapi.core.transport import MINT_PATH, Transport
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from dominus_fastapi.core.namespaces.admin import AdminNamespace
+    from dominus_fastapi.core.namespaces.auth import AuthNamespace
+    from dominus_fastapi.core.namespaces.courier import CourierNamespace
+    from dominus_fastapi.core.namespaces.db import DbNamespace, OpenNamespace, SecureNamespace
+    from dominus_fastapi.core.namespaces.ddl import DdlNamespace
+    from dominus_fastapi.core.namespaces.files import FilesNamespace
+    from dominus_fastapi.core.namespaces.health import HealthNamespace
+    from dominus_fastapi.core.namespaces.logs import LogsNamespace
+    from dominus_fastapi.core.namespaces.portal import PortalNamespace
+    from dominus_fastapi.core.namespaces.redis import RedisNamespace
+    from dominus_fastapi.core.namespaces.secrets import SecretsNamespace
+
+
+class _ClientBase:
+    """Namespaces and root methods, shared by :class:`Dominus` and its user views."""
+
+    _transport: Transport
+    _bearer: str | None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        auth: AuthKind = "service",
+        host: Host = "orchestrator",
+        safe: bool = False,
+        replay: bool = True,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+        user_token: str | None = None,
+        transfer: bool = False,
+        keep_service_token: bool = False,
+    ) -> Any:
+        """Send one call through the pipeline and return the envelope's ``data`` (see ``Requester``).
+
+        The Bearer credential is, in order: ``user_token`` when given; this view's user token (unless
+        ``keep_service_token``); else the service token. Endpoints with auth ``none`` or ``psk`` are unchanged.
+        """
+        bearer = user_token
+        if bearer is None and not keep_service_token:
+            bearer = self._bearer
+        return await self._transport.request(
+            method,
+            path,
+            body=body,
+            params=params,
+            auth=auth,
+            host=host,
+            safe=safe,
+            replay=replay,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+            bearer=bearer if auth in ("service", "user", "service_or_user") else None,
+            transfer=transfer,
+        )
+
+    # -- namespaces --
+
+    @functools.cached_property
+    def secrets(self) -> SecretsNamespace:
+        from dominus_fastapi.core.namespaces.secrets import SecretsNamespace
+
+        return SecretsNamespace(self)
+
+    @functools.cached_property
+    def db(self) -> DbNamespace:
+        from dominus_fastapi.core.namespaces.db import DbNamespace
+
+        return DbNamespace(self)
+
+    @functools.cached_property
+    def secure(self) -> SecureNamespace:
+        from dominus_fastapi.core.namespaces.db import SecureNamespace
+
+        return SecureNamespace(self)
+
+    @property
+    def db_secure(self) -> SecureNamespace:
+        """Alias of :attr:`secure` (the reference SDK's name)."""
+        return self.secure
+
+    @functools.cached_property
+    def open(self) -> OpenNamespace:
+        from dominus_fastapi.core.namespaces.db import OpenNamespace
+
+        return OpenNamespace(self)
+
+    @functools.cached_property
+    def redis(self) -> RedisNamespace:
+        from dominus_fastapi.core.namespaces.redis import RedisNamespace
+
+        return RedisNamespace(self)
+
+    @functools.cached_property
+    def files(self) -> FilesNamespace:
+        from dominus_fastapi.core.namespaces.files import FilesNamespace
+
+        return FilesNamespace(self)
+
+    @functools.cached_property
+    def auth(self) -> AuthNamespace:
+        from dominus_fastapi.core.namespaces.auth import AuthNamespace
+
+        return AuthNamespace(self)
+
+    @functools.cached_property
+    def ddl(self) -> DdlNamespace:
+        from dominus_fastapi.core.namespaces.ddl import DdlNamespace
+
+        return DdlNamespace(self)
+
+    @functools.cached_property
+    def logs(self) -> LogsNamespace:
+        from dominus_fastapi.core.namespaces.logs import LogsNamespace
+
+        return LogsNamespace(self)
+
+    @functools.cached_property
+    def portal(self) -> PortalNamespace:
+        from dominus_fastapi.core.namespaces.portal import PortalNamespace
+
+        return PortalNamespace(self)
+
+    @functools.cached_property
+    def courier(self) -> CourierNamespace:
+        from dominus_fastapi.core.namespaces.courier import CourierNamespace
+
+        return CourierNamespace(self)
+
+    @functools.cached_property
+    def health(self) -> HealthNamespace:
+        from dominus_fastapi.core.namespaces.health import HealthNamespace
+
+        return HealthNamespace(self)
+
+    @functools.cached_property
+    def admin(self) -> AdminNamespace:
+        from dominus_fastapi.core.namespaces.admin import AdminNamespace
+
+        return AdminNamespace(self)
+
+    # -- root shortcuts --
+
+    async def get(self, key: str, *, timeout: float | None = None, max_retries: int | None = None) -> Any:
+        """The value of secret ``key`` (Warden); :class:`NotFoundError` when it is missing."""
+        return await self.secrets.get(key, timeout=timeout, max_retries=max_retries)
+
+    async def upsert(
+        self,
+        key: str,
+        value: Any,
+        comment: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Create or update secret ``key``; the record (without value) plus ``"operation"`` (spec 7.2)."""
+        return await self.secrets.upsert(
+            key, value, comment, timeout=timeout, max_retries=max_retries, idempotency_key=idempotency_key
+        )
+
+    async def get_public_key(self, *, timeout: float | None = None, max_retries: int | None = None) -> Any:
+        """The gateway's key set, ``{"keys": [JWK, ...]}`` (``GET {gateway}/jwt/jwks``)."""
+        return await self.request(
+            "GET", "/jwt/jwks", auth="none", host="gateway", safe=True, timeout=timeout, max_retries=max_retries
+        )
+
+    async def validate_jwt(
+        self,
+        token: str,
+        *,
+        audience: str | Sequence[str] | None = None,
+        leeway: float = 0,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> dict[str, Any]:
+        """Check ``token`` locally against the cached key set (spec 5.10) and return its claims.
+
+        Raises :class:`AuthenticationError` (code ``token_expired`` or ``invalid_token``). ``timeout`` and
+        ``max_retries`` are accepted for uniformity; the key-set fetch uses its own 10 s timeout.
+        """
+        del timeout, max_retries
+        transport = self._transport
+        return await verify_token(
+            token, transport.jwks, audience=audience, leeway=leeway, clock=lambda: transport.wall_clock()
+        )
+
+    async def mint_jwt(
+        self,
+        user_id: str,
+        scope: str | Sequence[str] | None = None,
+        expires_in: int = 900,
+        system: str = "user",
+        tenant_id: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Any:
+        """Mint a session token for ``user_id`` (``auth.mint`` at the gateway, admin only; spec 5.7, 7.1).
+
+        ``scope`` and ``tenant_id`` are sent only when given. Exempt from idempotency keys: a lost answer
+        is not replayed, because it carries a credential.
+        """
+        params: dict[str, Any] = {"user_id": user_id, "system": system, "expires_in": expires_in}
+        if scope is not None:
+            params["scope"] = list(scope) if not isinstance(scope, str) else scope
+        if tenant_id is not None:
+            params["tenant_id"] = tenant_id
+        return await self.request(
+            "POST",
+            MINT_PATH,
+            body={"method": "auth.mint", "params": params},
+            auth="psk",
+            host="gateway",
+            safe=False,
+            replay=False,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    def as_user(self, token: str) -> DominusUserView:
+        """A view that sends ``token`` instead of the service token; it shares this client's pool, breakers
+        and caches, never mints or refreshes for ``token``, and never closes the pool."""
+        if not isinstance(token, str) or not token:
+            raise ValueError("as_user() needs a non-empty token")
+        return DominusUserView(self._transport, token)
+
+
+class Dominus(_ClientBase):
+    """Async client of the Dominus platform (or an embedded ``dominus_local``).
+
+    ``token`` is the project's PSK (``DOMINUS_TOKEN``). ``base_url``/``gateway_url`` follow spec 2.2 (an
+    ``embedded:`` base URL runs the server in-process, spec 2.3). Arguments win over ``settings``, which win
+    over the environment, read now. The client owns exactly one pooled ``httpx.AsyncClient`` (or uses
+    ``http_client``, which it then does not close); close it with ``await client.aclose()`` or
+    ``async with``.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        base_url: str | None = None,
+        gateway_url: str | None = None,
+        *,
+        settings: DominusSettings | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if max_retries is not None and max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {max_retries!r}")
+        overrides: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("token", token),
+                ("base_url", base_url),
+                ("gateway_url", gateway_url),
+                ("timeout", timeout),
+                ("max_retries", max_retries),
+            )
+            if value is not None
+        }
+        if settings is None:
+            settings = DominusSettings(**overrides)
+        elif overrides:
+            if "token" in overrides:
+                overrides["token"] = SecretStr(overrides["token"])
+            settings = settings.model_copy(update=overrides)
+        self.settings = settings
+        self._transport = Transport(settings, http_client=http_client)
+        self._bearer = None
+
+    @property
+    def closed(self) -> bool:
+        return self._transport.closed
+
+    async def aclose(self) -> None:
+        """Close the connection pool and stop the embedded instance, if any. Safe to call twice."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        hosts = self._transport.hosts
+        psk = "set" if self.settings.token is not None else "unset"
+        return f"Dominus(base_url={hosts.base_url!r}, gateway_url={hosts.gateway_url!r}, psk={psk})"
+
+
+class DominusUserView(_ClientBase):
+    """``client.as_user(token)``: the client's namespaces and root methods, acting as ``token``'s subject."""
+
+    def __init__(self, transport: Transport, token: str) -> None:
+        self._transport = transport
+        self._bearer = token
+
+    def __repr__(self) -> str:
+        return f"DominusUserView(base_url={self._transport.hosts.base_url!r})"

@@ -1,0 +1,665 @@
+"""The request pipeline: one pooled ``httpx.AsyncClient`` per client, framing, credentials, retries, breaker.
+
+A :class:`Transport` is owned by one ``Dominus`` object and shared by its user views. It holds everything that
+must exist once per client: the HTTP pool, the circuit breakers, the cold-start windows, the service-token
+cache, the key-set cache and (in embedded mode) the in-process ``dominus_local`` instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from dominus_fastapi.core import wire
+from dominus_fastapi.core.errors import (
+    AuthenticationError,
+    DominusConnectionError,
+    DominusError,
+    DominusTimeoutError,
+    ValidationError,
+    error_from_response,
+)
+from dominus_fastapi.core.resilience import (
+    BREAKER_FAILURE_STATUSES,
+    RETRYABLE_STATUSES,
+    CircuitBreaker,
+    ColdStartWindow,
+    RetryPolicy,
+    parse_retry_after,
+    retry_wait,
+)
+from dominus_fastapi.core.settings import (
+    HEALTH_TIMEOUT,
+    JWKS_TIMEOUT,
+    MINT_TIMEOUT,
+    POOL_KEEPALIVE_EXPIRY,
+    POOL_MAX_CONNECTIONS,
+    POOL_MAX_KEEPALIVE,
+    USER_AGENT,
+    DominusSettings,
+    ResolvedHosts,
+)
+from dominus_fastapi.core.tokens import JwksCache, ServiceTokenCache
+
+if TYPE_CHECKING:
+    from dominus_local.embedded import EmbeddedInstance
+
+Host = Literal["orchestrator", "gateway"]
+Credential = Literal["none", "psk", "service", "bearer"]
+
+EMBEDDED_ORIGIN = "http://dominus.embedded"
+"""The origin used for requests to the in-process instance (never resolved: no sockets are involved)."""
+
+MINT_PATH = "/jwt/mint"
+JWKS_PATH = "/jwt/jwks"
+HEALTH_PATH = "/api/health"
+
+_PRE_SEND_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+"""Transport failures that guarantee the request never left the client (spec 6.2)."""
+
+_RAW_MESSAGE_LIMIT = 500
+
+
+# --- Embedded mode --------------------------------------------------------------------------------------------
+
+
+class DropAwareASGITransport(httpx.ASGITransport):
+    """``ASGITransport`` whose app exceptions look like a connection closed without an answer.
+
+    ``dominus_local`` simulates a dropped connection (fault ``drop_after_read``) by raising out of the app;
+    an HTTP server would close the socket, so the client sees :class:`httpx.RemoteProtocolError`.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except Exception as exc:
+            raise httpx.RemoteProtocolError(
+                "the embedded server closed the connection without an answer", request=request
+            ) from exc
+
+
+class EmbeddedTransport(httpx.AsyncBaseTransport):
+    """Runs ``dominus_local`` in this process: acquired on first use, released when the client closes.
+
+    ``dominus_local`` is imported only here, and only when an ``embedded:`` URL is used. Per-attempt timeouts
+    apply as on the network (the ASGI transport itself has none).
+    """
+
+    def __init__(self, data_dir: str | None, psk: str | None) -> None:
+        self._data_dir = data_dir
+        self._psk = psk
+        self._instance: EmbeddedInstance | None = None
+        self._inner: DropAwareASGITransport | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def start(self) -> EmbeddedInstance:
+        """The running instance, started (and its lifespan run) on the first call."""
+        if self._instance is not None:
+            return self._instance
+        async with self._lock:
+            if self._instance is None:
+                if self._closed:
+                    raise DominusConnectionError("the client is closed")
+                from dominus_local import embedded
+
+                instance = await embedded.acquire(self._data_dir, self._psk)
+                self._inner = DropAwareASGITransport(app=instance.app)
+                self._instance = instance
+        return self._instance
+
+    @property
+    def instance(self) -> EmbeddedInstance | None:
+        return self._instance
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self.start()
+        assert self._inner is not None
+        timeouts = request.extensions.get("timeout") or {}
+        limit = timeouts.get("read")
+        try:
+            if limit is None:
+                return await self._inner.handle_async_request(request)
+            return await asyncio.wait_for(self._inner.handle_async_request(request), timeout=limit)
+        except asyncio.TimeoutError as exc:
+            raise httpx.ReadTimeout("the embedded server did not answer in time", request=request) from exc
+
+    async def aclose(self) -> None:
+        self._closed = True
+        instance, self._instance, self._inner = self._instance, None, None
+        if instance is not None:
+            from dominus_local import embedded
+
+            await embedded.release(instance)
+
+
+# --- Helpers -------------------------------------------------------------------------------------------------
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def encode_query(params: Mapping[str, Any] | None) -> str:
+    """A percent-encoded query string (spec 3.1): booleans as ``true``/``false``, lists comma-joined,
+    ``None`` left out."""
+    if not params:
+        return ""
+    pairs: list[str] = []
+    for name, value in params.items():
+        if value is None or repr(value) == "UNSET":
+            continue
+        if isinstance(value, list | tuple | set | frozenset):
+            text = ",".join(quote(_query_value(item), safe="") for item in value)
+        else:
+            text = quote(_query_value(value), safe="")
+        pairs.append(f"{quote(str(name), safe='')}={text}")
+    return "&".join(pairs)
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds and ``Z`` (naive datetimes are taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def check_idempotency_key(key: str) -> None:
+    """A key is 1 to 255 printable ASCII characters (spec 6.3)."""
+    if not isinstance(key, str) or not 1 <= len(key) <= 255 or not all(32 <= ord(c) < 127 for c in key):
+        raise ValidationError(
+            "idempotency_key must be 1 to 255 printable ASCII characters",
+            details={"field": "idempotency_key", "reason": "1 to 255 printable ASCII characters"},
+        )
+
+
+def _proxy_mounts(settings: DominusSettings) -> dict[str, httpx.AsyncBaseTransport | None]:
+    """Proxy transports per scheme, and ``NO_PROXY`` exceptions (curl's syntax, as httpx reads it)."""
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+    limits = _limits()
+    for scheme, proxy in (("http", settings.http_proxy), ("https", settings.https_proxy)):
+        if proxy:
+            url = proxy if "://" in proxy else f"http://{proxy}"
+            mounts[f"{scheme}://"] = httpx.AsyncHTTPTransport(proxy=url, limits=limits, http1=True, http2=False)
+    if not mounts or not settings.no_proxy:
+        return mounts
+    for entry in (part.strip() for part in settings.no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return {}
+        if "://" in entry:
+            mounts[entry] = None
+            continue
+        host = entry
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            mounts[f"all://*{host}"] = None  # ".x.com" matches subdomains; "x.com" also itself
+            continue
+        mounts[f"all://[{host}]" if address.version == 6 else f"all://{host}"] = None
+    return mounts
+
+
+def _limits() -> httpx.Limits:
+    return httpx.Limits(
+        max_connections=POOL_MAX_CONNECTIONS,
+        max_keepalive_connections=POOL_MAX_KEEPALIVE,
+        keepalive_expiry=POOL_KEEPALIVE_EXPIRY,
+    )
+
+
+# --- The transport --------------------------------------------------------------------------------------------
+
+
+class Transport:
+    """Shared machinery of one client (see the module docstring). ``request`` is the whole pipeline."""
+
+    def __init__(self, settings: DominusSettings, *, http_client: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.hosts: ResolvedHosts = settings.resolve_hosts()
+        self.policy = RetryPolicy()
+        self.wall_clock = time.time
+        self.embedded: EmbeddedTransport | None = None
+        if self.hosts.embedded:
+            if http_client is not None:
+                raise ValueError("http_client cannot be combined with an embedded: base URL")
+            self.embedded = EmbeddedTransport(self.hosts.data_dir, settings.psk)
+            self.http = httpx.AsyncClient(transport=self.embedded, trust_env=False, follow_redirects=False)
+            self._owns_http = True
+        elif http_client is not None:
+            self.http = http_client
+            self._owns_http = False
+        else:
+            self.http = httpx.AsyncClient(
+                limits=_limits(),
+                http1=True,
+                http2=False,
+                trust_env=False,
+                follow_redirects=False,
+                mounts=_proxy_mounts(settings),
+            )
+            self._owns_http = True
+        self.breakers: dict[str, CircuitBreaker] = {
+            host: CircuitBreaker(host, clock=self._monotonic) for host in ("orchestrator", "gateway")
+        }
+        self.cold: dict[str, ColdStartWindow] = {
+            host: ColdStartWindow(settings.cold_start_budget, clock=self._monotonic)
+            for host in ("orchestrator", "gateway")
+        }
+        self._tokens: ServiceTokenCache | None = None
+        self.jwks = JwksCache(self._fetch_jwks)
+        self.protocol: str | None = None
+        self.warm = False
+        self._warm_lock = asyncio.Lock()
+        self.closed = False
+
+    def _monotonic(self) -> float:
+        return self.policy.clock()
+
+    # -- credentials --
+
+    def has_psk(self) -> bool:
+        return self.settings.psk is not None or self.embedded is not None
+
+    async def psk(self) -> str:
+        """The PSK in use: the configured one, else (embedded) the instance's."""
+        configured = self.settings.psk
+        if configured is not None:
+            return configured
+        if self.embedded is not None:
+            return str((await self.embedded.start()).psk)
+        raise AuthenticationError(
+            "No PSK configured: pass token= to Dominus(...) or set DOMINUS_TOKEN",
+            code=None,
+        )
+
+    async def token_cache(self) -> ServiceTokenCache:
+        """The service-token cache, created once the PSK is known."""
+        if self._tokens is None:
+            psk = await self.psk()
+            if self._tokens is None:
+                self._tokens = ServiceTokenCache(
+                    self._mint,
+                    gateway_url=self.hosts.gateway_url,
+                    psk=psk,
+                    clock=lambda: self.wall_clock(),
+                    project_slug=self.settings.project_slug,
+                    environment=self.settings.environment,
+                )
+        return self._tokens
+
+    async def _mint(self) -> Mapping[str, Any]:
+        data = await self._execute(
+            "POST",
+            MINT_PATH,
+            body={"method": "auth.self", "params": {}},
+            host="gateway",
+            credential="psk",
+            safe=True,
+            replay=False,
+            timeout=MINT_TIMEOUT,
+            max_retries=self.settings.max_retries,
+        )
+        if not isinstance(data, Mapping):
+            raise DominusError("the gateway answered a mint without a data object", endpoint=MINT_PATH)
+        return data
+
+    async def _fetch_jwks(self) -> Mapping[str, Any]:
+        data = await self.request("GET", JWKS_PATH, auth="none", host="gateway", safe=True, timeout=JWKS_TIMEOUT)
+        if not isinstance(data, Mapping):
+            raise DominusError("the key set is not an object", endpoint=JWKS_PATH)
+        return data
+
+    # -- warm-up (spec 6.5) --
+
+    async def ensure_warm(self) -> None:
+        """Send the one ``GET /api/health`` that precedes the first authenticated orchestrator request, and
+        record whether the host speaks ``dominus-2`` (which decides if unsafe requests may be retried)."""
+        if self.warm:
+            return
+        async with self._warm_lock:
+            if self.warm:
+                return
+            document: Any = None
+            try:
+                document = await self._execute(
+                    "GET",
+                    HEALTH_PATH,
+                    host="orchestrator",
+                    credential="none",
+                    safe=True,
+                    timeout=HEALTH_TIMEOUT,
+                    max_retries=self.settings.max_retries,
+                )
+            except (DominusConnectionError, DominusTimeoutError):
+                raise
+            except DominusError as exc:
+                if exc.code == "cold_start":
+                    raise
+                # An unhealthy or odd answer does not stop the client (spec 6.5); calls fail one by one.
+                document = exc.details
+            if isinstance(document, Mapping) and isinstance(document.get("protocol"), str):
+                self.protocol = document["protocol"]
+            self.warm = True
+
+    def keys_honoured(self) -> bool:
+        """Whether the orchestrator replays ``Idempotency-Key`` (every ``dominus_local`` does)."""
+        return self.embedded is not None or self.protocol == wire.PROTOCOL
+
+    # -- the pipeline --
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        auth: str = "service",
+        host: Host = "orchestrator",
+        safe: bool = False,
+        replay: bool = True,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+        bearer: str | None = None,
+        transfer: bool = False,
+    ) -> Any:
+        """Send one logical call and return the envelope's ``data`` (see ``Requester.request``).
+
+        ``bearer`` replaces the service token on endpoints that take a token (user tokens and user views).
+        """
+        if self.closed:
+            raise DominusConnectionError("the client is closed", endpoint=path)
+        credential: Credential
+        if auth == "none":
+            credential = "none"
+        elif auth == "psk":
+            credential = "psk"
+        elif bearer is not None:
+            credential = "bearer"
+        else:
+            credential = "service"
+            if not self.has_psk():
+                raise AuthenticationError(
+                    "No PSK configured: pass token= to Dominus(...) or set DOMINUS_TOKEN", endpoint=path
+                )
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
+        if credential != "none" and host == "orchestrator":
+            await self.ensure_warm()
+        return await self._execute(
+            method,
+            path,
+            body=body,
+            params=params,
+            host=host,
+            credential=credential,
+            safe=safe,
+            replay=replay,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+            bearer=bearer,
+            transfer=transfer,
+        )
+
+    def _per_attempt_timeout(self, path: str, timeout: float | None, transfer: bool) -> httpx.Timeout:
+        if timeout is None:
+            if transfer:
+                timeout = self.settings.transfer_timeout
+            elif path == MINT_PATH:
+                timeout = MINT_TIMEOUT
+            elif path == JWKS_PATH:
+                timeout = JWKS_TIMEOUT
+            elif path == HEALTH_PATH:
+                timeout = HEALTH_TIMEOUT
+            else:
+                timeout = self.settings.timeout
+        return httpx.Timeout(timeout, connect=min(timeout, self.settings.connect_timeout))
+
+    def _url(self, host: Host, path: str, query: str) -> str:
+        if self.embedded is not None:
+            origin = EMBEDDED_ORIGIN
+        else:
+            origin = self.hosts.gateway_url if host == "gateway" else self.hosts.base_url
+        return f"{origin}{path}?{query}" if query else f"{origin}{path}"
+
+    async def _execute(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        host: Host,
+        credential: Credential,
+        safe: bool,
+        replay: bool = True,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+        bearer: str | None = None,
+        transfer: bool = False,
+    ) -> Any:
+        method = method.upper()
+        endpoint = path.split("?", 1)[0]
+        request_id = str(uuid.uuid4())
+        retries_allowed = self.settings.max_retries if max_retries is None else max(0, max_retries)
+        has_body = method != "GET"
+        try:
+            content = wire.encode_body(body) if has_body else None
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"the request body cannot be sent as JSON: {exc}",
+                details={"field": "body", "reason": "not JSON-serialisable"},
+                endpoint=endpoint,
+            ) from exc
+        query = encode_query(params) if not has_body else ""
+        url = self._url(host, path, query)
+        headers: dict[str, str] = {
+            "User-Agent": USER_AGENT,
+            "X-Request-Id": request_id,
+            "Accept": "text/plain, application/json",
+        }
+        if content is not None:
+            headers["Content-Type"] = wire.CONTENT_TYPE
+        # Every non-GET call except safe POSTs and exempt endpoints carries a key (spec 6.3).
+        key: str | None = None
+        if has_body and replay and (method != "POST" or not safe):
+            key = idempotency_key or str(uuid.uuid4())
+            headers["Idempotency-Key"] = key
+        attempt_timeout = self._per_attempt_timeout(endpoint, timeout, transfer)
+        breaker = self.breakers[host]
+        window = self.cold[host]
+        retries = 0
+        cold_retries = 0
+        reminted = False
+        used_window = False
+
+        while True:
+            in_window = window.active()
+            used_window = used_window or in_window
+            token_used: str | None = None
+            if credential == "service":
+                cache = await self.token_cache()
+                token_used = await cache.get()
+                headers["Authorization"] = f"Bearer {token_used}"
+            elif credential == "psk":
+                headers["Authorization"] = f"Bearer {await self.psk()}"
+            elif credential == "bearer" and bearer is not None:
+                headers["Authorization"] = f"Bearer {bearer}"
+
+            breaker.before_request(endpoint)
+            try:
+                response = await self.http.request(
+                    method, url, content=content, headers=headers, timeout=attempt_timeout
+                )
+            except httpx.TransportError as exc:
+                breaker.record("neutral" if in_window else "failure")
+                sent = not isinstance(exc, _PRE_SEND_ERRORS)
+                failure = self._transport_error(exc, endpoint, request_id)
+                if in_window and isinstance(exc, httpx.ConnectError):
+                    wait = retry_wait(cold_retries, None, uniform=self.policy.uniform)
+                    left = window.left()
+                    if wait is not None and left > 0:
+                        cold_retries += 1
+                        await self.policy.sleep(min(wait, left))
+                        continue
+                    raise failure from exc
+                may_retry = (not sent) or safe or (key is not None and self.keys_honoured())
+                if may_retry and retries < retries_allowed:
+                    wait = retry_wait(retries, None, uniform=self.policy.uniform)
+                    retries += 1
+                    await self.policy.sleep(wait or 0.0)
+                    continue
+                raise failure from exc
+            except BaseException:
+                breaker.record("neutral")
+                raise
+
+            status = response.status_code
+            data, error = self._decode(response, endpoint, request_id)
+            cold_answer = error is not None and error.code == "cold_start"
+            if status in BREAKER_FAILURE_STATUSES:
+                breaker.record("neutral" if in_window else "failure")
+            else:
+                breaker.record("success")
+            if error is None:
+                window.close()
+                return data
+
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            legacy_warming = host == "gateway" and status == 401 and error.code is None and endpoint == MINT_PATH
+            if not (cold_answer or (in_window and legacy_warming)):
+                window.close()
+
+            # 401 to the service token: drop it, mint again, replay once (spec 5.6).
+            if (
+                credential == "service"
+                and status == 401
+                and error.code in (None, "invalid_token", "token_expired")
+                and not reminted
+            ):
+                reminted = True
+                (await self.token_cache()).invalidate(token_used)
+                continue
+
+            # Inside the cold-start budget of a host's first request (spec 6.5).
+            if cold_answer or (in_window and legacy_warming):
+                if in_window:
+                    wait = retry_wait(cold_retries, retry_after, uniform=self.policy.uniform)
+                    left = window.left()
+                    if wait is not None and left > 0:
+                        cold_retries += 1
+                        await self.policy.sleep(min(wait, left))
+                        continue
+                    raise error
+                if used_window:
+                    raise error
+
+            if cold_answer:
+                retryable = True
+            elif error.code == "idempotency_in_progress":
+                retryable = key is not None
+            elif status in RETRYABLE_STATUSES:
+                retryable = safe or (key is not None and self.keys_honoured())
+            else:
+                retryable = False
+            if not retryable or retries >= retries_allowed:
+                raise error
+            wait = retry_wait(retries, retry_after, uniform=self.policy.uniform)
+            if wait is None:
+                raise error
+            retries += 1
+            await self.policy.sleep(wait)
+
+    @staticmethod
+    def _transport_error(exc: httpx.TransportError, endpoint: str, request_id: str) -> DominusError:
+        if isinstance(exc, httpx.TimeoutException):
+            return DominusTimeoutError(
+                f"Request timed out ({type(exc).__name__})", endpoint=endpoint, request_id=request_id
+            )
+        return DominusConnectionError(
+            f"Connection failed ({type(exc).__name__}: {exc})", endpoint=endpoint, request_id=request_id
+        )
+
+    @staticmethod
+    def _decode(response: httpx.Response, endpoint: str, request_id: str) -> tuple[Any, DominusError | None]:
+        """``(data, None)`` for a success, ``(None, error)`` otherwise (spec 3.2, 3.3)."""
+        status = response.status_code
+        rid = response.headers.get("x-request-id") or request_id
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        parsed = wire.parse_response_text(response.content)
+        if 200 <= status < 300:
+            if parsed is None:
+                return None, DominusError("Undecodable response", status_code=status, endpoint=endpoint, request_id=rid)
+            if isinstance(parsed, dict) and "success" in parsed:
+                if parsed.get("success") is False:
+                    return None, _envelope_error(parsed, status, endpoint, rid, retry_after)
+                return parsed.get("data"), None
+            # A bare JSON body from an older server (e.g. ``{"keys": [...]}``) is the data itself.
+            return parsed, None
+        if isinstance(parsed, dict):
+            return None, _envelope_error(parsed, status, endpoint, rid, retry_after)
+        raw = response.content.decode("utf-8", errors="replace").strip()[:_RAW_MESSAGE_LIMIT]
+        return None, error_from_response(
+            status, None, raw or None, None, endpoint, request_id=rid, retry_after=retry_after
+        )
+
+    async def aclose(self) -> None:
+        """Close the pool (and stop the embedded instance). A caller-supplied ``http_client`` stays open."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._owns_http:
+            await self.http.aclose()
+
+    def pool_connections(self) -> int:
+        """How many connections the pool holds now (0 in embedded mode): a diagnostic for tests and tools."""
+        count = 0
+        transports = [getattr(self.http, "_transport", None), *getattr(self.http, "_mounts", {}).values()]
+        for transport in transports:
+            pool = getattr(transport, "_pool", None)
+            connections = getattr(pool, "connections", None)
+            if connections is not None:
+                count += len(connections)
+        return count
+
+
+def _envelope_error(
+    parsed: Mapping[str, Any], status: int, endpoint: str, request_id: str, retry_after: float | None
+) -> DominusError:
+    message = parsed.get("error")
+    if not isinstance(message, str) or not message:
+        detail = parsed.get("detail")
+        message = detail if isinstance(detail, str) else None
+    code = parsed.get("code") if isinstance(parsed.get("code"), str) else None
+    details = parsed.get("details") if isinstance(parsed.get("details"), dict) else None
+    return error_from_response(status, code, message, details, endpoint, request_id=request_id, retry_after=retry_after)
+
+
+__all__ = [
+    "DropAwareASGITransport",
+    "EmbeddedTransport",
+    "Transport",
+    "encode_query",
+    "format_timestamp",
+]
