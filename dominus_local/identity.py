@@ -11,15 +11,12 @@ both SQLite and PostgreSQL support; compare with ``func.lower(column) == value.l
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-import bcrypt
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -43,6 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from dominus_local.errors import forbidden, invalid
+from dominus_local.security import generate_psk as new_psk
+from dominus_local.security import hash_password, psk_digest, token_digest
+from dominus_local.security import verify_password as check_password
 from dominus_local.stores.database import metadata
 from dominus_local.validate import is_uuid, new_id, utcnow
 
@@ -304,21 +304,7 @@ JUNCTIONS: dict[tuple[str, str], Junction] = {
 """Every junction, keyed by (owner's path segment, relation's path segment) as in ``/api/guardian/...``."""
 
 
-# --- secrets -------------------------------------------------------------------------------------------
-
-
-def psk_digest(psk: str) -> str:
-    """SHA-256 hex digest of a PSK: PSKs are high-entropy, so a plain digest allows lookup (spec 5.8)."""
-    return hashlib.sha256(psk.encode("utf-8")).hexdigest()
-
-
-token_digest = psk_digest
-"""Refresh, verification, reset and invitation tokens are stored the same way (spec 5.8)."""
-
-
-def new_psk() -> str:
-    """A fresh PSK: 64 lower-case hex characters, 256 bits (spec 5.1)."""
-    return secrets.token_hex(32)
+# --- secrets (hashing and digests live in ``dominus_local.security``; re-exported for callers) ------------
 
 
 def validate_password(password: Any, field: str = "password") -> str:
@@ -331,24 +317,6 @@ def validate_password(password: Any, field: str = "password") -> str:
     if size > 72:
         raise invalid(field, "must be at most 72 bytes long in UTF-8")
     return password
-
-
-def hash_password(password: str, rounds: int = 12) -> str:
-    """bcrypt hash of a validated password (blocking: call it through ``asyncio.to_thread`` on hot paths)."""
-    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
-
-
-def check_password(password: str, hashed: str | None) -> bool:
-    """Constant-time bcrypt comparison; ``False`` for a missing hash or a password bcrypt cannot take."""
-    if not hashed or not isinstance(password, str):
-        return False
-    raw = password.encode("utf-8")
-    if len(raw) > 72:
-        return False
-    try:
-        return bcrypt.checkpw(raw, hashed.encode("ascii"))
-    except ValueError:
-        return False
 
 
 # --- reads for the gateway, Portal, Scribe and Admin -----------------------------------------------------
