@@ -63,6 +63,16 @@ class LocalSettings(BaseSettings):
     mail_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1, le=1000)
 
+    # Mail that Portal sends itself (spec 8.10): sender, product name, and the pages its links open; each link
+    # is the URL with ``token=<token>`` added.
+    mail_from: str = "no-reply@dominus.local"
+    product_name: str = "Dominus"
+    password_reset_url: str = "http://localhost:8000/reset-password"
+    email_verification_url: str = "http://localhost:8000/verify-email"
+    invitation_url: str = "http://localhost:8000/accept-invitation"
+    require_email_verification: bool = True
+    """``False``: Portal registration creates active users and answers ``verification: "not_required"``."""
+
     # Fault injection at start (spec 7.12); ``POST /api/admin/faults`` replaces them at run time.
     fault_latency_ms: int = Field(default=0, ge=0, le=60000)
     fault_error_rate: float = Field(default=0, ge=0, le=1)

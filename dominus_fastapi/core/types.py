@@ -11,31 +11,55 @@ from typing import Any, TypedDict
 __all__ = [
     "Client",
     "ClientList",
+    "ClientSession",
     "ClientWithPsk",
     "Deleted",
+    "EmailVerified",
     "Jwks",
+    "LoggedOut",
+    "LoginResult",
+    "MailSent",
+    "Me",
     "MintedToken",
     "NavItem",
     "NavItemList",
+    "NavNode",
+    "Navigation",
+    "Outbox",
+    "OutboxMessage",
     "Page",
+    "PageAccess",
     "PageList",
+    "PasswordChanged",
     "PasswordUpdated",
+    "Preferences",
+    "Profile",
+    "Registered",
+    "ResetConfirmed",
+    "ResetRequested",
     "Role",
     "RoleList",
     "Scope",
     "ScopeList",
     "SecureTable",
     "SecureTableList",
+    "SessionInfo",
+    "SessionList",
+    "SessionRevoked",
+    "SessionsRevoked",
     "Subtype",
     "SubtypeList",
     "Tenant",
     "TenantCategory",
     "TenantCategoryList",
     "TenantList",
+    "TenantSummary",
+    "TenantSwitched",
     "User",
     "UserCreated",
     "UserList",
     "Validity",
+    "VerificationResent",
 ]
 
 
@@ -237,3 +261,202 @@ class MintedToken(TypedDict):
     token_type: str
     expires_in: int
     session_id: str
+
+
+# --- Portal (spec 5.7, 7.9, 8.8, 8.9) -------------------------------------------------------------------
+
+
+class TenantSummary(TypedDict):
+    """The short tenant form of Portal answers."""
+
+    id: str
+    slug: str
+    name: str
+    display_name: str | None
+    category_id: str | None
+
+
+class LoginResult(TypedDict):
+    """``portal.login``, ``portal.refresh`` and ``portal.accept_invitation`` (spec 5.7)."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+    """Opaque, single use, valid 30 days; each refresh replaces it."""
+    session_id: str
+    user: User
+    tenant: TenantSummary | None
+    tenants: list[TenantSummary]
+
+
+class ClientSession(TypedDict):
+    """``portal.login_client``: a client session token (no refresh token)."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    session_id: str
+
+
+class LoggedOut(TypedDict):
+    logged_out: bool
+    session_id: str
+
+
+class Me(TypedDict):
+    """``portal.me``: the token's subject with its current effective access (spec 7.9)."""
+
+    subject_type: str
+    user: User | None
+    client: Client | None
+    tenant: TenantSummary | None
+    tenants: list[TenantSummary]
+    scopes: list[str]
+    roles: list[str]
+    subtypes: list[str]
+    session_id: str | None
+
+
+class TenantSwitched(TypedDict):
+    access_token: str
+    token_type: str
+    expires_in: int
+    session_id: str
+    tenant: TenantSummary
+
+
+class PasswordChanged(TypedDict):
+    changed: bool
+    revoked_sessions: int
+
+
+class ResetRequested(TypedDict):
+    requested: bool
+
+
+class ResetConfirmed(TypedDict):
+    reset: bool
+
+
+class SessionInfo(TypedDict):
+    id: str
+    subject_type: str
+    created_at: str
+    last_seen_at: str | None
+    expires_at: str
+    user_agent: str | None
+    ip_address: str | None
+    current: bool
+
+
+class SessionList(TypedDict):
+    items: list[SessionInfo]
+    total: int
+
+
+class SessionRevoked(TypedDict):
+    revoked: bool
+    session_id: str
+
+
+class SessionsRevoked(TypedDict):
+    revoked_count: int
+
+
+class Profile(TypedDict):
+    user_id: str
+    display_name: str | None
+    avatar_url: str | None
+    bio: str | None
+    phone: str | None
+    extra: dict[str, Any]
+    updated_at: str
+
+
+class Preferences(TypedDict):
+    theme: str
+    """``system``, ``light`` or ``dark``."""
+    language: str
+    timezone: str
+    sidebar_collapsed: bool
+    notifications_enabled: bool
+    email_notifications: bool
+    extra: dict[str, Any]
+    updated_at: str
+
+
+class NavNode(TypedDict):
+    """One node of the navigation tree (spec 8.9)."""
+
+    id: str
+    title: str
+    icon: str | None
+    description: str | None
+    item_type: str
+    page_id: str | None
+    path: str | None
+    sort_order: int
+    is_expanded_default: bool
+    children: list[NavNode]
+
+
+class Navigation(TypedDict):
+    items: list[NavNode]
+
+
+class PageAccess(TypedDict):
+    """``portal.check_page_access`` (spec 8.8)."""
+
+    allowed: bool
+    reason: str
+    """``allowed``, ``page_not_found``, ``page_inactive``, ``tenant_not_allowed``, ``missing_scope``,
+    ``excluded_scope`` or ``excluded_role``."""
+    page_id: str | None
+
+
+class Registered(TypedDict):
+    user: User
+    verification: str
+    """``sent``, or ``not_required`` on a server configured without e-mail verification."""
+
+
+class EmailVerified(TypedDict):
+    verified: bool
+    user: User
+
+
+class VerificationResent(TypedDict):
+    sent: bool
+
+
+# --- Courier (spec 7.10) ----------------------------------------------------------------------------------
+
+OutboxMessage = TypedDict(
+    "OutboxMessage",
+    {
+        "message_id": str,
+        "to": str,
+        "from": str,
+        "template_alias": str,
+        "subject": str,
+        "text_body": str,
+        "html_body": str,
+        "model": dict[str, Any],
+        "submitted_at": str,
+        "delivered": bool,
+        "delivery_error": str | None,
+    },
+)
+"""One outbox message (``from`` is a keyword, hence the functional form)."""
+
+
+class MailSent(TypedDict):
+    to: str
+    message_id: str
+    submitted_at: str
+
+
+class Outbox(TypedDict):
+    items: list[OutboxMessage]
+    total: int

@@ -15,7 +15,7 @@ import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -152,12 +152,18 @@ class CourierRuntime:
 
 
 def runtime(state: LocalState) -> CourierRuntime:
-    """Courier's runtime for this instance, created on first use."""
+    """Courier's runtime for this instance, created on first use (its clock follows the app's wall clock)."""
     found = state.extras.get("courier")
     if not isinstance(found, CourierRuntime):
-        found = CourierRuntime(store=OutboxMailStore())
+        wall_clock = getattr(state.extras.get("app"), "wall_clock", None)
+        clock = _from_unix(wall_clock) if callable(wall_clock) else utcnow
+        found = CourierRuntime(store=OutboxMailStore(), clock=clock)
         state.extras["courier"] = found
     return found
+
+
+def _from_unix(wall_clock: Callable[[], float]) -> Callable[[], datetime]:
+    return lambda: datetime.fromtimestamp(wall_clock(), timezone.utc)
 
 
 @router.on_startup
@@ -262,7 +268,7 @@ async def send_template(
 
 def default_sender(state: LocalState) -> str:
     """The configured ``From`` of the mail the server sends itself (setting ``mail_from``)."""
-    return str(getattr(state.settings, "mail_from", None) or "no-reply@dominus.local")
+    return state.settings.mail_from
 
 
 @router.post("/api/courier/send")

@@ -1,9 +1,544 @@
-"""Portal end-user sessions (spec 7.9)."""
+"""Portal end-user sessions (spec 5.7, 7.9).
+
+Every method that acts for a signed-in subject takes ``user_token=``: that session token is sent as the
+Bearer credential instead of the service token. Through ``client.as_user(token).portal`` the view's token is
+used without passing it. The methods for someone who has no session yet (``login``, ``login_client``,
+``request_password_reset``, ``confirm_password_reset``, ``register``, ``verify_email``,
+``resend_verification``, ``accept_invitation``) always use the service token, also through a user view.
+
+The SDK never stores or refreshes user tokens: keep the ``refresh_token`` of a login and call
+:meth:`PortalNamespace.refresh` yourself.
+"""
 
 from __future__ import annotations
 
-from dominus_fastapi.core.namespaces.base import Namespace
+import uuid
+from typing import Any, cast
+
+from dominus_fastapi.core.errors import ValidationError
+from dominus_fastapi.core.namespaces.base import UNSET, Namespace, Unset, update_fields
+from dominus_fastapi.core.types import (
+    ClientSession,
+    EmailVerified,
+    LoggedOut,
+    LoginResult,
+    Me,
+    Navigation,
+    PageAccess,
+    PasswordChanged,
+    Preferences,
+    Profile,
+    Registered,
+    ResetConfirmed,
+    ResetRequested,
+    SessionList,
+    SessionRevoked,
+    SessionsRevoked,
+    TenantSwitched,
+    VerificationResent,
+)
+
+__all__ = ["PortalNamespace"]
+
+
+def _uuid_path(value: Any, name: str) -> str:
+    """A path id checked before sending (``ValidationError``): a malformed one could only come back as 404."""
+    if isinstance(value, str) and len(value) == 36:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise ValidationError(f"'{name}' must be a UUID", details={"field": name, "reason": "must be a UUID"})
 
 
 class PortalNamespace(Namespace):
-    """Portal end-user sessions (spec 7.9)."""
+    """Portal end-user sessions, profile, preferences, navigation and page access (spec 7.9)."""
+
+    __slots__ = ()
+
+    # --- sign-in and sessions -------------------------------------------------------------------------------
+
+    async def login(
+        self,
+        username: str,
+        password: str,
+        tenant_id: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> LoginResult:
+        """Sign a user in by username or e-mail (case-insensitive) and password.
+
+        ``tenant_id`` (UUID or slug) picks the active tenant; by default the user's first tenant by slug.
+        Raises ``AuthenticationError`` (``invalid_credentials``) or ``AuthorizationError``
+        (``account_inactive``, or a tenant that is not the user's).
+        """
+        body: dict[str, Any] = {"username": username, "password": password}
+        if tenant_id is not None:
+            body["tenant_id"] = tenant_id
+        data = await self._client.request(
+            "POST",
+            "/api/portal/auth/login",
+            body=body,
+            replay=False,
+            keep_service_token=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(LoginResult, data)
+
+    async def login_client(
+        self,
+        psk: str,
+        tenant_id: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ClientSession:
+        """Open a client session for the client that owns ``psk`` (no refresh token; ends with its token)."""
+        body: dict[str, Any] = {"psk": psk}
+        if tenant_id is not None:
+            body["tenant_id"] = tenant_id
+        data = await self._client.request(
+            "POST",
+            "/api/portal/auth/login-client",
+            body=body,
+            replay=False,
+            keep_service_token=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(ClientSession, data)
+
+    async def logout(
+        self,
+        user_token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> LoggedOut:
+        """End the session of ``user_token``: its access and refresh tokens stop working."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/auth/logout",
+            auth="user",
+            user_token=user_token,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+        )
+        return cast(LoggedOut, data)
+
+    async def refresh(
+        self,
+        user_token: str | None = None,
+        refresh_token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> LoginResult:
+        """Rotate a refresh token and get a new access token (the login shape).
+
+        With ``refresh_token`` (and the service token, or the session's own token), this works after the
+        access token has expired. With only ``user_token``, that still-valid session is refreshed. The old
+        refresh token stops working; presenting it again ends the session (``session_revoked``).
+        """
+        body: dict[str, Any] = {}
+        if refresh_token is not None:
+            body["refresh_token"] = refresh_token
+        data = await self._client.request(
+            "POST",
+            "/api/portal/auth/refresh",
+            body=body,
+            auth="service_or_user",
+            user_token=user_token,
+            replay=False,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(LoginResult, data)
+
+    async def me(
+        self, user_token: str | None = None, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Me:
+        """The token's subject, tenants and effective access, read from current data.
+
+        Also the way to notice at once that a session was revoked: a local token check cannot (spec 5.10).
+        """
+        data = await self._client.request(
+            "GET",
+            "/api/portal/auth/me",
+            auth="service_or_user",
+            user_token=user_token,
+            safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(Me, data)
+
+    async def switch_tenant(
+        self,
+        tenant_id: str,
+        user_token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> TenantSwitched:
+        """Make another of the subject's tenants (UUID or slug) active; answers a new access token."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/auth/switch-tenant",
+            body={"tenant_id": tenant_id},
+            auth="user",
+            user_token=user_token,
+            replay=False,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(TenantSwitched, data)
+
+    # --- passwords ------------------------------------------------------------------------------------------
+
+    async def change_password(
+        self,
+        current_password: str,
+        new_password: str,
+        user_token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> PasswordChanged:
+        """Change the signed-in user's password; every other session of the user ends."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/security/change-password",
+            body={"current_password": current_password, "new_password": new_password},
+            auth="user",
+            user_token=user_token,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+        )
+        return cast(PasswordChanged, data)
+
+    async def request_password_reset(
+        self,
+        email: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ResetRequested:
+        """Ask for a password-reset mail; the answer is the same whether or not the address is known."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/security/request-reset",
+            body={"email": email},
+            keep_service_token=True,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+        )
+        return cast(ResetRequested, data)
+
+    async def confirm_password_reset(
+        self,
+        token: str,
+        new_password: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ResetConfirmed:
+        """Set a new password with the token of a reset mail; every session of the user ends."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/security/confirm-reset",
+            body={"token": token, "new_password": new_password},
+            keep_service_token=True,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+        )
+        return cast(ResetConfirmed, data)
+
+    async def list_sessions(
+        self, user_token: str | None = None, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> SessionList:
+        """The subject's active sessions, newest first; ``current`` marks the one of ``user_token``."""
+        data = await self._client.request(
+            "GET",
+            "/api/portal/security/sessions",
+            auth="user",
+            user_token=user_token,
+            safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(SessionList, data)
+
+    async def revoke_session(
+        self,
+        session_id: str,
+        user_token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> SessionRevoked:
+        """End one of the subject's own sessions (the current one included)."""
+        ident = _uuid_path(session_id, "session_id")
+        data = await self._client.request(
+            "DELETE",
+            f"/api/portal/security/sessions/{ident}",
+            auth="user",
+            user_token=user_token,
+            safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(SessionRevoked, data)
+
+    async def revoke_all_sessions(
+        self,
+        user_token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> SessionsRevoked:
+        """End every session of the subject except the current one."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/security/sessions/revoke-all",
+            auth="user",
+            user_token=user_token,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+        )
+        return cast(SessionsRevoked, data)
+
+    # --- profile and preferences -------------------------------------------------------------------------------
+
+    async def get_profile(
+        self, user_token: str | None = None, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Profile:
+        """The signed-in user's profile (created empty on first use)."""
+        data = await self._client.request(
+            "GET",
+            "/api/portal/profile",
+            auth="user",
+            user_token=user_token,
+            safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(Profile, data)
+
+    async def update_profile(
+        self,
+        display_name: str | Unset | None = UNSET,
+        avatar_url: str | Unset | None = UNSET,
+        bio: str | Unset | None = UNSET,
+        phone: str | Unset | None = UNSET,
+        extra: dict[str, Any] | Unset = UNSET,
+        user_token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Profile:
+        """Update the profile: arguments left out keep their value, ``None`` clears one.
+
+        ``extra`` replaces the stored object as a whole.
+        """
+        body = update_fields(display_name=display_name, avatar_url=avatar_url, bio=bio, phone=phone, extra=extra)
+        data = await self._client.request(
+            "PUT",
+            "/api/portal/profile",
+            body=body,
+            auth="user",
+            user_token=user_token,
+            safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(Profile, data)
+
+    async def get_preferences(
+        self, user_token: str | None = None, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Preferences:
+        """The signed-in user's preferences (defaults until changed)."""
+        data = await self._client.request(
+            "GET",
+            "/api/portal/profile/preferences",
+            auth="user",
+            user_token=user_token,
+            safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(Preferences, data)
+
+    async def update_preferences(
+        self,
+        theme: str | Unset = UNSET,
+        language: str | Unset = UNSET,
+        timezone: str | Unset = UNSET,
+        sidebar_collapsed: bool | Unset = UNSET,
+        notifications_enabled: bool | Unset = UNSET,
+        email_notifications: bool | Unset = UNSET,
+        extra: dict[str, Any] | Unset = UNSET,
+        user_token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Preferences:
+        """Update preferences; arguments left out keep their value.
+
+        ``theme`` is ``system``, ``light`` or ``dark``; ``language`` a BCP 47 tag; ``timezone`` an IANA name.
+        """
+        body = update_fields(
+            theme=theme,
+            language=language,
+            timezone=timezone,
+            sidebar_collapsed=sidebar_collapsed,
+            notifications_enabled=notifications_enabled,
+            email_notifications=email_notifications,
+            extra=extra,
+        )
+        data = await self._client.request(
+            "PUT",
+            "/api/portal/profile/preferences",
+            body=body,
+            auth="user",
+            user_token=user_token,
+            safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(Preferences, data)
+
+    # --- navigation and page access ----------------------------------------------------------------------------
+
+    async def get_navigation(
+        self, user_token: str | None = None, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Navigation:
+        """The navigation tree for the subject and its active tenant (spec 8.9)."""
+        data = await self._client.request(
+            "GET",
+            "/api/portal/nav",
+            auth="service_or_user",
+            user_token=user_token,
+            safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(Navigation, data)
+
+    async def check_page_access(
+        self,
+        path: str,
+        user_token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> PageAccess:
+        """Whether the subject may open the page at ``path`` (spec 8.8); ``reason`` says why not."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/nav/check-access",
+            body={"page_path": path},
+            auth="service_or_user",
+            user_token=user_token,
+            safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(PageAccess, data)
+
+    # --- registration and invitations ----------------------------------------------------------------------------
+
+    async def register(
+        self,
+        username: str,
+        email: str,
+        password: str,
+        tenant_id: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Registered:
+        """Create a user in an active tenant (UUID or slug); a verification mail is sent when required."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/register",
+            body={"username": username, "email": email, "password": password, "tenant_id": tenant_id},
+            keep_service_token=True,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+        )
+        return cast(Registered, data)
+
+    async def verify_email(
+        self,
+        token: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> EmailVerified:
+        """Activate a pending user with the token of a verification mail."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/register/verify",
+            body={"token": token},
+            keep_service_token=True,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+        )
+        return cast(EmailVerified, data)
+
+    async def resend_verification(
+        self,
+        email: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> VerificationResent:
+        """Send a new verification mail to a pending user; always answers ``{"sent": True}``."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/register/resend-verification",
+            body={"email": email},
+            keep_service_token=True,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+        )
+        return cast(VerificationResent, data)
+
+    async def accept_invitation(
+        self,
+        token: str,
+        password: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> LoginResult:
+        """Set an invited user's password with the invitation token and sign them in (the login shape)."""
+        data = await self._client.request(
+            "POST",
+            "/api/portal/register/accept-invitation",
+            body={"token": token, "password": password},
+            replay=False,
+            keep_service_token=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cast(LoginResult, data)
