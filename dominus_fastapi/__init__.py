@@ -26,6 +26,12 @@ from dominus_fastapi.core.errors import (
 )
 from dominus_fastapi.core.namespaces.base import UNSET
 from dominus_fastapi.core.settings import VERSION, DominusSettings
+from dominus_fastapi.guards import require_page_access, require_scopes
+from dominus_fastapi.handlers import install_exception_handlers
+from dominus_fastapi.lifespan import dominus_lifespan
+from dominus_fastapi.middleware import PortalSessionMiddleware
+from dominus_fastapi.routers import get_portal_router
+from dominus_fastapi.setup import setup_dominus
 
 __version__ = VERSION
 
@@ -48,6 +54,14 @@ __all__ = [
     "ValidationError",
     "__version__",
     "dominus",
+    # FastAPI integration
+    "PortalSessionMiddleware",
+    "dominus_lifespan",
+    "get_portal_router",
+    "install_exception_handlers",
+    "require_page_access",
+    "require_scopes",
+    "setup_dominus",
 ]
 
 _default_client: Dominus | None = None

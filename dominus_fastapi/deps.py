@@ -1,0 +1,197 @@
+"""FastAPI dependency providers and their ``Annotated`` aliases.
+
+Every provider is a stable module-level function, so tests can replace one for the whole app::
+
+    app.dependency_overrides[get_current_user] = lambda: fake_user
+    app.dependency_overrides[get_redis] = lambda: fake_redis
+
+``get_dominus`` returns the client that :func:`~dominus_fastapi.dominus_lifespan` opened; the namespace
+providers return its namespaces (``get_db`` -> ``client.db`` ...). ``get_portal`` is bound to the request's
+session: its user methods act for the signed-in user without a ``user_token=`` argument. ``get_session``
+gives the request's :class:`~dominus_fastapi.middleware.PortalSession` or ``None``; ``get_current_user``
+gives the signed-in :class:`~dominus_fastapi.middleware.DominusUser` and answers 401 when there is none.
+
+The providers take an ``HTTPConnection``, so they work in websocket endpoints as well as in HTTP ones.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
+from starlette.requests import HTTPConnection
+
+from dominus_fastapi.core.client import Dominus
+from dominus_fastapi.core.namespaces.admin import AdminNamespace
+from dominus_fastapi.core.namespaces.auth import AuthNamespace
+from dominus_fastapi.core.namespaces.courier import CourierNamespace
+from dominus_fastapi.core.namespaces.db import DbNamespace, OpenNamespace, SecureNamespace
+from dominus_fastapi.core.namespaces.ddl import DdlNamespace
+from dominus_fastapi.core.namespaces.files import FilesNamespace
+from dominus_fastapi.core.namespaces.health import HealthNamespace
+from dominus_fastapi.core.namespaces.logs import LogsNamespace
+from dominus_fastapi.core.namespaces.portal import PortalNamespace
+from dominus_fastapi.core.namespaces.redis import RedisNamespace
+from dominus_fastapi.core.namespaces.secrets import SecretsNamespace
+from dominus_fastapi.handlers import DominusHTTPException
+from dominus_fastapi.middleware import SESSION_SCOPE_KEY, DominusUser, PortalSession, find_client
+
+__all__ = [
+    "AdminDep",
+    "AuthDep",
+    "CourierDep",
+    "CurrentUser",
+    "DbDep",
+    "DdlDep",
+    "DominusDep",
+    "FilesDep",
+    "HealthDep",
+    "LogsDep",
+    "OpenDep",
+    "PortalDep",
+    "RedisDep",
+    "SecretsDep",
+    "SecureDep",
+    "SessionDep",
+    "get_admin",
+    "get_auth",
+    "get_courier",
+    "get_current_user",
+    "get_db",
+    "get_ddl",
+    "get_dominus",
+    "get_files",
+    "get_health",
+    "get_logs",
+    "get_open",
+    "get_portal",
+    "get_redis",
+    "get_secrets",
+    "get_secure",
+    "get_session",
+    "oauth2_scheme",
+]
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+"""Declares the Bearer scheme in OpenAPI so the ``/docs`` "Authorize" button signs in through ``/auth/token``.
+
+It only reads the header; the middleware has already verified it. An app that mounts the portal router
+elsewhere passes its own scheme to ``get_portal_router(token_url=...)``.
+"""
+
+
+def get_dominus(connection: HTTPConnection) -> Dominus:
+    """The app's ``Dominus`` client (lifespan state, else ``app.state.dominus``)."""
+    client = find_client(connection.scope)
+    if client is None:
+        raise RuntimeError(
+            "No Dominus client for this app: create it with FastAPI(lifespan=dominus_lifespan()) "
+            "or enter dominus_lifespan()(app) inside the app's own lifespan"
+        )
+    return client
+
+
+DominusDep = Annotated[Dominus, Depends(get_dominus)]
+
+
+def get_secrets(client: DominusDep) -> SecretsNamespace:
+    """``client.secrets`` (Warden)."""
+    return client.secrets
+
+
+def get_db(client: DominusDep) -> DbNamespace:
+    """``client.db`` (Scribe table data)."""
+    return client.db
+
+
+def get_secure(client: DominusDep) -> SecureNamespace:
+    """``client.secure`` (Scribe audited access)."""
+    return client.secure
+
+
+def get_open(client: DominusDep) -> OpenNamespace:
+    """``client.open`` (Scribe open SQL)."""
+    return client.open
+
+
+def get_redis(client: DominusDep) -> RedisNamespace:
+    """``client.redis`` (Whisperer)."""
+    return client.redis
+
+
+def get_files(client: DominusDep) -> FilesNamespace:
+    """``client.files`` (Archivist)."""
+    return client.files
+
+
+def get_auth(client: DominusDep) -> AuthNamespace:
+    """``client.auth`` (Guardian; every call needs an administrator client)."""
+    return client.auth
+
+
+def get_ddl(client: DominusDep) -> DdlNamespace:
+    """``client.ddl`` (Smith)."""
+    return client.ddl
+
+
+def get_logs(client: DominusDep) -> LogsNamespace:
+    """``client.logs`` (Herald)."""
+    return client.logs
+
+
+def get_courier(client: DominusDep) -> CourierNamespace:
+    """``client.courier`` (Courier)."""
+    return client.courier
+
+
+def get_health(client: DominusDep) -> HealthNamespace:
+    """``client.health``."""
+    return client.health
+
+
+def get_admin(client: DominusDep) -> AdminNamespace:
+    """``client.admin``."""
+    return client.admin
+
+
+def get_session(connection: HTTPConnection) -> PortalSession | None:
+    """The request's Portal session as the middleware identified it, or ``None`` (anonymous)."""
+    return connection.scope.get(SESSION_SCOPE_KEY)
+
+
+SessionDep = Annotated[PortalSession | None, Depends(get_session)]
+
+
+def get_portal(client: DominusDep, session: SessionDep) -> PortalNamespace:
+    """``client.portal`` bound to the request's session (``client.as_user(token).portal``), else unbound."""
+    if session is None:
+        return client.portal
+    return client.as_user(session.access_token).portal
+
+
+def get_current_user(
+    session: SessionDep, _bearer: Annotated[str | None, Depends(oauth2_scheme)] = None
+) -> DominusUser:
+    """The signed-in subject; 401 ``not_authenticated`` (with ``WWW-Authenticate: Bearer``) when anonymous."""
+    if session is None:
+        raise DominusHTTPException(
+            401, "Not signed in", "not_authenticated", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return DominusUser(session)
+
+
+PortalDep = Annotated[PortalNamespace, Depends(get_portal)]
+CurrentUser = Annotated[DominusUser, Depends(get_current_user)]
+SecretsDep = Annotated[SecretsNamespace, Depends(get_secrets)]
+DbDep = Annotated[DbNamespace, Depends(get_db)]
+SecureDep = Annotated[SecureNamespace, Depends(get_secure)]
+OpenDep = Annotated[OpenNamespace, Depends(get_open)]
+RedisDep = Annotated[RedisNamespace, Depends(get_redis)]
+FilesDep = Annotated[FilesNamespace, Depends(get_files)]
+AuthDep = Annotated[AuthNamespace, Depends(get_auth)]
+DdlDep = Annotated[DdlNamespace, Depends(get_ddl)]
+LogsDep = Annotated[LogsNamespace, Depends(get_logs)]
+CourierDep = Annotated[CourierNamespace, Depends(get_courier)]
+HealthDep = Annotated[HealthNamespace, Depends(get_health)]
+AdminDep = Annotated[AdminNamespace, Depends(get_admin)]

@@ -1,0 +1,335 @@
+"""Guards: page access and scope checks, each usable as a decorator and as a dependency.
+
+::
+
+    @app.get("/admin/users")
+    @require_page_access("/dashboard/admin/users")
+    async def users(db: DbDep) -> list[dict[str, Any]]: ...
+
+    router = APIRouter(dependencies=[Depends(require_scopes("reports:read"))])
+
+As a decorator a guard adds a hidden ``Request`` parameter to the endpoint's signature when the endpoint has
+none (``functools.wraps`` keeps its name, docstring and OpenAPI data); sync endpoints stay sync (they run in
+the thread pool after the check). As a dependency FastAPI calls the guard with the request.
+
+- Anonymous -> 401 ``not_authenticated`` (or, with ``redirect_to`` set and a caller that accepts HTML, a
+  303 to ``redirect_to?next=<path>``).
+- Signed in but not allowed -> 403: ``page_access_denied`` (with Portal's ``reason`` in ``detail``) or
+  ``missing_scope``.
+
+Equivalents of the reference SDK's FastAPI helpers:
+
+======================  =================================================================================
+Reference SDK           Here
+======================  =================================================================================
+``@jwt``                ``@require_jwt()`` (or the ``CurrentUser`` dependency): a valid session token,
+                        checked locally against the key set — with its signature, which the reference
+                        helper skipped (spec 10.9)
+``@scopes(...)``        ``@require_scopes(*scopes, any_of=True)``: the session's ``scopes`` claim
+``@psk``                ``@require_psk()``: the caller sends its PSK in ``X-Dominus-PSK``; it is turned
+                        into a client session with ``portal.login_client`` (cached until shortly before
+                        that token expires) and the claims land in ``request.state.dominus_client``
+======================  =================================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import inspect
+import time
+import typing
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from dominus_fastapi.core.errors import AuthenticationError
+from dominus_fastapi.handlers import DominusHTTPException
+from dominus_fastapi.middleware import SESSION_SCOPE_KEY, DominusUser, PortalSession, find_client
+
+__all__ = [
+    "Guard",
+    "PageAccessGuard",
+    "PskGuard",
+    "ScopesGuard",
+    "SessionGuard",
+    "require_jwt",
+    "require_page_access",
+    "require_psk",
+    "require_scopes",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Clock = Callable[[], float]
+
+PAGE_ACCESS_CACHE_SECONDS: Final = 10.0
+"""How long one session's answer for one page is reused before Portal is asked again."""
+PSK_TOKEN_MARGIN: Final = 60.0
+"""A cached PSK client session is renewed this many seconds before its token expires."""
+_CACHE_LIMIT: Final = 10_000
+_HIDDEN_REQUEST: Final = "_dominus_guard_request"
+
+
+def _mark_coroutine_function(func: Callable[..., Any]) -> None:
+    """Make FastAPI await ``func``: it returns an awaitable when called as a dependency (see ``Guard``)."""
+    if hasattr(inspect, "markcoroutinefunction"):  # Python >= 3.12
+        inspect.markcoroutinefunction(func)
+    # ``asyncio.iscoroutinefunction`` (used by FastAPI on Python < 3.13) honours this legacy marker.
+    func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+
+
+class Guard:
+    """Base of every guard: ``guard(endpoint)`` decorates, ``guard(request=...)`` checks (as a dependency).
+
+    The same object has to be a decorator (a sync call that returns the wrapped endpoint) and an async
+    dependency. ``__call__`` therefore dispatches on its argument, and is marked as a coroutine function so
+    that FastAPI awaits what it returns when it resolves the dependency.
+    """
+
+    def __init__(self) -> None:
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
+        )
+
+    async def check(self, request: Request) -> None:
+        """Raise ``DominusHTTPException`` when the request may not go on."""
+        raise NotImplementedError
+
+    def __call__(self, endpoint: Any = None, /, *, request: Request | None = None) -> Any:
+        if request is None and isinstance(endpoint, Request):
+            request = endpoint
+        if request is not None:
+            return self.check(request)
+        if not callable(endpoint):
+            raise TypeError("a guard decorates an endpoint function or is used as Depends(guard)")
+        return self.decorate(endpoint)
+
+    _mark_coroutine_function(__call__)
+
+    def decorate(self, endpoint: F) -> F:
+        """Wrap ``endpoint`` so that the check runs first (adding a hidden ``Request`` parameter if needed)."""
+        signature = inspect.signature(endpoint)
+        try:
+            hints = typing.get_type_hints(endpoint, include_extras=True)
+        except Exception:  # unresolvable forward references: keep the annotations as written
+            hints = {}
+        params = [
+            p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+        ]
+        request_param = next((p.name for p in params if hints.get(p.name) is Request), None)
+        if request_param is None:
+            hidden = inspect.Parameter(_HIDDEN_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+            variadic = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+            params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD] + [hidden] + variadic
+        is_async = inspect.iscoroutinefunction(endpoint)
+        guard = self
+
+        @functools.wraps(endpoint)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = kwargs.pop(_HIDDEN_REQUEST) if request_param is None else kwargs[request_param]
+            await guard.check(request)
+            if is_async:
+                return await endpoint(*args, **kwargs)
+            return await run_in_threadpool(endpoint, *args, **kwargs)
+
+        return_annotation = hints.get("return", signature.return_annotation)
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=params, return_annotation=return_annotation
+        )
+        return typing.cast(F, wrapper)
+
+
+def _session(request: Request) -> PortalSession | None:
+    return request.scope.get(SESSION_SCOPE_KEY)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _not_signed_in(request: Request, redirect_to: str | None) -> DominusHTTPException:
+    if redirect_to is not None and _wants_html(request) and request.method in ("GET", "HEAD"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        separator = "&" if "?" in redirect_to else "?"
+        location = f"{redirect_to}{separator}next={quote(target, safe='/')}"
+        return DominusHTTPException(303, "Sign in to open this page", "login_required", headers={"Location": location})
+    return DominusHTTPException(401, "Not signed in", "not_authenticated", headers={"WWW-Authenticate": "Bearer"})
+
+
+class SessionGuard(Guard):
+    """Any valid session (``require_jwt``); ``subject_type`` narrows it to ``"user"`` or ``"client"``."""
+
+    def __init__(self, *, subject_type: str | None = None, redirect_to: str | None = None) -> None:
+        super().__init__()
+        self.subject_type = subject_type
+        self.redirect_to = redirect_to
+
+    async def check(self, request: Request) -> None:
+        session = _session(request)
+        if session is None:
+            raise _not_signed_in(request, self.redirect_to)
+        if self.subject_type is not None and session.subject_type != self.subject_type:
+            raise DominusHTTPException(403, f"Only {self.subject_type} sessions may call this", "forbidden")
+
+
+class ScopesGuard(Guard):
+    """The session's ``scopes`` claim holds any (``any_of=True``) or all of ``scopes``."""
+
+    def __init__(self, scopes: tuple[str, ...], *, any_of: bool, redirect_to: str | None = None) -> None:
+        super().__init__()
+        if not scopes:
+            raise ValueError("require_scopes needs at least one scope")
+        self.scopes = scopes
+        self.any_of = any_of
+        self.redirect_to = redirect_to
+
+    async def check(self, request: Request) -> None:
+        session = _session(request)
+        if session is None:
+            raise _not_signed_in(request, self.redirect_to)
+        held = set(session.scopes)
+        missing = [s for s in self.scopes if s not in held]
+        allowed = len(missing) < len(self.scopes) if self.any_of else not missing
+        if not allowed:
+            wanted = "one of" if self.any_of and len(self.scopes) > 1 else "the scope(s)"
+            raise DominusHTTPException(403, f"Needs {wanted}: {', '.join(missing)}", "missing_scope")
+
+
+class PageAccessGuard(Guard):
+    """Portal's page-access rule (spec 8.8) for ``path``, or for the request's own path when ``path`` is None.
+
+    Answers are cached per session and page for ``cache_seconds`` (``clock`` is injectable for tests), so a
+    page's many requests cost one Portal call. A session the backend finds revoked gets 401.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        redirect_to: str | None = None,
+        cache_seconds: float = PAGE_ACCESS_CACHE_SECONDS,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.redirect_to = redirect_to
+        self.cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: OrderedDict[tuple[str, str], tuple[float, bool, str]] = OrderedDict()
+
+    async def check(self, request: Request) -> None:
+        session = _session(request)
+        if session is None:
+            raise _not_signed_in(request, self.redirect_to)
+        path = self.path or request.url.path
+        allowed, reason = await self._decide(request, session, path)
+        if not allowed:
+            raise DominusHTTPException(403, f"Access to {path} denied: {reason}", "page_access_denied")
+
+    async def _decide(self, request: Request, session: PortalSession, path: str) -> tuple[bool, str]:
+        key = (session.session_id, path)
+        now = self._clock()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return cached[1], cached[2]
+        client = find_client(request.scope)
+        if client is None:
+            raise RuntimeError("require_page_access needs the Dominus client: use dominus_lifespan()")
+        try:
+            answer = await client.portal.check_page_access(path, user_token=session.access_token)
+        except AuthenticationError as exc:
+            self._cache.pop(key, None)
+            raise DominusHTTPException(
+                401, "The session has ended", exc.code or "not_authenticated", headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        allowed, reason = bool(answer.get("allowed")), str(answer.get("reason") or "")
+        self._cache[key] = (now, allowed, reason)
+        self._cache.move_to_end(key)
+        while len(self._cache) > _CACHE_LIMIT:
+            self._cache.popitem(last=False)
+        return allowed, reason
+
+
+class PskGuard(Guard):
+    """Machine callers that present their PSK (the reference SDK's ``psk`` helper).
+
+    The PSK is read from ``header`` and exchanged with ``portal.login_client`` for a client session, whose
+    verified claims are put in ``request.state.dominus_client`` (a :class:`DominusUser`). Sessions are cached
+    by the PSK's SHA-256 digest (never the PSK itself) until ``PSK_TOKEN_MARGIN`` seconds before they expire.
+    A wrong PSK gets 401 ``invalid_credentials``.
+    """
+
+    def __init__(
+        self,
+        *,
+        header: str = "X-Dominus-PSK",
+        scopes: tuple[str, ...] = (),
+        clock: Clock = time.time,
+    ) -> None:
+        super().__init__()
+        self.header = header
+        self.scopes = scopes
+        self._clock = clock
+        self._cache: OrderedDict[str, PortalSession] = OrderedDict()
+
+    async def check(self, request: Request) -> None:
+        psk = request.headers.get(self.header)
+        if not psk:
+            raise DominusHTTPException(
+                401, f"Send the client's PSK in the {self.header} header", "not_authenticated"
+            )
+        digest = hashlib.sha256(psk.encode()).hexdigest()
+        session = self._cache.get(digest)
+        if session is None or session.expires_at - PSK_TOKEN_MARGIN <= self._clock():
+            session = await self._login(request, psk)
+            self._cache[digest] = session
+            self._cache.move_to_end(digest)
+            while len(self._cache) > _CACHE_LIMIT:
+                self._cache.popitem(last=False)
+        missing = [s for s in self.scopes if s not in session.scopes]
+        if missing:
+            raise DominusHTTPException(403, f"Needs the scope(s): {', '.join(missing)}", "missing_scope")
+        request.state.dominus_client = DominusUser(session)
+
+    async def _login(self, request: Request, psk: str) -> PortalSession:
+        client = find_client(request.scope)
+        if client is None:
+            raise RuntimeError("require_psk needs the Dominus client: use dominus_lifespan()")
+        try:
+            data = await client.portal.login_client(psk)
+        except AuthenticationError:
+            raise DominusHTTPException(401, "Invalid client credentials", "invalid_credentials") from None
+        token = str(data["access_token"])
+        claims: Mapping[str, Any] = await client.validate_jwt(token)
+        return PortalSession(token, claims, "bearer")
+
+
+def require_page_access(
+    path: str | None = None,
+    *,
+    redirect_to: str | None = None,
+    cache_seconds: float = PAGE_ACCESS_CACHE_SECONDS,
+    clock: Clock = time.monotonic,
+) -> PageAccessGuard:
+    """A guard that lets the request through only if the session may open ``path`` (spec 8.8)."""
+    return PageAccessGuard(path, redirect_to=redirect_to, cache_seconds=cache_seconds, clock=clock)
+
+
+def require_scopes(*scopes: str, any_of: bool = True, redirect_to: str | None = None) -> ScopesGuard:
+    """A guard on the session's scopes: any one of them (default) or, with ``any_of=False``, all."""
+    return ScopesGuard(tuple(scopes), any_of=any_of, redirect_to=redirect_to)
+
+
+def require_jwt(*, subject_type: str | None = None, redirect_to: str | None = None) -> SessionGuard:
+    """A guard that needs any valid session token (the reference SDK's ``jwt`` helper)."""
+    return SessionGuard(subject_type=subject_type, redirect_to=redirect_to)
+
+
+def require_psk(*, header: str = "X-Dominus-PSK", scopes: tuple[str, ...] = ()) -> PskGuard:
+    """A guard for machine clients that send their PSK (the reference SDK's ``psk`` helper)."""
+    return PskGuard(header=header, scopes=scopes)

@@ -1,0 +1,188 @@
+"""Exception handlers: every SDK error raised in an endpoint becomes one HTTP answer with one body shape.
+
+``install_exception_handlers(app)`` maps the error tree of the client core (spec 4.2) onto the statuses an
+application should show its own callers:
+
+====================================  ======  =========================================================
+SDK error                             Status  Notes
+====================================  ======  =========================================================
+``ValidationError``                   400     413 and 422 are kept when the backend answered with them
+``AuthenticationError``               401     ``WWW-Authenticate: Bearer``
+``AuthorizationError``                403
+``SecureTableError``                  403     code ``secure_table_reason_required``
+``NotFoundError``                     404
+``ConflictError``                     409
+``RateLimitError``                    429     ``Retry-After`` when the backend gave one
+``ServiceError``                      502     503 (with ``Retry-After``) when the backend was unavailable
+``DominusTimeoutError``               504
+``CircuitOpenError``                  503     ``Retry-After``: the breaker's remaining open time
+``DominusConnectionError``            502
+``DominusError`` (anything else)      502
+====================================  ======  =========================================================
+
+The body is always ``{"detail": str, "code": str, "request_id": str | None}``. For 4xx answers ``detail`` is
+the backend's short sentence (which the protocol guarantees free of secrets); 5xx answers carry a fixed
+sentence instead, so that no upstream internals reach the caller. ``request_id`` is the SDK call's request
+id (the backend logs it) or, failing that, the incoming ``X-Request-Id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from dominus_fastapi.core.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    CircuitOpenError,
+    ConflictError,
+    DominusConnectionError,
+    DominusError,
+    DominusTimeoutError,
+    NotFoundError,
+    RateLimitError,
+    SecureTableError,
+    ServiceError,
+    ValidationError,
+)
+
+__all__ = [
+    "ERROR_RESPONSES",
+    "DominusHTTPException",
+    "ErrorResponse",
+    "error_response",
+    "install_exception_handlers",
+]
+
+logger = logging.getLogger("dominus_fastapi")
+
+
+class ErrorResponse(BaseModel):
+    """The one error body shape of every Dominus-aware route (for OpenAPI)."""
+
+    detail: str
+    code: str
+    request_id: str | None = None
+
+
+class DominusHTTPException(HTTPException):
+    """An ``HTTPException`` that carries a machine ``code``; raised by the providers, guards and routers.
+
+    Without :func:`install_exception_handlers` FastAPI's own handler still answers it (``{"detail"}`` and the
+    headers); with them the body also carries ``code`` and ``request_id``.
+    """
+
+    def __init__(
+        self, status_code: int, detail: str, code: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=dict(headers) if headers else None)
+        self.code = code
+
+
+# (class, status, default code, fixed 5xx sentence) — most specific classes first.
+_MAPPING: Final[tuple[tuple[type[DominusError], int, str, str | None], ...]] = (
+    (SecureTableError, 403, "secure_table_reason_required", None),
+    (AuthorizationError, 403, "forbidden", None),
+    (AuthenticationError, 401, "not_authenticated", None),
+    (NotFoundError, 404, "not_found", None),
+    (ValidationError, 400, "validation_failed", None),
+    (ConflictError, 409, "conflict", None),
+    (RateLimitError, 429, "rate_limited", None),
+    (CircuitOpenError, 503, "service_unavailable", "The backend service is temporarily unavailable"),
+    (DominusTimeoutError, 504, "upstream_timeout", "The backend service did not answer in time"),
+    (DominusConnectionError, 502, "upstream_error", "The backend service could not be reached"),
+    (ServiceError, 502, "upstream_error", "The backend service failed"),
+    (DominusError, 502, "upstream_error", "The backend service failed"),
+)
+
+_KEPT_VALIDATION_STATUSES: Final = frozenset({400, 413, 422})
+
+
+def _retry_after(exc: DominusError) -> str | None:
+    value = getattr(exc, "retry_after", None)
+    if value is None:
+        return None
+    return str(max(0, math.ceil(float(value))))
+
+
+def error_response(exc: DominusError, request_id: str | None = None) -> JSONResponse:
+    """The HTTP answer for one SDK error (see the module docstring for the table)."""
+    cls, status, default_code, fixed_detail = next(entry for entry in _MAPPING if isinstance(exc, entry[0]))
+    headers: dict[str, str] = {}
+    if cls is ValidationError and exc.status_code is not None and exc.status_code in _KEPT_VALIDATION_STATUSES:
+        status = exc.status_code
+    if cls is ServiceError and exc.status_code == 503:
+        status, default_code = 503, "service_unavailable"
+        fixed_detail = "The backend service is temporarily unavailable"
+    # Upstream 5xx codes (``internal_error`` ...) describe the backend, not this application's answer.
+    code = default_code if status >= 500 else (exc.code or default_code)
+    if status in (429, 503):
+        retry_after = _retry_after(exc)
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    detail = fixed_detail if status >= 500 and fixed_detail else (exc.message or "Request failed")
+    body = ErrorResponse(detail=detail, code=code, request_id=exc.request_id or request_id)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _incoming_request_id(request: Request) -> str | None:
+    return request.headers.get("x-request-id")
+
+
+async def _dominus_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DominusError)
+    response = error_response(exc, _incoming_request_id(request))
+    if response.status_code >= 500:
+        logger.warning(
+            "Dominus call failed: %s (status %s, code %s, request id %s, endpoint %s)",
+            type(exc).__name__,
+            exc.status_code,
+            exc.code,
+            exc.request_id,
+            exc.endpoint,
+        )
+    return response
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DominusHTTPException)
+    body = ErrorResponse(detail=str(exc.detail), code=exc.code, request_id=_incoming_request_id(request))
+    return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    """Register the handlers for the whole SDK error tree and for :class:`DominusHTTPException`.
+
+    Handlers are looked up along the exception's MRO, so one handler on ``DominusError`` covers every
+    subclass, and the application's own handlers for other exceptions stay untouched.
+    """
+    app.add_exception_handler(DominusError, _dominus_error_handler)
+    app.add_exception_handler(DominusHTTPException, _http_exception_handler)
+
+
+def _documented(status: int, description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    400: _documented(400, "Invalid input: the field and the reason are in `detail`"),
+    401: _documented(401, "Not signed in, or the session has ended"),
+    403: _documented(403, "Signed in but not allowed, or a cross-site request was refused"),
+    404: _documented(404, "Not found"),
+    409: _documented(409, "Conflict with existing data"),
+    422: _documented(422, "Well-formed input that cannot be applied"),
+    429: _documented(429, "Too many requests (see `Retry-After`)"),
+    502: _documented(502, "The backend service failed"),
+    503: _documented(503, "The backend service is temporarily unavailable (see `Retry-After`)"),
+    504: _documented(504, "The backend service did not answer in time"),
+}
+"""OpenAPI ``responses`` entries for the error statuses, keyed by status; routers pick the ones they use."""

@@ -1,0 +1,7 @@
+"""Router factories: ready-made route sets that an application includes with ``app.include_router``."""
+
+from __future__ import annotations
+
+from dominus_fastapi.routers.portal import get_portal_router
+
+__all__ = ["get_portal_router"]
