@@ -1,0 +1,128 @@
+"""Shared fixtures: a real ``dominus_local`` in-process, SDK clients bound to it, fake clocks and sleeps."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from dominus_fastapi import Dominus
+from dominus_fastapi.core.transport import DropAwareASGITransport
+from dominus_local import LocalSettings, create_app
+
+LOCAL_ORIGIN = "http://dominus.test"
+"""The origin that in-process clients use (never resolved: the ASGI transport carries the requests)."""
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class InstantSleep:
+    """A drop-in for ``asyncio.sleep`` that records the waits and moves ``clocks`` forward instead."""
+
+    clocks: tuple[FakeClock, ...] = ()
+    waits: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        for clock in self.clocks:
+            clock.advance(seconds)
+
+
+def make_fast(client: Dominus, *, clock: FakeClock | None = None) -> InstantSleep:
+    """Patch the client's backoff sleeps to zero (moving ``clock``, which then drives its budgets)."""
+    sleep = InstantSleep((clock,) if clock is not None else ())
+    client._transport.policy.sleep = sleep
+    if clock is not None:
+        client._transport.policy.clock = clock
+    return sleep
+
+
+@dataclass
+class LocalServer:
+    """A started in-process ``dominus_local`` with injectable clocks."""
+
+    app: Any
+    psk: str
+    clock: FakeClock
+    """The server's monotonic clock (cold start, faults)."""
+    wall: FakeClock
+    """The server's wall clock (token times)."""
+
+    def client(self, **options: Any) -> Dominus:
+        """An SDK client over the network code path, carried by an ASGI transport to this server."""
+        http = httpx.AsyncClient(transport=DropAwareASGITransport(app=self.app))
+        options.setdefault("token", self.psk)
+        return Dominus(base_url=LOCAL_ORIGIN, http_client=http, **options)
+
+    async def raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A plain HTTP request to the server, outside the SDK."""
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=LOCAL_ORIGIN) as http:
+            return await http.request(method, path, **kwargs)
+
+    async def tokens_minted(self) -> int:
+        """``dominus_local_tokens_minted_total`` read from ``GET /metrics``."""
+        return parse_minted((await self.raw("GET", "/metrics")).text)
+
+
+def parse_minted(metrics_text: str) -> int:
+    match = re.search(r"^dominus_local_tokens_minted_total\s+([0-9.e+]+)$", metrics_text, re.MULTILINE)
+    assert match is not None, "metrics carry no dominus_local_tokens_minted_total"
+    return int(float(match.group(1)))
+
+
+@pytest.fixture
+def psk() -> str:
+    return secrets.token_hex(32)
+
+
+@pytest.fixture
+async def local_server(psk: str) -> AsyncIterator[LocalServer]:
+    """A real ``dominus_local`` (in memory), its lifespan running, with fake clocks."""
+    clock = FakeClock(10_000.0)
+    wall = FakeClock()
+    settings = LocalSettings(psk=psk, bcrypt_rounds=4)
+    app = create_app(settings, clock=clock, wall_clock=wall)
+    async with LifespanManager(app) as manager:
+        yield LocalServer(app=manager.app, psk=psk, clock=clock, wall=wall)
+
+
+@pytest.fixture
+async def local_client(local_server: LocalServer) -> AsyncIterator[Dominus]:
+    """An SDK client of ``local_server`` with backoff sleeps patched to zero."""
+    client = local_server.client()
+    make_fast(client)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        await client._transport.http.aclose()
+
+
+@pytest.fixture
+async def embedded() -> AsyncIterator[Dominus]:
+    """``Dominus(base_url="embedded:")`` with backoff sleeps patched to zero; closed after the test."""
+    client = Dominus(base_url="embedded:")
+    make_fast(client)
+    try:
+        yield client
+    finally:
+        await client.aclose()
