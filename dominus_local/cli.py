@@ -1,0 +1,155 @@
+"""The ``dominus-local`` command: ``serve``, ``info`` and ``seed``.
+
+``serve`` runs the server on uvicorn. With no PSK configured (``DOMINUS_LOCAL_PSK`` or ``DOMINUS_TOKEN``) it
+uses the data directory's ``psk`` file (spec 2.3), creating it at first start, and prints a PSK only when it
+was just generated. ``info`` describes a data directory without ever printing the PSK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from starlette.types import Receive, Scope, Send
+
+from dominus_local.settings import LocalSettings
+
+__all__ = ["main"]
+
+
+def _settings(data_dir: str | None) -> LocalSettings:
+    return LocalSettings(data_dir=Path(data_dir)) if data_dir else LocalSettings()
+
+
+class _DropConnections:
+    """Under uvicorn, an injected drop returns quietly: the response was started with a ``Content-Length``
+    and no body follows, so uvicorn closes the connection and the client sees it break."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from dominus_local.faults import ConnectionDropped
+
+        try:
+            await self.app(scope, receive, send)
+        except ConnectionDropped:
+            return
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dominus_local.app import create_app
+    from dominus_local.security import generate_psk, load_or_create_psk
+
+    settings = _settings(args.data_dir)
+    announce: str | None = None
+    if settings.configured_psk() is None:
+        if settings.data_dir is None:
+            psk = generate_psk()
+            settings = settings.model_copy(update={"psk": SecretStr(psk)})
+            announce = f"PSK (in-memory server, shown once): {psk}"
+        else:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            psk, created = load_or_create_psk(settings.data_dir)
+            if created:
+                announce = f"PSK (generated, shown once; kept in {settings.data_dir / 'psk'}): {psk}"
+    app = _DropConnections(create_app(settings))
+    url = f"http://{args.host}:{args.port}"
+    print(f"dominus-local serving on {url}", flush=True)
+    print(f"data directory: {settings.data_dir or '(in memory)'}", flush=True)
+    if announce:
+        print(announce, flush=True)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def _info(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from dominus_local.security import PSK_FILE, SIGNING_KEY_FILE, load_signing_key
+
+    settings = _settings(args.data_dir)
+    data_dir = settings.data_dir
+    print(f"data directory: {data_dir or '(in memory)'}")
+    print(f"database: {make_url(settings.resolved_database_url()).render_as_string(hide_password=True)}")
+    if data_dir is not None and (data_dir / SIGNING_KEY_FILE).exists():
+        print(f"signing key id (kid): {load_signing_key(data_dir).kid}")
+    else:
+        print("signing key id (kid): none yet (created at first start)")
+    if settings.configured_psk() is not None:
+        print("PSK: configured by the environment")
+    elif data_dir is not None and (data_dir / PSK_FILE).exists():
+        print(f"PSK: kept in {data_dir / PSK_FILE}")
+    else:
+        print("PSK: none yet (generated at first start)")
+    print(f"project: {settings.project_slug}  environment: {settings.environment}")
+    return 0
+
+
+async def _run_seed(settings: LocalSettings) -> Any:
+    from asgi_lifespan import LifespanManager
+
+    from dominus_local.app import create_app
+
+    seed = importlib.import_module("dominus_local.seed")
+    app = create_app(settings)
+    async with LifespanManager(app):
+        return await seed.seed_demo(app.state)
+
+
+def _seed(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("dominus_local.seed") is None:
+        print("dominus-local seed: this build has no demo data (dominus_local.seed is missing)", file=sys.stderr)
+        return 2
+    settings = _settings(args.data_dir)
+    if settings.data_dir is None and not settings.database_url:
+        print("dominus-local seed: give --data-dir (an in-memory server forgets its data at once)", file=sys.stderr)
+        return 2
+    result = asyncio.run(_run_seed(settings))
+    print(f"demo data loaded into {settings.data_dir or settings.database_url}")
+    if result is not None:
+        print(result)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dominus-local", description="Run and inspect a dominus_local server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server on uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--data-dir", help="directory for the database, keys and PSK (default: in memory)")
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(run=_serve)
+
+    info = commands.add_parser("info", help="describe a data directory (never prints the PSK)")
+    info.add_argument("--data-dir")
+    info.set_defaults(run=_info)
+
+    seed = commands.add_parser("seed", help="load the demo data into a data directory")
+    seed.add_argument("--data-dir")
+    seed.set_defaults(run=_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dominus-local`` console script."""
+    args = _parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
