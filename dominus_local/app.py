@@ -43,7 +43,7 @@ from dominus_local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from dominus_local.metrics import Metrics
 from dominus_local.routing import Endpoint, Principal, RequestContext, ServiceRouter
 from dominus_local.security import Credentials, credentials, load_credentials
-from dominus_local.services import admin, courier, gateway, health, herald, portal, warden
+from dominus_local.services import admin, archivist, courier, gateway, health, herald, portal, warden, whisperer
 from dominus_local.settings import LocalSettings
 from dominus_local.state import LocalState
 from dominus_local.stores.database import Database
@@ -60,6 +60,8 @@ ROUTERS: list[ServiceRouter] = [
     admin.router,
     courier.router,
     portal.router,
+    whisperer.router,
+    archivist.router,
 ]
 """Every service of the server; a new service adds its router here."""
 
