@@ -1,9 +1,11 @@
-"""Admin (spec 7.12): fault injection at ``/api/admin/faults`` (admin only)."""
+"""Admin (spec 7.12): fault injection at ``/api/admin/faults``, and reseed/reset of the built-in admin
+entities (all admin only)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from dominus_local import identity
 from dominus_local.errors import invalid
 from dominus_local.faults import FaultInjector
 from dominus_local.routing import RequestContext, ServiceRouter
@@ -54,3 +56,21 @@ async def set_faults(ctx: RequestContext) -> dict[str, Any]:
         drop_after_read=drop,
     )
     return injector.describe()
+
+
+@router.post("/api/admin/reseed", admin=True)
+async def reseed_admin_category(ctx: RequestContext) -> dict[str, Any]:
+    """Create whatever is missing of the built-in admin entities; existing ones are left alone."""
+    async with ctx.state.db.begin() as conn:
+        seeded = await identity.reseed_admin_category(conn)
+    created = sum(seeded.values())
+    message = f"Created {created} missing admin entities" if created else "The admin entities were all present"
+    return {"success": True, "message": message, "seeded_entities": seeded}
+
+
+@router.post("/api/admin/reset", admin=True)
+async def reset_admin_category(ctx: RequestContext) -> dict[str, Any]:
+    """Delete the built-in admin entities and their links, seed them again, relink the bootstrap client."""
+    async with ctx.state.db.begin() as conn:
+        operations = await identity.reset_admin_category(conn)
+    return {"success": True, "message": "The admin entities were reset", "operations": operations}
