@@ -22,7 +22,7 @@ from dominus_fastapi.core.client import Dominus
 from dominus_fastapi.core.errors import DominusError
 from dominus_fastapi.core.namespaces.auth import AuthNamespace
 from dominus_local import app as app_module
-from dominus_local.services import guardian
+from dominus_local.services import courier, guardian, portal
 from dominus_local.settings import LocalSettings
 
 PSK = "0123456789abcdef" * 4
@@ -89,6 +89,11 @@ class Server:
         )
         return response.status_code, wire.parse_response_text(response.content)
 
+    async def me(self, token: str) -> tuple[int, str | None]:
+        """Status and machine code of ``GET /api/portal/auth/me`` with ``token``: does its session still work?"""
+        status, envelope = await self.raw("GET", "/api/portal/auth/me", token=token)
+        return status, (envelope or {}).get("code") if status != 200 else None
+
     async def service_token(self, psk: str = PSK) -> str:
         status, envelope = await self.raw("POST", "/jwt/mint", {"method": "auth.self", "params": {}}, token=psk)
         assert status == 200, envelope
@@ -101,7 +106,8 @@ def _settings(**overrides: Any) -> LocalSettings:
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
-    routers = [] if guardian.router in app_module.ROUTERS else [guardian.router]
+    # Services this suite needs that the app may not list yet; each is added once.
+    routers = [r for r in (guardian.router, portal.router, courier.router) if r not in app_module.ROUTERS]
     application = app_module.create_app(_settings(), routers=routers)
     async with LifespanManager(application) as manager:
         transport = httpx.ASGITransport(app=manager.app)
