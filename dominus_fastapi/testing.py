@@ -1,0 +1,316 @@
+"""Test an application built on ``dominus_fastapi`` offline: a pytest plugin with an in-process backend.
+
+Installed as a pytest plugin (entry point ``dominus_fastapi.testing``), it offers these fixtures:
+
+``dominus_base_url``
+    An ``embedded:///<tmp>/dominus`` URL, private to the test, exported as ``DOMINUS_BASE_URL`` so that the
+    app's own ``dominus_lifespan()`` talks to the same in-process ``dominus_local``. bcrypt runs at its
+    lowest cost there (``DOMINUS_LOCAL_BCRYPT_ROUNDS=4``) unless the environment says otherwise.
+``dominus_seed_demo``
+    ``False``; override it to return ``True`` to start the backend with the demo data.
+``dominus``
+    A ``Dominus`` client bound to that backend, with the administrator PSK.
+``dominus_app``
+    The app under test: override it in your ``conftest.py`` to return your ``FastAPI`` instance.
+``dominus_asgi_app``
+    The app with its lifespan running (``asgi_lifespan.LifespanManager``).
+``dominus_app_client``
+    An anonymous ``httpx.AsyncClient`` for the app.
+``dominus_user_client``
+    A factory: ``await dominus_user_client(roles=["editor"], tenants=["acme"], pages=["/reports"])`` creates a
+    user with those roles, scopes, tenants and pages (missing ones are created), signs them in and returns a
+    :class:`SignedInClient` for the app (session cookie by default, or ``via="bearer"``).
+
+A test then reads::
+
+    async def test_reports_page(dominus_user_client, dominus_app_client):
+        assert (await dominus_app_client.get("/reports")).status_code == 401
+        alice = await dominus_user_client(pages=["/reports"])
+        assert (await alice.get("/reports")).status_code == 200
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import httpx
+import pytest
+import pytest_asyncio
+from asgi_lifespan import LifespanManager
+
+from dominus_fastapi.core.client import Dominus
+from dominus_fastapi.middleware import SessionConfig
+
+__all__ = [
+    "APP_ORIGIN",
+    "TEST_PASSWORD",
+    "SignedInClient",
+    "TestUser",
+    "UserFactory",
+    "create_test_user",
+    "dominus",
+    "dominus_app",
+    "dominus_app_client",
+    "dominus_asgi_app",
+    "dominus_base_url",
+    "dominus_seed_demo",
+    "dominus_user_client",
+]
+
+APP_ORIGIN = "http://127.0.0.1"
+"""Where test clients send their requests: plain http to a loopback host, so cookies are not ``Secure``."""
+TEST_PASSWORD = "test-password-1"
+"""The password of users made by the factory unless one is given (test data only)."""
+
+
+@dataclass(frozen=True)
+class TestUser:
+    """A user made by :func:`create_test_user`; ``password`` and ``access_token`` are left out of ``repr``."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    id: str
+    username: str
+    email: str
+    password: str = field(repr=False)
+    tenant_ids: tuple[str, ...] = ()
+    role_ids: tuple[str, ...] = ()
+    scope_ids: tuple[str, ...] = ()
+    access_token: str = field(default="", repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    session_id: str | None = None
+
+
+class SignedInClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` for the app under test, signed in as :attr:`user`."""
+
+    user: TestUser
+
+
+class UserFactory(Protocol):
+    """The ``dominus_user_client`` fixture's signature."""
+
+    def __call__(
+        self,
+        *,
+        username: str | None = None,
+        password: str = TEST_PASSWORD,
+        roles: Sequence[str] = (),
+        scopes: Sequence[str] = (),
+        tenants: Sequence[str] = (),
+        pages: Sequence[str] = (),
+        tenant: str | None = None,
+        via: Literal["cookie", "bearer"] = "cookie",
+    ) -> Awaitable[SignedInClient]: ...
+
+
+async def _all(list_page: Callable[..., Awaitable[Any]]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = await list_page(limit=1000, offset=offset)
+        items.extend(page["items"])
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            return items
+
+
+async def _tenant_id(client: Dominus, slug: str) -> str:
+    for tenant in await _all(client.auth.list_tenants):
+        if tenant["slug"] == slug or tenant["id"] == slug:
+            return str(tenant["id"])
+    return str((await client.auth.create_tenant(slug, slug))["id"])
+
+
+async def _role_id(client: Dominus, name: str) -> str:
+    for role in await _all(client.auth.list_roles):
+        if role["name"] == name or role["id"] == name:
+            return str(role["id"])
+    return str((await client.auth.create_role(name))["id"])
+
+
+async def _scope_id(client: Dominus, slug: str) -> str:
+    for scope in await _all(client.auth.list_scopes):
+        if scope["slug"] == slug or scope["id"] == slug:
+            return str(scope["id"])
+    return str((await client.auth.create_scope(slug, slug))["id"])
+
+
+async def _page_scope_id(client: Dominus, path: str) -> str | None:
+    """A scope that opens ``path``: one of the page's scopes, or a new one for a page created here.
+
+    ``None`` when the existing page has no scope (anyone in a matching tenant may open it already).
+    """
+    for page in await _all(client.auth.list_pages):
+        if page["path"] == path:
+            linked = await client.auth.get_page_scopes(page["id"])
+            return str(linked["items"][0]["id"]) if linked["items"] else None
+    page = await client.auth.create_page(path, path)
+    scope_id = await _scope_id(client, f"page{path.replace('/', ':')}")
+    await client.auth.add_page_scopes(page["id"], [scope_id])
+    return scope_id
+
+
+async def create_test_user(
+    client: Dominus,
+    *,
+    username: str | None = None,
+    password: str = TEST_PASSWORD,
+    roles: Sequence[str] = (),
+    scopes: Sequence[str] = (),
+    tenants: Sequence[str] = (),
+    pages: Sequence[str] = (),
+    tenant: str | None = None,
+) -> TestUser:
+    """Create a user through Guardian (``client`` needs the administrator PSK) and sign them in.
+
+    ``roles``, ``scopes`` and ``tenants`` are names, slugs or ids; missing ones are created. For each of
+    ``pages`` the user gets a scope that opens it (a page that does not exist yet is created, guarded by a
+    scope of its own). ``tenant`` picks the active tenant at sign-in (default: the first by slug).
+    """
+    username = username or f"user-{secrets.token_hex(4)}"
+    tenant_ids = [await _tenant_id(client, slug) for slug in tenants]
+    role_ids = [await _role_id(client, name) for name in roles]
+    scope_ids = [await _scope_id(client, slug) for slug in scopes]
+    for path in pages:
+        scope_id = await _page_scope_id(client, path)
+        if scope_id is not None and scope_id not in scope_ids:
+            scope_ids.append(scope_id)
+    user = await client.auth.create_user(username, f"{username}@example.test", password)
+    user_id = str(user["id"])
+    if tenant_ids:
+        await client.auth.add_user_tenants(user_id, tenant_ids)
+    if role_ids:
+        await client.auth.add_user_roles(user_id, role_ids)
+    if scope_ids:
+        await client.auth.add_user_scopes(user_id, scope_ids)
+    login = await client.portal.login(username, password, tenant_id=tenant)
+    return TestUser(
+        id=user_id,
+        username=username,
+        email=f"{username}@example.test",
+        password=password,
+        tenant_ids=tuple(tenant_ids),
+        role_ids=tuple(role_ids),
+        scope_ids=tuple(scope_ids),
+        access_token=str(login["access_token"]),
+        refresh_token=login.get("refresh_token"),
+        session_id=login.get("session_id"),
+    )
+
+
+def signed_in_client(
+    app: Any,
+    user: TestUser,
+    *,
+    via: Literal["cookie", "bearer"] = "cookie",
+    session_config: SessionConfig | None = None,
+    origin: str = APP_ORIGIN,
+) -> SignedInClient:
+    """An HTTP client for ``app`` (already started) that carries ``user``'s session.
+
+    With ``via="cookie"`` it holds the session cookies and sends ``Origin`` like a browser on the app's own
+    pages; with ``via="bearer"`` it sends ``Authorization: Bearer``.
+    """
+    config = session_config or SessionConfig()
+    headers = {"Origin": origin} if via == "cookie" else {"Authorization": f"Bearer {user.access_token}"}
+    http = SignedInClient(transport=httpx.ASGITransport(app=app), base_url=origin, headers=headers)
+    if via == "cookie":
+        host = httpx.URL(origin).host
+        http.cookies.set(config.cookie_name, user.access_token, domain=host, path=config.cookie_path)
+        if user.refresh_token:
+            http.cookies.set(config.refresh_cookie_name, user.refresh_token, domain=host, path=config.cookie_path)
+    http.user = user
+    return http
+
+
+# --- fixtures -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dominus_seed_demo() -> bool:
+    """Override to return ``True`` to load the demo data (``dominus_local.seed``) into the backend."""
+    return False
+
+
+@pytest.fixture
+def dominus_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dominus_seed_demo: bool) -> str:
+    """A private persistent embedded backend for this test, also exported as ``DOMINUS_BASE_URL``."""
+    url = f"embedded://{tmp_path / 'dominus'}"
+    monkeypatch.setenv("DOMINUS_BASE_URL", url)
+    monkeypatch.delenv("DOMINUS_GATEWAY_URL", raising=False)
+    monkeypatch.delenv("DOMINUS_TOKEN", raising=False)
+    if "DOMINUS_LOCAL_BCRYPT_ROUNDS" not in os.environ:
+        monkeypatch.setenv("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
+    if dominus_seed_demo:
+        monkeypatch.setenv("DOMINUS_LOCAL_SEED_DEMO", "true")
+    return url
+
+
+@pytest_asyncio.fixture
+async def dominus(dominus_base_url: str) -> AsyncIterator[Dominus]:
+    """A client with the administrator PSK, bound to the test's backend."""
+    async with Dominus(base_url=dominus_base_url) as client:
+        yield client
+
+
+@pytest.fixture
+def dominus_app() -> Any:
+    """The app under test: override this fixture to return your ``FastAPI`` application."""
+    raise pytest.UsageError(
+        "Define a `dominus_app` fixture that returns the FastAPI app under test (e.g. in conftest.py)"
+    )
+
+
+@pytest_asyncio.fixture
+async def dominus_asgi_app(dominus: Dominus, dominus_app: Any) -> AsyncIterator[Any]:
+    """The app with its lifespan running; its ``dominus_lifespan()`` shares the test's backend."""
+    async with LifespanManager(dominus_app) as manager:
+        yield manager.app
+
+
+@pytest_asyncio.fixture
+async def dominus_app_client(dominus_asgi_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An anonymous HTTP client for the app under test."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=dominus_asgi_app), base_url=APP_ORIGIN) as http:
+        yield http
+
+
+@pytest_asyncio.fixture
+async def dominus_user_client(dominus: Dominus, dominus_asgi_app: Any) -> AsyncIterator[UserFactory]:
+    """A factory of signed-in clients for the app under test (see :func:`create_test_user`)."""
+    opened: list[httpx.AsyncClient] = []
+
+    async def factory(
+        *,
+        username: str | None = None,
+        password: str = TEST_PASSWORD,
+        roles: Sequence[str] = (),
+        scopes: Sequence[str] = (),
+        tenants: Sequence[str] = (),
+        pages: Sequence[str] = (),
+        tenant: str | None = None,
+        via: Literal["cookie", "bearer"] = "cookie",
+    ) -> SignedInClient:
+        user = await create_test_user(
+            dominus,
+            username=username,
+            password=password,
+            roles=roles,
+            scopes=scopes,
+            tenants=tenants,
+            pages=pages,
+            tenant=tenant,
+        )
+        http = signed_in_client(dominus_asgi_app, user, via=via)
+        opened.append(http)
+        return http
+
+    yield factory
+    for http in opened:
+        await http.aclose()
