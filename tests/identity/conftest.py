@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 
 from dominus_fastapi.core import wire
 from dominus_fastapi.core.client import Dominus
@@ -101,7 +102,7 @@ class Server:
 
 
 def _settings(**overrides: Any) -> LocalSettings:
-    return LocalSettings(psk=PSK, bcrypt_rounds=4, **overrides)
+    return LocalSettings(psk=SecretStr(PSK), bcrypt_rounds=4, **overrides)
 
 
 @pytest.fixture
