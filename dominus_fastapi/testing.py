@@ -150,9 +150,9 @@ async def _page_scope_id(client: Dominus, path: str) -> str | None:
         if page["path"] == path:
             linked = await client.auth.get_page_scopes(page["id"])
             return str(linked["items"][0]["id"]) if linked["items"] else None
-    page = await client.auth.create_page(path, path)
+    created = await client.auth.create_page(path, path)
     scope_id = await _scope_id(client, f"page{path.replace('/', ':')}")
-    await client.auth.add_page_scopes(page["id"], [scope_id])
+    await client.auth.add_page_scopes(created["id"], [scope_id])
     return scope_id
 
 

@@ -46,7 +46,12 @@ CASES: list[tuple[DominusError, int, str, str | None]] = [
     (RateLimitError("Slow down", 429, code="rate_limited"), 429, "rate_limited", None),
     (ServiceError(f"boom {SECRET_TEXT}", 500, code="internal_error"), 502, "upstream_error", None),
     (ServiceError(f"bad gateway {SECRET_TEXT}", 502, code="upstream_error"), 502, "upstream_error", None),
-    (ServiceError(f"down {SECRET_TEXT}", 503, code="service_unavailable", retry_after=7), 503, "service_unavailable", "7"),
+    (
+        ServiceError(f"down {SECRET_TEXT}", 503, code="service_unavailable", retry_after=7),
+        503,
+        "service_unavailable",
+        "7",
+    ),
     (DominusTimeoutError(f"slow {SECRET_TEXT}", 504, code="upstream_timeout"), 504, "upstream_timeout", None),
     (DominusTimeoutError(f"read timeout {SECRET_TEXT}"), 504, "upstream_timeout", None),
     (DominusConnectionError(f"refused {SECRET_TEXT}"), 502, "upstream_error", None),
