@@ -56,16 +56,30 @@ async def _stop(state: LocalState) -> None:
 # -- field readers --------------------------------------------------------------------------------------------
 
 
-def _logical_path(fields: Fields, name: str = "logical_path") -> str:
-    value: str = fields.str(name, min_len=1, max_len=MAX_PATH)
+def _path_value(value: Any, name: str) -> str:
+    if value is None:
+        raise invalid(name, "is required")
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_PATH:
+        raise invalid(name, f"must be a string of 1 to {MAX_PATH} characters")
     if _CONTROL.search(value):
         raise invalid(name, "must not contain control characters")
     return value
 
 
-def _category(fields: Fields, name: str = "category") -> str:
-    value: str = fields.str(name, required=False, default=DEFAULT_CATEGORY, pattern=CATEGORY)
+def _category_value(value: Any, name: str) -> str:
+    if value is None:
+        return DEFAULT_CATEGORY
+    if not isinstance(value, str) or not CATEGORY.match(value):
+        raise invalid(name, f"must match {CATEGORY.pattern}")
     return value
+
+
+def _logical_path(fields: Fields) -> str:
+    return _path_value(fields.raw("logical_path"), "logical_path")
+
+
+def _category(fields: Fields) -> str:
+    return _category_value(fields.raw("category"), "category")
 
 
 def _ttl(fields: Fields, default: int) -> int:
@@ -204,9 +218,11 @@ async def mget(ctx: RequestContext) -> dict[str, Any]:
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise invalid(f"keys[{index}]", "must be an object with logical_path and optional category")
-        sub = Fields(item)
         wanted.append(
-            (_category(sub, f"keys[{index}].category"), _logical_path(sub, f"keys[{index}].logical_path"))
+            (
+                _category_value(item.get("category"), f"keys[{index}].category"),
+                _path_value(item.get("logical_path"), f"keys[{index}].logical_path"),
+            )
         )
     entries = await kv_store(ctx.state).get_many([(_space(ctx.subject, c), k) for c, k in wanted])
     results = []
