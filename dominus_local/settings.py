@@ -62,6 +62,8 @@ class LocalSettings(BaseSettings):
     storage_url: str | None = None
     mail_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1, le=1000)
+    open_database_url: str | None = None
+    """Scribe's open SQL area (SQLAlchemy async URL); default: SQLite ``<data_dir>/open.db``, or in memory."""
 
     # Mail that Portal sends itself (spec 8.10): sender, product name, and the pages its links open; each link
     # is the URL with ``token=<token>`` added.

@@ -1,0 +1,504 @@
+"""Scribe: table data, audited access to secure tables, and the open SQL area (spec 7.3, 8.2, 8.3).
+
+Statements are SQLAlchemy Core constructs over the user-data layer's quoted tables: identifiers are checked
+against the spec's pattern and against the table's real columns, and every value is a bound parameter.
+A request runs in one transaction, the audit record of a secure table included: if the record cannot be
+written, the operation's writes are rolled back (spec 8.3).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import sqlite3
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util.concurrency import await_
+
+from dominus_local import identity
+from dominus_local.errors import ApiError, forbidden, invalid, not_found
+from dominus_local.routing import RequestContext, ServiceRouter
+from dominus_local.services import smith
+from dominus_local.services.herald import write_audit
+from dominus_local.state import LocalState
+from dominus_local.stores.database import Database
+from dominus_local.stores.userdata import (
+    ColumnInfo,
+    UserData,
+    database_errors,
+    open_sql_for_sqlite,
+    single_statement,
+    userdata_for,
+)
+from dominus_local.validate import IDENTIFIER, format_timestamp
+
+router = ServiceRouter("scribe")
+logger = logging.getLogger("dominus_local.scribe")
+
+MAX_LIMIT = 1000
+MAX_BULK_ROWS = 1000
+MAX_REASON = 1000
+MAX_ACTOR = 256
+OPEN_MAX_ROWS = 10000
+"""Rows an open-area statement may return in one answer (more is 413)."""
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+def _path_identifier(ctx: RequestContext, name: str) -> str:
+    value = ctx.path(name)
+    if not IDENTIFIER.match(value):
+        raise invalid(name, f"must match {IDENTIFIER.pattern}")
+    return value
+
+
+def _short(name: str) -> str:
+    """A request-supplied name, shortened for messages (hostile keys can be very long)."""
+    return name if len(name) <= 64 else name[:61] + "..."
+
+
+class Target:
+    """A resolved table: its schema, name, columns and whether it is secure."""
+
+    def __init__(self, schema: str, table: str, columns: list[ColumnInfo], ud: UserData) -> None:
+        self.schema = schema
+        self.table = table
+        self.columns = {c.name: c for c in columns}
+        self.ud = ud
+        self.construct = ud.table(schema, table, columns)
+
+    def column(self, name: Any, field_name: str) -> ColumnInfo:
+        if not isinstance(name, str) or not IDENTIFIER.match(name):
+            raise invalid(field_name, f"column names must match {IDENTIFIER.pattern}")
+        info = self.columns.get(name)
+        if info is None:
+            raise ApiError(
+                "unprocessable",
+                f"Column '{_short(name)}' does not exist in {self.schema}.{self.table}",
+                details={"field": field_name, "reason": "unknown column"},
+            )
+        return info
+
+    def row_values(self, data: Any, field_name: str) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise invalid(field_name, "must be an object of column values")
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            info = self.column(name, f"{field_name}.{_short(str(name))}")
+            if isinstance(value, dict | list) and (info.type is None or info.type.kind != "json"):
+                raise ApiError(
+                    "unprocessable",
+                    f"Value for column '{name}' must be a scalar",
+                    details={"field": f"{field_name}.{name}", "reason": "must be a scalar"},
+                )
+            values[name] = self.ud.to_db(info, value)
+        return values
+
+    def where(self, filters: Any, field_name: str = "filters") -> list[sa.ColumnElement[bool]]:
+        """Filter conditions of spec 8.2: scalar -> ``=``, list -> ``IN``, null -> ``IS NULL``."""
+        if filters is None:
+            return []
+        if not isinstance(filters, dict):
+            raise invalid(field_name, "must be an object mapping columns to values")
+        conditions: list[sa.ColumnElement[bool]] = []
+        for name, condition in filters.items():
+            where = f"{field_name}.{_short(str(name))}"
+            if not isinstance(name, str) or not IDENTIFIER.match(name):
+                raise invalid(where, f"column names must match {IDENTIFIER.pattern}")
+            if isinstance(condition, dict):
+                raise invalid(where, "must be a value, a list of values or null (operators are not supported)")
+            info = self.column(name, where)
+            column = self.construct.c[name]
+            if condition is None:
+                conditions.append(column.is_(None))
+            elif isinstance(condition, list):
+                if len(condition) > 10000:
+                    raise invalid(where, "must list at most 10000 values")
+                values = []
+                for index, item in enumerate(condition):
+                    if item is None or isinstance(item, dict | list):
+                        raise invalid(f"{where}[{index}]", "must be a scalar value")
+                    values.append(self.ud.to_db(info, item))
+                conditions.append(column.in_(values) if values else sa.false())
+            elif isinstance(condition, str | int | float | bool):
+                conditions.append(column == self.ud.to_db(info, condition))
+            else:  # pragma: no cover - JSON has no other value kinds
+                raise invalid(where, "must be a value, a list of values or null")
+        return conditions
+
+    def to_json(self, row: Mapping[Any, Any]) -> dict[str, Any]:
+        return {str(name): self.ud.from_db(self.columns[str(name)].type, value) for name, value in row.items()}
+
+    def order(self) -> list[sa.ColumnElement[Any]]:
+        keys = sorted((c for c in self.columns.values() if c.primary_key), key=lambda c: c.primary_key)
+        if keys:
+            return [self.construct.c[c.name] for c in keys]
+        return [self.ud.order_of_insertion(self.schema, self.table)]
+
+
+async def _resolve(ctx: RequestContext, conn: AsyncConnection, ud: UserData) -> Target:
+    schema, table = _path_identifier(ctx, "schema"), _path_identifier(ctx, "table")
+    if await smith.schema_row(conn, schema) is None:
+        raise not_found(f"Schema '{schema}'")
+    if table not in await ud.list_tables(conn, schema):
+        raise not_found(f"Table '{schema}.{table}'")
+    return Target(schema, table, await ud.columns(conn, schema, table), ud)
+
+
+async def _secure_check(ctx: RequestContext, conn: AsyncConnection) -> tuple[str, str] | None:
+    """Spec 8.3 steps 1-2 for a secure table; returns (reason, actor), or ``None`` for other tables."""
+    schema, table = _path_identifier(ctx, "schema"), _path_identifier(ctx, "table")
+    scopes = await identity.secure_table_scopes(conn, schema, table)
+    if scopes is None:
+        return None
+    reason, actor = ctx.body.get("reason"), ctx.body.get("actor")
+    if not isinstance(reason, str) or not reason.strip() or not isinstance(actor, str) or not actor.strip():
+        raise ApiError(
+            "secure_table_reason_required",
+            f"Table {schema}.{table} is secure: give a non-empty reason and actor",
+            details={"missing": [n for n, v in (("reason", reason), ("actor", actor)) if not _filled(v)]},
+        )
+    reason, actor = reason.strip(), actor.strip()
+    if len(reason) > MAX_REASON:
+        raise invalid("reason", f"must be at most {MAX_REASON} characters")
+    if len(actor) > MAX_ACTOR:
+        raise invalid("actor", f"must be at most {MAX_ACTOR} characters")
+    if scopes and not set(scopes) & set(ctx.subject.scopes):
+        raise forbidden(f"Table {schema}.{table} needs one of the scopes linked to it", missing=scopes)
+    return reason, actor
+
+
+def _filled(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+async def _audit(
+    ctx: RequestContext,
+    conn: AsyncConnection,
+    secure: tuple[str, str] | None,
+    operation: str,
+    target: Target,
+    filters: Any,
+    counts: Mapping[str, int],
+) -> None:
+    """Write the audit record of spec 8.3: who, what, which table and filters, row counts; no row values."""
+    if secure is None:
+        return
+    principal = ctx.subject
+    context = {
+        "service": "scribe",
+        "operation": operation,
+        "schema": target.schema,
+        "table": target.table,
+        "reason": secure[0],
+        "actor": secure[1],
+        "subject": principal.sub,
+        "subject_type": principal.subject_type,
+        "tenant_id": principal.tenant_id,
+        "filters": filters,
+        **counts,
+        "request_id": ctx.request_id,
+    }
+    await write_audit(conn, principal, f"scribe.{operation} {target.schema}.{target.table}", context)
+
+
+# --- listings -------------------------------------------------------------------------------------------
+
+
+@router.get("/api/scribe/schema/list")
+async def list_schemas(ctx: RequestContext) -> dict[str, Any]:
+    """``public``, the provisioned tenant schemas and the schemas created through Smith (spec 7.3)."""
+    async with ctx.state.db.begin() as conn:
+        return {"schemas": await smith.schema_names(conn)}
+
+
+@router.get("/api/scribe/data/{schema}/tables")
+async def list_tables(ctx: RequestContext) -> dict[str, Any]:
+    schema = _path_identifier(ctx, "schema")
+    ud = userdata_for(ctx.state)
+    async with ctx.state.db.begin() as conn:
+        await ud.prepare(conn)
+        if await smith.schema_row(conn, schema) is None:
+            raise not_found(f"Schema '{schema}'")
+        tables = []
+        for name in await ud.list_tables(conn, schema):
+            secure = await identity.secure_table_scopes(conn, schema, name) is not None
+            tables.append({"name": name, "schema": schema, "secure": secure})
+    return {"tables": tables}
+
+
+@router.get("/api/scribe/data/{schema}/{table}/columns")
+async def list_columns(ctx: RequestContext) -> dict[str, Any]:
+    """Columns of a table; defaults are shown in their wire form when Smith created the table."""
+    ud = userdata_for(ctx.state)
+    async with ctx.state.db.begin() as conn:
+        await ud.prepare(conn)
+        target = await _resolve(ctx, conn, ud)
+        definition = await smith.Engine(ud, conn).definition(target.schema, target.table)
+    columns = []
+    for info in target.columns.values():
+        wire = info.to_wire()
+        known = definition.column(info.name) if definition is not None else None
+        if known is not None:
+            wire["type"] = known.type.name
+            wire["default"] = known.default
+        columns.append(wire)
+    return {"columns": columns}
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+@router.post("/api/scribe/data/{schema}/{table}/query", safe=True)
+async def query(ctx: RequestContext) -> dict[str, Any]:
+    """Rows matching ``filters``, sorted and paged; ``total`` counts every match (spec 8.2)."""
+    fields = ctx.fields
+    limit = fields.int("limit", default=100, min_value=1, max_value=MAX_LIMIT)
+    offset = fields.int("offset", default=0, min_value=0, max_value=2**62)
+    sort_order = fields.str("sort_order", default="ASC", max_len=4).upper()
+    if sort_order not in ("ASC", "DESC"):
+        raise invalid("sort_order", "must be ASC or DESC")
+    sort_by = fields.raw("sort_by")
+    filters = fields.raw("filters")
+    ud = userdata_for(ctx.state)
+    async with ctx.state.db.begin() as conn:
+        await ud.prepare(conn)
+        secure = await _secure_check(ctx, conn)
+        target = await _resolve(ctx, conn, ud)
+        conditions = target.where(filters)
+        order: list[sa.ColumnElement[Any]] = []
+        if sort_by is not None:
+            column = target.construct.c[target.column(sort_by, "sort_by").name]
+            order.append(column.desc() if sort_order == "DESC" else column.asc())
+        order.extend(target.order())
+        with database_errors():
+            total = (
+                await conn.execute(sa.select(sa.func.count()).select_from(target.construct).where(*conditions))
+            ).scalar_one()
+            rows = await conn.execute(
+                sa.select(target.construct).where(*conditions).order_by(*order).limit(limit).offset(offset)
+            )
+            items = [target.to_json(r) for r in rows.mappings()]
+        await _audit(ctx, conn, secure, "query", target, filters, {"row_count": len(items)})
+    return {"items": items, "total": int(total), "limit": limit, "offset": offset}
+
+
+@router.post("/api/scribe/data/{schema}/{table}/insert")
+async def insert(ctx: RequestContext) -> dict[str, Any]:
+    """Insert one row and answer with the stored row, generated values included (spec 7.3)."""
+    ud = userdata_for(ctx.state)
+    async with ctx.state.db.begin() as conn:
+        await ud.prepare(conn)
+        secure = await _secure_check(ctx, conn)
+        target = await _resolve(ctx, conn, ud)
+        values = target.row_values(ctx.body.get("data"), "data")
+        with database_errors():
+            result = await conn.execute(sa.insert(target.construct).values(values).returning(*target.construct.c))
+            row = target.to_json(result.mappings().one())
+        await _audit(ctx, conn, secure, "insert", target, None, {"affected_rows": 1})
+    return row
+
+
+@router.post("/api/scribe/data/{schema}/{table}/bulk-insert")
+async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
+    """Insert 1 to 1000 rows, all or nothing; answers ``inserted_count`` and the stored ``rows``."""
+    raw_rows = ctx.fields.list("rows", min_items=1, max_items=MAX_BULK_ROWS, comma_split=False)
+    ud = userdata_for(ctx.state)
+    async with ctx.state.db.begin() as conn:
+        await ud.prepare(conn)
+        secure = await _secure_check(ctx, conn)
+        target = await _resolve(ctx, conn, ud)
+        prepared = [target.row_values(row, f"rows[{index}]") for index, row in enumerate(raw_rows)]
+        stored: list[dict[str, Any]] = []
+        with database_errors():
+            # Rows naming the same columns go in one multi-row statement; a row that leaves a column out
+            # must get that column's default, so rows with other keys start a new statement.
+            start = 0
+            while start < len(prepared):
+                keys = list(prepared[start])
+                end = start + 1
+                while end < len(prepared) and list(prepared[end]) == keys:
+                    end += 1
+                statement = sa.insert(target.construct).returning(*target.construct.c, sort_by_parameter_order=True)
+                if keys:
+                    result = await conn.execute(statement, prepared[start:end])
+                    stored.extend(target.to_json(r) for r in result.mappings())
+                else:
+                    for _ in range(start, end):
+                        result = await conn.execute(sa.insert(target.construct).returning(*target.construct.c))
+                        stored.append(target.to_json(result.mappings().one()))
+                start = end
+        await _audit(ctx, conn, secure, "bulk_insert", target, None, {"affected_rows": len(stored)})
+    return {"inserted_count": len(stored), "rows": stored}
+
+
+def _required_filters(ctx: RequestContext) -> dict[str, Any]:
+    filters = ctx.body.get("filters")
+    if not isinstance(filters, dict) or not filters:
+        raise invalid("filters", "must be a non-empty object (empty a whole table with Smith's truncate-table)")
+    return filters
+
+
+@router.post("/api/scribe/data/{schema}/{table}/update")
+async def update(ctx: RequestContext) -> dict[str, Any]:
+    """Set ``data`` on the rows matching ``filters`` (both non-empty); answers ``affected_rows``."""
+    filters = _required_filters(ctx)
+    data = ctx.body.get("data")
+    if not isinstance(data, dict) or not data:
+        raise invalid("data", "must be a non-empty object of column values")
+    ud = userdata_for(ctx.state)
+    async with ctx.state.db.begin() as conn:
+        await ud.prepare(conn)
+        secure = await _secure_check(ctx, conn)
+        target = await _resolve(ctx, conn, ud)
+        values = target.row_values(data, "data")
+        conditions = target.where(filters)
+        with database_errors():
+            result = await conn.execute(sa.update(target.construct).where(*conditions).values(values))
+        affected = int(result.rowcount or 0)
+        await _audit(ctx, conn, secure, "update", target, filters, {"affected_rows": affected})
+    return {"affected_rows": affected}
+
+
+@router.post("/api/scribe/data/{schema}/{table}/delete")
+async def delete(ctx: RequestContext) -> dict[str, Any]:
+    """Delete the rows matching ``filters`` (non-empty); answers ``affected_rows``."""
+    filters = _required_filters(ctx)
+    ud = userdata_for(ctx.state)
+    async with ctx.state.db.begin() as conn:
+        await ud.prepare(conn)
+        secure = await _secure_check(ctx, conn)
+        target = await _resolve(ctx, conn, ud)
+        conditions = target.where(filters)
+        with database_errors():
+            result = await conn.execute(sa.delete(target.construct).where(*conditions))
+        affected = int(result.rowcount or 0)
+        await _audit(ctx, conn, secure, "delete", target, filters, {"affected_rows": affected})
+    return {"affected_rows": affected}
+
+
+# --- open SQL -------------------------------------------------------------------------------------------
+
+
+class OpenArea:
+    """The open database: a separate database the project may use freely (spec 7.3)."""
+
+    def __init__(self, url: str, dsn: str | None) -> None:
+        self.database = Database(url)
+        self.dsn = dsn
+        if self.database.is_sqlite:
+            event.listen(self.database.engine.sync_engine, "connect", _deny_attach)
+
+    @classmethod
+    def from_state(cls, state: LocalState) -> OpenArea:
+        settings = state.settings
+        configured = settings.open_database_url
+        if configured:
+            return cls(configured, _plain_dsn(configured))
+        if settings.data_dir is None:
+            return cls("sqlite+aiosqlite://", None)
+        path = settings.data_dir / "open.db"
+        return cls(f"sqlite+aiosqlite:///{path}", f"sqlite:///{path}")
+
+
+def _plain_dsn(url: str) -> str:
+    """A SQLAlchemy URL as a DSN that standard drivers accept (the ``+driver`` part removed)."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def _deny_attach(dbapi_connection: Any, _record: Any) -> None:
+    """Keep the open area from reaching other database files (ATTACH, VACUUM INTO, extensions)."""
+
+    def authorizer(action: int, *_args: Any) -> int:
+        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and hasattr(driver, "set_authorizer"):
+        await_(driver.set_authorizer(authorizer))
+
+
+def _open(state: LocalState) -> OpenArea:
+    area = state.extras.get("scribe_open")
+    if not isinstance(area, OpenArea):
+        area = OpenArea.from_state(state)
+        state.extras["scribe_open"] = area
+    return area
+
+
+@router.on_shutdown
+async def _close_open_area(state: LocalState) -> None:
+    area = state.extras.pop("scribe_open", None)
+    if isinstance(area, OpenArea):
+        await area.database.dispose()
+
+
+@router.get("/api/scribe/open/dsn")
+async def open_dsn(ctx: RequestContext) -> dict[str, Any]:
+    """The open database's DSN; an ephemeral instance has none that another process could use (501)."""
+    area = _open(ctx.state)
+    if area.dsn is None:
+        raise ApiError("not_implemented", "An in-memory instance has no open database that others can reach")
+    return {"dsn": area.dsn}
+
+
+def _open_param(value: Any, index: int) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise invalid(f"params[{index}]", "must be a string, number, boolean or null")
+
+
+def _open_value(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return value if value is None or isinstance(value, str | int | float | bool | list | dict) else str(value)
+
+
+@router.post("/api/scribe/open/execute")
+async def open_execute(ctx: RequestContext) -> dict[str, Any]:
+    """Run one statement in the open area; ``sql`` is base64 text, ``params`` bind to ``$1``, ``$2``, ..."""
+    sql = smith.decode_sql(ctx.fields.raw("sql"))
+    raw_params = ctx.fields.list("params", required=False, max_items=10000, comma_split=False) or []
+    params = [_open_param(value, index) for index, value in enumerate(raw_params)]
+    area = _open(ctx.state)
+    if area.database.is_sqlite:
+        statement = open_sql_for_sqlite(sql, len(params))
+    else:
+        single_statement(sql)
+        statement = sql
+    async with area.database.begin() as conn:
+        try:
+            result = await conn.exec_driver_sql(statement, tuple(params))
+            if result.returns_rows:
+                columns = list(result.keys())
+                fetched = result.fetchmany(OPEN_MAX_ROWS + 1)
+                if len(fetched) > OPEN_MAX_ROWS:
+                    raise ApiError(
+                        "payload_too_large",
+                        f"The statement returned more than {OPEN_MAX_ROWS} rows; add a LIMIT",
+                        details={"limit": OPEN_MAX_ROWS},
+                    )
+                rows = [{c: _open_value(v) for c, v in zip(columns, row, strict=True)} for row in fetched]
+                return {"columns": columns, "rows": rows, "row_count": len(rows)}
+            return {"columns": [], "rows": [], "row_count": max(int(result.rowcount or 0), 0)}
+        except sa.exc.DBAPIError as error:
+            first_line = str(error.orig).splitlines()[0][:200] if str(error.orig) else "error"
+            raise ApiError("unprocessable", f"The open database refused the statement: {first_line}") from None
+
+
+__all__ = ["OpenArea", "router"]
