@@ -61,6 +61,9 @@ class LocalServer:
     """A started in-process ``dominus_local`` with injectable clocks."""
 
     app: Any
+    """The ASGI app to send requests to (lifespan running)."""
+    local: Any
+    """The ``DominusLocalApp`` itself: its ``faults``, ``metrics`` and ``state``."""
     psk: str
     clock: FakeClock
     """The server's monotonic clock (cold start, faults)."""
@@ -95,14 +98,21 @@ def psk() -> str:
 
 
 @pytest.fixture
-async def local_server(psk: str) -> AsyncIterator[LocalServer]:
+def extra_routers() -> list[Any]:
+    """Extra ``ServiceRouter``s for ``local_server`` (override in a test module to add probe endpoints)."""
+    return []
+
+
+@pytest.fixture
+async def local_server(psk: str, extra_routers: list[Any]) -> AsyncIterator[LocalServer]:
     """A real ``dominus_local`` (in memory), its lifespan running, with fake clocks."""
+    routers = tuple(extra_routers)
     clock = FakeClock(10_000.0)
     wall = FakeClock()
     settings = LocalSettings(psk=psk, bcrypt_rounds=4)
-    app = create_app(settings, clock=clock, wall_clock=wall)
+    app = create_app(settings, clock=clock, wall_clock=wall, routers=routers)
     async with LifespanManager(app) as manager:
-        yield LocalServer(app=manager.app, psk=psk, clock=clock, wall=wall)
+        yield LocalServer(app=manager.app, local=app, psk=psk, clock=clock, wall=wall)
 
 
 @pytest.fixture

@@ -524,6 +524,8 @@ class Transport:
                         await self.policy.sleep(min(wait, left))
                         continue
                     raise failure from exc
+                if used_window and isinstance(exc, httpx.ConnectError):
+                    raise failure from exc  # the cold-start budget ran out
                 may_retry = (not sent) or safe or (key is not None and self.keys_honoured())
                 if may_retry and retries < retries_allowed:
                     wait = retry_wait(retries, None, uniform=self.policy.uniform)
