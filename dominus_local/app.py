@@ -44,7 +44,7 @@ from dominus_local.metrics import Metrics
 from dominus_local.routing import Endpoint, Principal, RequestContext, ServiceRouter
 from dominus_local.security import Credentials, credentials, load_credentials
 from dominus_local.services import admin, archivist, courier, gateway, health, herald, portal, warden, whisperer
-from dominus_local.services import scribe, smith
+from dominus_local.services import guardian, scribe, smith
 from dominus_local.settings import LocalSettings
 from dominus_local.state import LocalState
 from dominus_local.stores.database import Database
@@ -65,6 +65,7 @@ ROUTERS: list[ServiceRouter] = [
     archivist.router,
     scribe.router,
     smith.router,
+    guardian.router,
 ]
 """Every service of the server; a new service adds its router here."""
 
