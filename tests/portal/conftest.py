@@ -18,6 +18,7 @@ import pytest
 
 from dominus_fastapi import Dominus
 from dominus_fastapi.core.transport import DropAwareASGITransport
+from dominus_local.services import courier as courier_service
 from dominus_local.services import portal as portal_service
 from dominus_local.state import LocalState
 from tests.conftest import make_fast
@@ -86,6 +87,7 @@ async def env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
         state = instance.state
         clock = PortalClock(portal_service.runtime(state).now())
         portal_service.runtime(state).clock = clock
+        courier_service.runtime(state).clock = clock
         yield Env(client=client, state=state, clock=clock, psk=psk)
     finally:
         await client.aclose()
