@@ -1,0 +1,52 @@
+"""The demo data: idempotent, and access control that differs by role and tenant (spec 8.8, 8.9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dominus_fastapi.core.namespaces.auth import AuthNamespace
+from dominus_local.seed import DEFAULT_ADMIN_PASSWORD, DEFAULT_DEMO_PASSWORD, seed_demo
+
+from .conftest import Server
+
+
+def _paths(nodes: list[Any]) -> set[str]:
+    found: set[str] = set()
+    for node in nodes:
+        if node["path"]:
+            found.add(node["path"])
+        found |= _paths(node["children"])
+    return found
+
+
+async def test_seed_is_idempotent(server: Server, auth: AuthNamespace) -> None:
+    first = await seed_demo(server.state)
+    counts = {name: (await getattr(auth, f"list_{name}")())["total"] for name in ("users", "roles", "scopes", "pages")}
+    navs = (await auth.list_nav_items())["total"]
+    assert await seed_demo(server.state) == first
+    again = {name: (await getattr(auth, f"list_{name}")())["total"] for name in ("users", "roles", "scopes", "pages")}
+    assert again == counts and (await auth.list_nav_items())["total"] == navs
+    assert counts["users"] == 2
+    slugs = {t["slug"]: t for t in (await auth.list_tenants())["items"]}
+    categories = {c["id"]: c["slug"] for c in (await auth.list_tenant_categories())["items"]}
+    assert categories[slugs["acme"]["category_id"]] == "healthcare"
+    assert categories[slugs["globex"]["category_id"]] == "retail"
+    pages = {p["path"] for p in (await auth.list_pages())["items"]}
+    assert {"/dashboard", "/dashboard/admin/users", "/dashboard/reports", "/dashboard/files"} <= pages
+
+
+async def test_seeded_navigation_differs_by_role_and_tenant(server: Server) -> None:
+    await seed_demo(server.state)
+    portal = server.client.portal
+    admin = await portal.login("admin", DEFAULT_ADMIN_PASSWORD)
+    demo = await portal.login("demo", DEFAULT_DEMO_PASSWORD, tenant_id="acme")
+    admin_paths = _paths((await portal.get_navigation(user_token=admin["access_token"]))["items"])
+    demo_paths = _paths((await portal.get_navigation(user_token=demo["access_token"]))["items"])
+    assert "/dashboard/admin/users" in admin_paths
+    assert "/dashboard/admin/users" not in demo_paths
+    assert {"/dashboard", "/dashboard/files"} <= demo_paths and "/dashboard/reports" not in demo_paths
+    assert (await portal.check_page_access("/dashboard/admin/users", user_token=admin["access_token"]))["allowed"]
+    denied = await portal.check_page_access("/dashboard/admin/users", user_token=demo["access_token"])
+    assert denied["allowed"] is False and denied["reason"] == "missing_scope"
+    at_globex = await portal.login("demo", DEFAULT_DEMO_PASSWORD, tenant_id="globex")
+    assert "/dashboard/reports" in _paths((await portal.get_navigation(user_token=at_globex["access_token"]))["items"])
