@@ -28,7 +28,7 @@ async def test_seed_is_idempotent(server: Server, auth: AuthNamespace) -> None:
     assert again == counts and (await auth.list_nav_items())["total"] == navs
     assert counts["users"] == 2
     slugs = {t["slug"]: t for t in (await auth.list_tenants())["items"]}
-    categories = {c["id"]: c["slug"] for c in (await auth.list_tenant_categories())["items"]}
+    categories: dict[Any, str] = {c["id"]: c["slug"] for c in (await auth.list_tenant_categories())["items"]}
     assert categories[slugs["acme"]["category_id"]] == "healthcare"
     assert categories[slugs["globex"]["category_id"]] == "retail"
     pages = {p["path"] for p in (await auth.list_pages())["items"]}
