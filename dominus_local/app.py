@@ -42,9 +42,21 @@ from dominus_local.idempotency import IdempotencyStore, check_key
 from dominus_local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from dominus_local.metrics import Metrics
 from dominus_local.routing import Endpoint, Principal, RequestContext, ServiceRouter
-from dominus_local.security import Credentials, credentials, load_credentials
-from dominus_local.services import admin, archivist, courier, gateway, health, herald, portal, warden, whisperer
-from dominus_local.services import guardian, scribe, smith
+from dominus_local.security import INVALID_TOKEN_CHALLENGE, Credentials, credentials, load_credentials
+from dominus_local.services import (
+    admin,
+    archivist,
+    courier,
+    gateway,
+    guardian,
+    health,
+    herald,
+    portal,
+    scribe,
+    smith,
+    warden,
+    whisperer,
+)
 from dominus_local.settings import LocalSettings
 from dominus_local.state import LocalState
 from dominus_local.stores.database import Database
@@ -113,7 +125,7 @@ def _framed_error(error: ApiError) -> _Answer:
     headers = dict(error.headers)
     if error.status == 401 and "WWW-Authenticate" not in headers:
         refused = error.code in _CREDENTIAL_REFUSED
-        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if refused else "Bearer"
+        headers["WWW-Authenticate"] = INVALID_TOKEN_CHALLENGE if refused else "Bearer"
     return _Answer(error.status, body, wire.CONTENT_TYPE, headers)
 
 
@@ -186,7 +198,9 @@ def _principal(claims: dict[str, Any], settings: LocalSettings) -> Principal:
     )
     if not ok:
         raise ApiError(
-            "invalid_token", "The bearer token's claims are malformed", headers={"WWW-Authenticate": "Bearer"}
+            "invalid_token",
+            "The bearer token's claims are malformed",
+            headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
         )
     project = claims.get("project_slug")
     environment = claims.get("environment")
@@ -439,13 +453,13 @@ class DominusLocalApp:
                 raise ApiError(
                     "invalid_token",
                     "The bearer token's subject no longer exists or is not active",
-                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                    headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
                 )
             if principal.sid is not None and not await identity.session_is_active(conn, principal.sid):
                 raise ApiError(
                     "session_revoked",
                     "The bearer token's session has ended",
-                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                    headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
                 )
         if endpoint.auth == "service" and principal.is_session:
             raise ApiError("forbidden", "This endpoint takes a service token, not a session token")

@@ -62,9 +62,7 @@ def _registry(loop: asyncio.AbstractEventLoop) -> _LoopRegistry:
 
 async def _start(data_dir: Path | None, psk: str | None) -> EmbeddedInstance:
     # Without a PSK from the client, the environment may still name one (spec 2.3: DOMINUS_TOKEN).
-    settings = (
-        LocalSettings(data_dir=data_dir) if psk is None else LocalSettings(data_dir=data_dir, psk=SecretStr(psk))
-    )
+    settings = LocalSettings(data_dir=data_dir) if psk is None else LocalSettings(data_dir=data_dir, psk=SecretStr(psk))
     app: DominusLocalApp = create_app(settings)
     manager = LifespanManager(app, startup_timeout=STARTUP_TIMEOUT_SECONDS, shutdown_timeout=STARTUP_TIMEOUT_SECONDS)
     await manager.__aenter__()

@@ -46,6 +46,8 @@ __all__ = [
     "hash_password",
     "hash_password_async",
     "issue_token",
+    "jwk_thumbprint",
+    "load_credentials",
     "load_or_create_psk",
     "load_signing_key",
     "psk_digest",
@@ -163,6 +165,13 @@ def _b64url_uint(value: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+def jwk_thumbprint(n: str, e: str) -> str:
+    """RFC 7638 thumbprint of an RSA public key given as base64url ``n`` and ``e``: the ``kid`` we publish."""
+    # Only the required members, in lexicographic order, without whitespace.
+    canonical = json.dumps({"e": e, "kty": "RSA", "n": n}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """An RSA key pair with its RFC 7638 ``kid`` and its public JWK."""
@@ -175,9 +184,7 @@ class SigningKey:
     def from_private_key(cls, private_key: rsa.RSAPrivateKey) -> SigningKey:
         numbers = private_key.public_key().public_numbers()
         n, e = _b64url_uint(numbers.n), _b64url_uint(numbers.e)
-        # RFC 7638: the required members only, in lexicographic order, no whitespace.
-        canonical = json.dumps({"e": e, "kty": "RSA", "n": n}, separators=(",", ":"), sort_keys=True)
-        kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+        kid = jwk_thumbprint(n, e)
         jwk = {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}
         return cls(private_key, kid, jwk)
 

@@ -135,6 +135,13 @@ async def warmup(ctx: RequestContext) -> dict[str, Any]:
     """Touch every store (the probes open the database pool and check the keys) and report how long it took."""
     started = time.perf_counter()
     document = await health_document(ctx.state)
+    if document["status"] == "unhealthy":
+        raise ApiError(
+            "service_unavailable",
+            "An essential part of the server is unavailable",
+            details=document,
+            headers={"Retry-After": "5"},
+        )
     return {
         "status": "warm",
         "services": document["services"],

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dominus_local.errors import ApiError, forbidden, invalid
 from dominus_local.routing import Principal, RequestContext, ServiceRouter
+from dominus_local.state import LocalState
 from dominus_local.stores.database import metadata
 from dominus_local.validate import Fields, format_timestamp, new_id, utcnow
 
@@ -140,9 +141,15 @@ def _event_values(fields: Fields, principal: Principal, prefix: str = "") -> dic
     }
 
 
-async def _insert(conn: AsyncConnection, values: Mapping[str, Any]) -> str:
+def _now_us(state: LocalState | None) -> int:
+    # The app's injectable wall clock, when there is one, so tests control reception times.
+    clock = getattr(state.extras.get("app"), "wall_clock", None) if state is not None else None
+    return int(clock() * 1_000_000) if clock is not None else _micros(utcnow())
+
+
+async def _insert(conn: AsyncConnection, values: Mapping[str, Any], state: LocalState | None = None) -> str:
     entry_id = new_id()
-    await conn.execute(insert(logs_table).values(id=entry_id, dt_us=_micros(utcnow()), **values))
+    await conn.execute(insert(logs_table).values(id=entry_id, dt_us=_now_us(state), **values))
     return entry_id
 
 
@@ -152,10 +159,13 @@ async def write_audit(
     message: str,
     context: Mapping[str, Any],
     category: str = "audit",
+    *,
+    state: LocalState | None = None,
 ) -> str:
     """Write an audit entry in the caller's transaction and return its id (for other services).
 
-    ``category`` must start with ``audit``. The entry is stamped with the principal like any log entry.
+    ``category`` must start with ``audit``. The entry is stamped with the principal like any log entry;
+    ``state`` (optional) lets the entry's time follow the app's injectable clock.
     """
     if not category.startswith(RESERVED_CATEGORY_PREFIX):
         raise ValueError(f"audit categories start with {RESERVED_CATEGORY_PREFIX!r}")
@@ -175,6 +185,7 @@ async def write_audit(
             "subject_type": principal.subject_type,
             "tenant_id": principal.tenant_id,
         },
+        state,
     )
 
 
@@ -182,7 +193,7 @@ async def write_audit(
 async def log(ctx: RequestContext) -> dict[str, Any]:
     values = _event_values(ctx.fields, ctx.subject)
     async with ctx.state.db.begin() as conn:
-        entry_id = await _insert(conn, values)
+        entry_id = await _insert(conn, values, ctx.state)
     return {"stored": True, "id": entry_id}
 
 
@@ -203,7 +214,7 @@ async def batch(ctx: RequestContext) -> dict[str, Any]:
     if rows:
         async with ctx.state.db.begin() as conn:
             for values in rows:
-                await _insert(conn, values)
+                await _insert(conn, values, ctx.state)
     return {"total": len(events), "stored": len(rows), "failed": len(errors), "errors": errors}
 
 
