@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_SCOPE_KEY",
+    "MIDDLEWARE_SCOPE_KEY",
     "SESSION_SCOPE_KEY",
     "DominusUser",
     "PortalSession",
@@ -70,6 +71,8 @@ SESSION_SCOPE_KEY: Final = "dominus.session"
 """Scope key under which the middleware leaves the request's :class:`PortalSession` (or ``None``)."""
 CONFIG_SCOPE_KEY: Final = "dominus.session_config"
 """Scope key under which the middleware leaves its :class:`SessionConfig` (read by the portal router)."""
+MIDDLEWARE_SCOPE_KEY: Final = "dominus.session_middleware"
+"""Scope key under which the middleware leaves itself, so a sign-out can end the session here at once."""
 
 REFRESH_SHARE_SECONDS: Final = 60.0
 """How long the outcome of a refresh is reused for other requests that carry the same old refresh token."""
@@ -361,6 +364,7 @@ class PortalSessionMiddleware:
         outcome = await self._identify(conn, scope)
         session = outcome.session
         scope[CONFIG_SCOPE_KEY] = self.config
+        scope[MIDDLEWARE_SCOPE_KEY] = self
         scope[SESSION_SCOPE_KEY] = session
         if session is not None:
             scope["user"] = DominusUser(session)
@@ -504,7 +508,10 @@ class PortalSessionMiddleware:
         return True
 
     def forget_session(self, session_id: str, expires_at: float) -> None:
-        """Treat a session as revoked from now on (used after a logout through this app)."""
+        """Refuse this session from now on in this process (a sign-out through this app calls it).
+
+        Other processes of the app notice the end of the session through ``revalidate_interval``.
+        """
         self._remember(self._revoked, session_id, expires_at)
 
     async def _refresh(self, client: Dominus, conn: HTTPConnection, refresh_token: str) -> _Outcome:

@@ -36,7 +36,14 @@ from dominus_fastapi.core.client import Dominus
 from dominus_fastapi.core.errors import AuthenticationError, DominusError
 from dominus_fastapi.deps import get_dominus, get_session
 from dominus_fastapi.handlers import ERROR_RESPONSES, DominusHTTPException
-from dominus_fastapi.middleware import CONFIG_SCOPE_KEY, PortalSession, SessionConfig, same_origin
+from dominus_fastapi.middleware import (
+    CONFIG_SCOPE_KEY,
+    MIDDLEWARE_SCOPE_KEY,
+    PortalSession,
+    PortalSessionMiddleware,
+    SessionConfig,
+    same_origin,
+)
 
 __all__ = [
     "LoginRequest",
@@ -356,8 +363,13 @@ def _validation_error(exc: PydanticValidationError, location: str) -> RequestVal
     )
 
 
+def _require_session(session: Annotated[PortalSession | None, Depends(get_session)]) -> PortalSession:
+    return _require(session)
+
+
 ClientDep = Annotated[Dominus, Depends(get_dominus)]
 OptionalSession = Annotated[PortalSession | None, Depends(get_session)]
+SessionRequired = Annotated[PortalSession, Depends(_require_session)]
 
 
 def get_portal_router(
@@ -381,12 +393,7 @@ def get_portal_router(
     fallback = session_config or SessionConfig()
     bearer = OAuth2PasswordBearer(tokenUrl=token_url or f"{prefix}/token", auto_error=False)
 
-    def current_session(
-        session: OptionalSession, _token: Annotated[str | None, Security(bearer)] = None
-    ) -> PortalSession:
-        return _require(session)
-
-    SessionRequired = Annotated[PortalSession, Depends(current_session)]
+    secured = [Security(bearer)]  # declares the scheme in OpenAPI; the middleware did the verification
 
     def user_errors(*extra: int) -> dict[int | str, dict[str, Any]]:
         return _errors(401, *extra, *_UPSTREAM)
@@ -512,6 +519,9 @@ def get_portal_router(
         if session is not None:
             with contextlib.suppress(AuthenticationError):  # already ended: signing out is done either way
                 await client.portal.logout(user_token=session.access_token)
+            middleware = request.scope.get(MIDDLEWARE_SCOPE_KEY)
+            if isinstance(middleware, PortalSessionMiddleware):
+                middleware.forget_session(session.session_id, session.expires_at)
         response: Response
         if _is_form(request):
             fields = await request.form()
@@ -566,7 +576,7 @@ def get_portal_router(
     # --- the signed-in user ----------------------------------------------------------------------------------
 
     @router.get("/me", name="dominus_me", summary="The signed-in subject", response_model=MeResponse,
-                responses=user_errors())
+                dependencies=secured, responses=user_errors())
     async def me(client: ClientDep, session: SessionRequired) -> Any:
         return await client.portal.me(user_token=session.access_token)
 
@@ -575,7 +585,7 @@ def get_portal_router(
         name="dominus_switch_tenant",
         summary="Make another of the user's tenants active",
         response_model=SwitchTenantResponse,
-        responses=user_errors(400, 403),
+        dependencies=secured, responses=user_errors(400, 403),
     )
     async def switch_tenant(
         request: Request, body: SwitchTenantRequest, client: ClientDep, session: SessionRequired
@@ -594,56 +604,57 @@ def get_portal_router(
         return response
 
     @router.get("/navigation", name="dominus_navigation", summary="The navigation tree",
-                response_model=NavigationResponse, responses=user_errors())
+                response_model=NavigationResponse, dependencies=secured, responses=user_errors())
     async def navigation(client: ClientDep, session: SessionRequired) -> Any:
         return await client.portal.get_navigation(user_token=session.access_token)
 
     @router.post("/check-access", name="dominus_check_access", summary="May the user open this page?",
-                 response_model=CheckAccessResponse, responses=user_errors(400))
+                 response_model=CheckAccessResponse, dependencies=secured, responses=user_errors(400))
     async def check_access(body: CheckAccessRequest, client: ClientDep, session: SessionRequired) -> Any:
         return await client.portal.check_page_access(body.path, user_token=session.access_token)
 
     @router.get("/profile", name="dominus_get_profile", summary="The user's profile", response_model=Profile,
-                responses=user_errors(403))
+                dependencies=secured, responses=user_errors(403))
     async def get_profile(client: ClientDep, session: SessionRequired) -> Any:
         return await client.portal.get_profile(user_token=session.access_token)
 
     @router.put("/profile", name="dominus_update_profile", summary="Update the user's profile",
-                response_model=Profile, responses=user_errors(400, 403))
+                response_model=Profile, dependencies=secured, responses=user_errors(400, 403))
     async def update_profile(body: ProfileUpdate, client: ClientDep, session: SessionRequired) -> Any:
         fields = body.model_dump(include=body.model_fields_set)
         return await client.portal.update_profile(**fields, user_token=session.access_token)
 
     @router.get("/preferences", name="dominus_get_preferences", summary="The user's preferences",
-                response_model=Preferences, responses=user_errors(403))
+                response_model=Preferences, dependencies=secured, responses=user_errors(403))
     async def get_preferences(client: ClientDep, session: SessionRequired) -> Any:
         return await client.portal.get_preferences(user_token=session.access_token)
 
     @router.put("/preferences", name="dominus_update_preferences", summary="Update the user's preferences",
-                response_model=Preferences, responses=user_errors(400, 403))
+                response_model=Preferences, dependencies=secured, responses=user_errors(400, 403))
     async def update_preferences(body: PreferencesUpdate, client: ClientDep, session: SessionRequired) -> Any:
         fields = body.model_dump(include=body.model_fields_set)
         return await client.portal.update_preferences(**fields, user_token=session.access_token)
 
     @router.post("/change-password", name="dominus_change_password", summary="Change the password",
-                 response_model=ChangePasswordResponse, responses=user_errors(400, 403))
+                 response_model=ChangePasswordResponse, dependencies=secured, responses=user_errors(400, 403))
     async def change_password(body: ChangePasswordRequest, client: ClientDep, session: SessionRequired) -> Any:
         return await client.portal.change_password(
             body.current_password, body.new_password, user_token=session.access_token
         )
 
     @router.get("/sessions", name="dominus_list_sessions", summary="The user's sessions",
-                response_model=SessionList, responses=user_errors())
+                response_model=SessionList, dependencies=secured, responses=user_errors())
     async def list_sessions(client: ClientDep, session: SessionRequired) -> Any:
         return await client.portal.list_sessions(user_token=session.access_token)
 
     @router.delete("/sessions/{session_id}", name="dominus_revoke_session", summary="End one of the sessions",
-                   response_model=SessionRevoked, responses=user_errors(404))
+                   response_model=SessionRevoked, dependencies=secured, responses=user_errors(404))
     async def revoke_session(session_id: str, client: ClientDep, session: SessionRequired) -> Any:
         return await client.portal.revoke_session(session_id, user_token=session.access_token)
 
     @router.post("/sessions/revoke-all", name="dominus_revoke_all_sessions",
-                 summary="End every other session", response_model=SessionsRevoked, responses=user_errors())
+                 summary="End every other session", response_model=SessionsRevoked, dependencies=secured,
+                 responses=user_errors())
     async def revoke_all_sessions(client: ClientDep, session: SessionRequired) -> Any:
         return await client.portal.revoke_all_sessions(user_token=session.access_token)
 
