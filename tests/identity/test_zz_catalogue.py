@@ -1,0 +1,49 @@
+"""Every ``auth.*`` name of the catalogue exists on the client, and the suite called each one against the server.
+
+The module's name sorts it last in this directory, so the call check runs after the other identity tests have
+recorded their calls (see ``conftest.CALLED``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+
+from dominus_fastapi.core.namespaces.auth import AuthNamespace
+
+from .conftest import CALLED
+
+HERE = Path(__file__).parent
+CATALOGUE = json.loads((HERE.parents[1] / "docs" / "endpoints.json").read_text("utf-8"))
+AUTH_NAMES = sorted({name for entry in CATALOGUE for name in entry["python"] if name.startswith("auth.")})
+
+
+def test_the_catalogue_names_147_auth_methods() -> None:
+    assert len(AUTH_NAMES) == 147
+
+
+@pytest.mark.parametrize("name", AUTH_NAMES)
+def test_the_client_has_the_method(name: str) -> None:
+    method = getattr(AuthNamespace, name.split(".", 1)[1], None)
+    assert method is not None, f"{name} is missing from the client"
+    assert inspect.iscoroutinefunction(inspect.unwrap(method)), f"{name} must be a coroutine function"
+    assert (inspect.getdoc(method) or "").strip(), f"{name} needs a docstring"
+    signature = inspect.signature(inspect.unwrap(method))
+    assert signature.return_annotation is not inspect.Signature.empty
+    assert all(p.annotation is not inspect.Parameter.empty for p in signature.parameters.values() if p.name != "self")
+    if name != "auth.validate_jwt":
+        options = {"timeout", "max_retries"}
+        assert options <= set(signature.parameters), f"{name} lacks the per-call options"
+
+
+def test_every_auth_method_was_called_against_the_server(request: pytest.FixtureRequest) -> None:
+    modules = {path.name for path in HERE.glob("test_*.py")} - {Path(__file__).name}
+    ran = {Path(str(item.fspath)).name for item in request.session.items}
+    if not modules <= ran:
+        pytest.skip("this check needs the whole tests/identity directory in the run")
+    failed = request.session.testsfailed
+    missing = [name for name in AUTH_NAMES if name not in CALLED]
+    assert not missing, f"never called against the server ({failed} earlier failures): {missing}"
