@@ -318,17 +318,20 @@ async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
         prepared = [target.row_values(row, f"rows[{index}]") for index, row in enumerate(raw_rows)]
         stored: list[dict[str, Any]] = []
         with database_errors():
-            # Rows naming the same columns go in one multi-row statement; a row that leaves a column out
-            # must get that column's default, so rows with other keys start a new statement.
+            # Rows naming the same columns go in one multi-row VALUES statement (in chunks that stay under
+            # the drivers' bound-parameter limits); a row that leaves a column out must get that column's
+            # default, so rows with other keys start a new statement. RETURNING follows the VALUES order on
+            # SQLite and PostgreSQL.
             start = 0
             while start < len(prepared):
                 keys = list(prepared[start])
                 end = start + 1
-                while end < len(prepared) and list(prepared[end]) == keys:
+                per_statement = max(1, 30000 // max(1, len(keys)))
+                while end < len(prepared) and end - start < per_statement and list(prepared[end]) == keys:
                     end += 1
-                statement = sa.insert(target.construct).returning(*target.construct.c, sort_by_parameter_order=True)
                 if keys:
-                    result = await conn.execute(statement, prepared[start:end])
+                    statement = sa.insert(target.construct).values(prepared[start:end])
+                    result = await conn.execute(statement.returning(*target.construct.c))
                     stored.extend(target.to_json(r) for r in result.mappings())
                 else:
                     for _ in range(start, end):
