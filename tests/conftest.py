@@ -57,7 +57,7 @@ def make_fast(client: Dominus, *, clock: FakeClock | None = None) -> InstantSlee
 
 
 @dataclass
-class LocalServer:
+class InProcessServer:
     """A started in-process ``dominus_local`` with injectable clocks."""
 
     app: Any
@@ -104,7 +104,7 @@ def extra_routers() -> list[Any]:
 
 
 @pytest.fixture
-async def local_server(psk: str, extra_routers: list[Any]) -> AsyncIterator[LocalServer]:
+async def local_server(psk: str, extra_routers: list[Any]) -> AsyncIterator[InProcessServer]:
     """A real ``dominus_local`` (in memory), its lifespan running, with fake clocks."""
     routers = tuple(extra_routers)
     clock = FakeClock(10_000.0)
@@ -112,11 +112,11 @@ async def local_server(psk: str, extra_routers: list[Any]) -> AsyncIterator[Loca
     settings = LocalSettings(psk=psk, bcrypt_rounds=4)
     app = create_app(settings, clock=clock, wall_clock=wall, routers=routers)
     async with LifespanManager(app) as manager:
-        yield LocalServer(app=manager.app, local=app, psk=psk, clock=clock, wall=wall)
+        yield InProcessServer(app=manager.app, local=app, psk=psk, clock=clock, wall=wall)
 
 
 @pytest.fixture
-async def local_client(local_server: LocalServer) -> AsyncIterator[Dominus]:
+async def local_client(local_server: InProcessServer) -> AsyncIterator[Dominus]:
     """An SDK client of ``local_server`` with backoff sleeps patched to zero."""
     client = local_server.client()
     make_fast(client)

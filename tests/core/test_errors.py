@@ -21,7 +21,7 @@ from dominus_fastapi import (
 )
 from dominus_fastapi.core.errors import error_from_response
 from dominus_fastapi.core.wire import CODE_STATUS
-from tests.conftest import LocalServer
+from tests.conftest import InProcessServer
 
 EXPECTED_BY_CODE: dict[str, type[DominusError]] = {
     "invalid_body": ValidationError,
@@ -155,7 +155,7 @@ async def test_injected_statuses_map_to_classes(
         assert info.value.retry_after == 1.0  # type: ignore[attr-defined]
 
 
-async def test_real_failures_map_to_classes(local_server: LocalServer, local_client: Dominus) -> None:
+async def test_real_failures_map_to_classes(local_server: InProcessServer, local_client: Dominus) -> None:
     d = local_client
     with pytest.raises(ValidationError) as bad:
         await d.request("POST", "/api/warden/secrets", body={"action": "explode"})

@@ -21,7 +21,7 @@ from dominus_fastapi import (
 from dominus_fastapi.core.resilience import CircuitBreaker, backoff_delay, parse_retry_after, retry_wait
 from dominus_local.errors import ApiError
 from dominus_local.routing import RequestContext, ServiceRouter
-from tests.conftest import FakeClock, LocalServer, make_fast
+from tests.conftest import FakeClock, InProcessServer, make_fast
 
 # --- a probe service on the real server: records what each attempt carried --------------------------------------
 
@@ -201,7 +201,7 @@ async def test_retry_after_beyond_the_cap_raises_at_once(local_client: Dominus) 
     assert len([a for a in ATTEMPTS if a["name"] == "slow-down"]) == 1
 
 
-async def test_retry_after_within_the_cap_is_waited(local_server: LocalServer) -> None:
+async def test_retry_after_within_the_cap_is_waited(local_server: InProcessServer) -> None:
     client = local_server.client()
     sleep = make_fast(client)
     FAILURES_LEFT["retry_after"] = 7
@@ -228,7 +228,7 @@ async def test_get_query_is_encoded_and_auth_none_sends_no_credential(local_clie
 
 
 async def test_dropped_unsafe_post_is_retried_with_its_key_and_applied_once(
-    local_server: LocalServer, local_client: Dominus
+    local_server: InProcessServer, local_client: Dominus
 ) -> None:
     await local_client.upsert("COUNTED", "v1")
     await set_faults(local_client, error_rate=0.5, drop_after_read=True, paths=["/api/warden/secrets"])
@@ -243,7 +243,7 @@ async def test_dropped_unsafe_post_is_retried_with_its_key_and_applied_once(
 
 
 async def test_dropped_unsafe_post_without_honoured_keys_is_not_retried(
-    local_server: LocalServer, local_client: Dominus
+    local_server: InProcessServer, local_client: Dominus
 ) -> None:
     await local_client.upsert("ONCE", "v1")
     local_client._transport.protocol = None
@@ -256,7 +256,7 @@ async def test_dropped_unsafe_post_without_honoured_keys_is_not_retried(
     assert (await local_client.secrets.list(prefix="ONCE"))[0]["version"] == 2  # applied exactly once
 
 
-async def test_dropped_safe_request_is_retried(local_server: LocalServer, local_client: Dominus) -> None:
+async def test_dropped_safe_request_is_retried(local_server: InProcessServer, local_client: Dominus) -> None:
     await local_client.upsert("READ", "v")
     local_client._transport.protocol = None
     await set_faults(local_client, error_rate=0.5, drop_after_read=True, paths=["/api/warden/secrets"])
@@ -267,7 +267,7 @@ async def test_dropped_safe_request_is_retried(local_server: LocalServer, local_
 # --- circuit breaker against the real server ---------------------------------------------------------------------
 
 
-async def test_breaker_opens_fails_fast_probes_and_closes(local_server: LocalServer, psk: str) -> None:
+async def test_breaker_opens_fails_fast_probes_and_closes(local_server: InProcessServer, psk: str) -> None:
     client = local_server.client(max_retries=0)
     clock = FakeClock(0.0)
     make_fast(client, clock=clock)
@@ -307,7 +307,7 @@ async def test_breaker_opens_fails_fast_probes_and_closes(local_server: LocalSer
 # --- cold start ------------------------------------------------------------------------------------------------
 
 
-async def test_cold_start_is_ridden_out_within_the_budget(local_server: LocalServer) -> None:
+async def test_cold_start_is_ridden_out_within_the_budget(local_server: InProcessServer) -> None:
     admin = local_server.client()
     make_fast(admin)
     await set_faults(admin, cold_start_seconds=4)
@@ -325,7 +325,7 @@ async def test_cold_start_is_ridden_out_within_the_budget(local_server: LocalSer
         await admin.aclose()
 
 
-async def test_cold_start_beyond_the_budget_raises(local_server: LocalServer) -> None:
+async def test_cold_start_beyond_the_budget_raises(local_server: InProcessServer) -> None:
     admin = local_server.client()
     make_fast(admin)
     await set_faults(admin, cold_start_seconds=45)
@@ -346,7 +346,7 @@ async def test_cold_start_beyond_the_budget_raises(local_server: LocalServer) ->
         await admin.aclose()
 
 
-async def test_cold_start_asking_beyond_the_cap_is_not_waited(local_server: LocalServer) -> None:
+async def test_cold_start_asking_beyond_the_cap_is_not_waited(local_server: InProcessServer) -> None:
     admin = local_server.client()
     make_fast(admin)
     await set_faults(admin, cold_start_seconds=100)

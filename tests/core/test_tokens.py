@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dominus_fastapi import AuthenticationError, Dominus, DominusConnectionError, DominusSettings
 from dominus_fastapi.core.cache import EncryptedTTLCache
 from dominus_fastapi.core.tokens import JwksCache, ServiceTokenCache, unverified_claims
-from tests.conftest import FakeClock, LocalServer
+from tests.conftest import FakeClock, InProcessServer
 
 
 async def service_token(client: Dominus) -> str:
@@ -29,14 +29,14 @@ async def service_token(client: Dominus) -> str:
 # --- single flight, refresh ahead, re-mint -------------------------------------------------------------------
 
 
-async def test_thousand_concurrent_first_calls_mint_once(local_server: LocalServer, local_client: Dominus) -> None:
+async def test_thousand_concurrent_first_calls_mint_once(local_server: InProcessServer, local_client: Dominus) -> None:
     before = await local_server.tokens_minted()
     results = await asyncio.gather(*(local_client.secrets.list() for _ in range(1000)))
     assert all(r == [] for r in results)
     assert await local_server.tokens_minted() - before == 1
 
 
-async def test_token_is_refreshed_ahead_of_expiry(local_server: LocalServer, local_client: Dominus) -> None:
+async def test_token_is_refreshed_ahead_of_expiry(local_server: InProcessServer, local_client: Dominus) -> None:
     sdk_clock = FakeClock(local_server.wall())
     local_client._transport.wall_clock = sdk_clock
     await local_client.secrets.list()
@@ -57,7 +57,7 @@ async def test_token_is_refreshed_ahead_of_expiry(local_server: LocalServer, loc
 
 
 async def test_expired_service_token_is_reminted_once_and_replayed(
-    local_server: LocalServer, local_client: Dominus
+    local_server: InProcessServer, local_client: Dominus
 ) -> None:
     await local_client.upsert("K", "v1")
     stale = await service_token(local_client)
@@ -68,7 +68,7 @@ async def test_expired_service_token_is_reminted_once_and_replayed(
     assert await service_token(local_client) != stale
 
 
-async def test_a_second_401_raises_without_a_third_mint(local_server: LocalServer, local_client: Dominus) -> None:
+async def test_a_second_401_raises_without_a_third_mint(local_server: InProcessServer, local_client: Dominus) -> None:
     cache = await local_client._transport.token_cache()
     real_mint = cache._mint
 
@@ -84,14 +84,14 @@ async def test_a_second_401_raises_without_a_third_mint(local_server: LocalServe
     assert await local_server.tokens_minted() == 2
 
 
-async def test_user_token_401_is_not_reminted(local_server: LocalServer, local_client: Dominus) -> None:
+async def test_user_token_401_is_not_reminted(local_server: InProcessServer, local_client: Dominus) -> None:
     await local_client.secrets.list()
     with pytest.raises(AuthenticationError):
         await local_client.as_user("x.y.z").secrets.list()
     assert await local_server.tokens_minted() == 1
 
 
-async def test_network_client_without_psk_refuses_before_sending(local_server: LocalServer) -> None:
+async def test_network_client_without_psk_refuses_before_sending(local_server: InProcessServer) -> None:
     client = local_server.client(token=None)
     try:
         with pytest.raises(AuthenticationError) as info:
@@ -104,7 +104,7 @@ async def test_network_client_without_psk_refuses_before_sending(local_server: L
 
 
 async def test_claims_that_differ_from_cb_settings_warn_once(
-    local_server: LocalServer, caplog: pytest.LogCaptureFixture
+    local_server: InProcessServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = DominusSettings(project_slug="another-project", environment="development", cold_start_budget=0)
     client = local_server.client(settings=settings)
