@@ -71,11 +71,6 @@ class Env:
 async def env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
     """``Dominus(base_url="embedded:")`` on a fresh in-memory instance with a fast bcrypt cost."""
     monkeypatch.setenv("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
-    from dominus_local import app as app_module
-    from dominus_local.services import guardian
-
-    if guardian.router not in app_module.ROUTERS:  # TEMPORARY until Guardian joins the app's router list
-        monkeypatch.setattr(app_module, "ROUTERS", [*app_module.ROUTERS, guardian.router])
     psk = secrets.token_hex(32)
     client = Dominus(base_url="embedded:", token=psk)
     make_fast(client)

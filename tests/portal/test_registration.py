@@ -75,6 +75,7 @@ async def test_resend_verification_replaces_the_link(env: Env) -> None:
     await env.client.auth.create_tenant("Acme", "acme")
     await env.client.portal.register("dave", "dave@example.com", PASSWORD, "acme")
     first, _ = await env.outbox_link("dave@example.com", "email-verification")
+    env.clock.advance(timedelta(seconds=1))  # the outbox is newest first
     assert await env.client.portal.resend_verification("dave@example.com") == {"sent": True}
     assert await env.client.portal.resend_verification("nobody@example.com") == {"sent": True}
     second, _ = await env.outbox_link("dave@example.com", "email-verification")
@@ -137,6 +138,7 @@ async def test_reset_link_lasts_one_hour_and_a_newer_one_replaces_it(env: Env) -
     await env.client.auth.add_user("alice", PASSWORD, email="alice@example.com")
     await env.client.portal.request_password_reset("alice@example.com")
     older, _ = await env.outbox_link("alice@example.com", "password-reset")
+    env.clock.advance(timedelta(seconds=1))
     await env.client.portal.request_password_reset("alice@example.com")
     newer, _ = await env.outbox_link("alice@example.com", "password-reset")
     with pytest.raises(ValidationError):
