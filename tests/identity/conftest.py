@@ -31,21 +31,48 @@ BASE = "http://dominus.test"
 
 CALLED: set[str] = set()
 """``auth.*`` names that reached the server during this session (answered, successfully or not)."""
+SECRETS: set[str] = {PSK}
+"""Every password, PSK and token that went through ``client.auth`` in this session."""
+ERROR_TEXTS: list[str] = []
+"""``str`` and ``repr`` of every SDK error raised by ``client.auth`` in this session."""
+LOG_LINES: list[str] = []
+"""Every log line emitted during this session's identity tests, at every level."""
+
+_SECRET_ARGS = ("password", "psk", "token")
+_SECRET_FIELDS = ("psk", "access_token", "refresh_token")
 
 
 def _recording(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    signature = inspect.signature(method)
+
     @functools.wraps(method)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind_partial(*args, **kwargs)
+        for arg in _SECRET_ARGS:
+            value = bound.arguments.get(arg)
+            if isinstance(value, str) and len(value) >= 8:
+                SECRETS.add(value)
         try:
             result = await method(*args, **kwargs)
         except DominusError as exc:
+            ERROR_TEXTS.extend((str(exc), repr(exc)))
             if exc.status_code is not None:
                 CALLED.add(f"auth.{name}")
             raise
         CALLED.add(f"auth.{name}")
+        if isinstance(result, dict):
+            SECRETS.update(str(result[key]) for key in _SECRET_FIELDS if result.get(key))
         return result
 
     return wrapper
+
+
+class _LineCollector(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            LOG_LINES.append(self.format(record))
+        except Exception:  # a broken record must not break the suite; its text is kept raw
+            LOG_LINES.append(f"{record.msg!r} {record.args!r}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,7 +83,20 @@ def _record_auth_calls() -> Any:
             continue
         originals[name] = member
         setattr(AuthNamespace, name, _recording(name, member))
+    root = logging.getLogger()
+    collector = _LineCollector(logging.DEBUG)
+    collector.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    previous_level = root.level
+    root.addHandler(collector)
+    root.setLevel(logging.DEBUG)
+    # aiosqlite traces every driver call at DEBUG; SQL parameters hold only digests and hashes, never a secret.
+    driver = logging.getLogger("aiosqlite")
+    previous_driver_level = driver.level
+    driver.setLevel(logging.INFO)
     yield CALLED
+    driver.setLevel(previous_driver_level)
+    root.removeHandler(collector)
+    root.setLevel(previous_level)
     for name, member in originals.items():
         setattr(AuthNamespace, name, member)
 

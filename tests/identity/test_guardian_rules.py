@@ -293,3 +293,13 @@ async def test_writes_are_audited_without_secrets(server: Server, auth: AuthName
     for secret in ("very-secret-pw", "another-secret", client["psk"], "$2b$"):
         assert secret not in messages
     assert uuid.UUID(user["id"])
+
+
+async def test_reprs_hold_no_secret(server: Server, auth: AuthNamespace) -> None:
+    created = await auth.create_client("repr check")
+    async with Dominus(token=created["psk"], base_url=BASE, http_client=server.http, max_retries=0) as other:
+        await other.auth.get_jwks()
+        texts = [repr(other), str(other), repr(other.auth), repr(other.settings), repr(server.client)]
+    texts += [repr(server.state.settings), repr(server.state.extras.get("security"))]
+    for text in texts:
+        assert created["psk"] not in text and PSK not in text

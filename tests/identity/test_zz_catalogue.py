@@ -14,7 +14,7 @@ import pytest
 
 from dominus_fastapi.core.namespaces.auth import AuthNamespace
 
-from .conftest import CALLED
+from .conftest import CALLED, ERROR_TEXTS, LOG_LINES, PSK, SECRETS
 
 HERE = Path(__file__).parent
 CATALOGUE = json.loads((HERE.parents[1] / "docs" / "endpoints.json").read_text("utf-8"))
@@ -47,3 +47,14 @@ def test_every_auth_method_was_called_against_the_server(request: pytest.Fixture
     failed = request.session.testsfailed
     missing = [name for name in AUTH_NAMES if name not in CALLED]
     assert not missing, f"never called against the server ({failed} earlier failures): {missing}"
+
+
+def test_no_secret_in_any_log_line_or_error(request: pytest.FixtureRequest) -> None:
+    """Spec 5.6, 5.8: no password, PSK or token in a log line, an error message or a repr."""
+    ran = {Path(str(item.fspath)).name for item in request.session.items}
+    assert len(ran) >= 1
+    assert len(SECRETS) > 1 and PSK in SECRETS
+    leaks = [(secret[:4] + "...", line[:200]) for line in LOG_LINES for secret in SECRETS if secret in line]
+    assert not leaks, leaks
+    leaks = [(secret[:4] + "...", text[:200]) for text in ERROR_TEXTS for secret in SECRETS if secret in text]
+    assert not leaks, leaks
