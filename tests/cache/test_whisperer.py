@@ -9,7 +9,7 @@ import pytest
 
 from dominus_fastapi import Dominus, ValidationError
 from dominus_fastapi.core.namespaces.redis import SetnxResult
-from tests.conftest import LocalServer
+from tests.conftest import InProcessServer
 
 
 async def test_readme_lock_pattern(embedded: Dominus) -> None:
@@ -59,7 +59,7 @@ async def test_thousand_concurrent_incr_count_exactly(embedded: Dominus) -> None
     assert (await embedded.redis.get("counter:hits"))["value"] == 1000
 
 
-async def test_ttl_expiry_with_server_clock(local_server: LocalServer, local_client: Dominus) -> None:
+async def test_ttl_expiry_with_server_clock(local_server: InProcessServer, local_client: Dominus) -> None:
     redis = local_client.redis
     await redis.set("short", "v", ttl=60)
     await redis.hset("h", "f", 1, ttl=60)
@@ -77,7 +77,7 @@ async def test_ttl_expiry_with_server_clock(local_server: LocalServer, local_cli
     assert (await redis.incr("n", delta=2))["value"] == 2
 
 
-async def test_nudge_refreshes_expiry(local_server: LocalServer, local_client: Dominus) -> None:
+async def test_nudge_refreshes_expiry(local_server: InProcessServer, local_client: Dominus) -> None:
     redis = local_client.redis
     await redis.set("k", "v", ttl=100)
     local_server.wall.advance(50)
@@ -174,7 +174,9 @@ async def test_value_over_one_mebibyte_is_413(local_client: Dominus) -> None:
     await local_client.redis.set("fits", "x" * (1024 * 1024 - 2))  # the JSON string's quotes count
 
 
-async def test_counters_are_integers_and_keep_their_expiry(local_server: LocalServer, local_client: Dominus) -> None:
+async def test_counters_are_integers_and_keep_their_expiry(
+    local_server: InProcessServer, local_client: Dominus
+) -> None:
     redis = local_client.redis
     assert (await redis.incr("c", delta=10, ttl=100))["value"] == 10
     local_server.wall.advance(40)
@@ -195,7 +197,7 @@ async def test_counters_are_integers_and_keep_their_expiry(local_server: LocalSe
 
 
 async def test_hashes_share_the_key_ttl_and_refuse_plain_access(
-    local_server: LocalServer, local_client: Dominus
+    local_server: InProcessServer, local_client: Dominus
 ) -> None:
     redis = local_client.redis
     assert (await redis.hset("h", "a", 1, ttl=100))["set"] is True
