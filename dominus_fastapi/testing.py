@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -60,6 +61,8 @@ __all__ = [
     "dominus_base_url",
     "dominus_seed_demo",
     "dominus_user_client",
+    "mailed_token",
+    "signed_in_client",
 ]
 
 APP_ORIGIN = "http://127.0.0.1"
@@ -202,6 +205,18 @@ async def create_test_user(
         refresh_token=login.get("refresh_token"),
         session_id=login.get("session_id"),
     )
+
+
+async def mailed_token(client: Dominus, to: str, template_alias: str) -> str:
+    """The one-time token in the newest ``template_alias`` mail to ``to`` in the backend's outbox.
+
+    For tests of password reset, e-mail verification and invitations (``client`` needs the administrator PSK).
+    """
+    page = await client.courier.outbox(to=to, template_alias=template_alias, limit=1)
+    if not page["items"]:
+        raise AssertionError(f"no {template_alias!r} mail to {to!r} in the outbox")
+    url = str(page["items"][0]["model"]["action_url"])
+    return parse_qs(urlsplit(url).query)["token"][0]
 
 
 def signed_in_client(
