@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 
 from dominus_fastapi import Dominus
 from dominus_fastapi.core.transport import DropAwareASGITransport
@@ -109,7 +110,7 @@ async def local_server(psk: str, extra_routers: list[Any]) -> AsyncIterator[InPr
     routers = tuple(extra_routers)
     clock = FakeClock(10_000.0)
     wall = FakeClock()
-    settings = LocalSettings(psk=psk, bcrypt_rounds=4)
+    settings = LocalSettings(psk=SecretStr(psk), bcrypt_rounds=4)
     app = create_app(settings, clock=clock, wall_clock=wall, routers=routers)
     async with LifespanManager(app) as manager:
         yield InProcessServer(app=manager.app, local=app, psk=psk, clock=clock, wall=wall)
