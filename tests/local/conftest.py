@@ -85,12 +85,12 @@ class Harness:
         body: Any = None,
         *,
         token: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, Any] | None = None,
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
     ) -> httpx.Response:
         """A request with ``body`` framed as the SDK frames it (or ``content`` sent as is)."""
-        sent = dict(headers or {})
+        sent: dict[str, Any] = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         if content is None and method != "GET":
