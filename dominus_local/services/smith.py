@@ -442,7 +442,7 @@ async def head_version(conn: AsyncConnection, stream_kind: str, stream: str) -> 
 
 def _migration_name(version: int, op: Mapping[str, Any]) -> str:
     parts = [f"{version:04d}", op["op"]]
-    for key in ("table", "column", "index_name", "constraint_name", "new_name"):
+    for key in ("table", "column", "index_name", "constraint_name", "old_name", "new_name"):
         value = op.get(key)
         if isinstance(value, str):
             parts.append(value)
