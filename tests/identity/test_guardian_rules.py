@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -303,3 +304,25 @@ async def test_reprs_hold_no_secret(server: Server, auth: AuthNamespace) -> None
     texts += [repr(server.state.settings), repr(server.state.extras.get("security"))]
     for text in texts:
         assert created["psk"] not in text and PSK not in text
+
+
+async def test_concurrent_duplicates_create_one_user(auth: AuthNamespace) -> None:
+    results = await asyncio.gather(
+        *(auth.create_user("twin", None, password="password-123") for _ in range(5)), return_exceptions=True
+    )
+    assert sum(isinstance(r, dict) for r in results) == 1
+    assert sum(isinstance(r, ConflictError) for r in results) == 4
+    assert (await auth.list_users())["total"] == 1
+
+
+async def test_deleted_and_inactive_clients_lose_their_tokens(server: Server, auth: AuthNamespace) -> None:
+    for finish in ("delete", "deactivate"):
+        created = await auth.create_client(f"short-lived {finish}")
+        token = await server.service_token(created["psk"])
+        assert (await server.raw("GET", "/api/warden/jwks", token=token))[0] == 200
+        if finish == "delete":
+            await auth.delete_client(created["id"])
+        else:
+            await auth.update_client(created["id"], status="inactive")
+        status, envelope = await server.raw("GET", "/api/warden/jwks", token=token)
+        assert status == 401 and envelope["code"] == "invalid_token"
