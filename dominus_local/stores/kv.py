@@ -150,10 +150,18 @@ class SqlKVStore(KVStore):
     """
 
     _RETRIES = 5
+    PURGE_EVERY = 1000
+    """Expired rows are dropped for good after this many writes (reads ignore them meanwhile)."""
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self._db = db
+        self._writes = 0
+
+    async def _wrote(self) -> None:
+        self._writes += 1
+        if self._writes % self.PURGE_EVERY == 0:
+            await self.purge_expired()
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -248,6 +256,7 @@ class SqlKVStore(KVStore):
             await self._update(conn, space, key, value=_dumps(value), ttl_seconds=ttl, expires_at_ms=expires_ms)
 
         await self._run(op)
+        await self._wrote()
 
     async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
         async def op(conn: AsyncConnection, now_ms: int) -> tuple[bool, Any]:
@@ -259,7 +268,9 @@ class SqlKVStore(KVStore):
             await self._insert(conn, space, key, "value", value, ttl, now_ms + 1000 * ttl)
             return True, None
 
-        return await self._run(op)
+        result = await self._run(op)
+        await self._wrote()
+        return result
 
     async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
         async def op(conn: AsyncConnection, now_ms: int) -> int:
@@ -279,7 +290,9 @@ class SqlKVStore(KVStore):
             await self._update(conn, space, key, value=_dumps(result))
             return result
 
-        return await self._run(op)
+        result = await self._run(op)
+        await self._wrote()
+        return result
 
     async def delete(self, space: str, key: str) -> bool:
         async def op(conn: AsyncConnection, now_ms: int) -> bool:
@@ -306,7 +319,9 @@ class SqlKVStore(KVStore):
             await self._update(conn, space, key, value=_dumps(fields), ttl_seconds=ttl, expires_at_ms=expires_ms)
             return is_new
 
-        return await self._run(op)
+        result = await self._run(op)
+        await self._wrote()
+        return result
 
     async def hdel(self, space: str, key: str, field: str) -> bool:
         async def op(conn: AsyncConnection, now_ms: int) -> bool:
