@@ -82,6 +82,11 @@ class InProcessServer:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=LOCAL_ORIGIN) as http:
             return await http.request(method, path, **kwargs)
 
+    def requests_to(self, route: str) -> int:
+        """How many requests the server answered on ``route`` (from its request metrics)."""
+        counts = self.local.metrics.requests
+        return sum(value for (_, path, _), value in counts.items() if path == route)
+
     async def tokens_minted(self) -> int:
         """``dominus_local_tokens_minted_total`` read from ``GET /metrics``."""
         return parse_minted((await self.raw("GET", "/metrics")).text)

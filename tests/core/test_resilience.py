@@ -279,12 +279,12 @@ async def test_breaker_opens_fails_fast_probes_and_closes(local_server: InProces
         for _ in range(5):
             with pytest.raises(ServiceError):
                 await client.secrets.list()
-        seen = len(local_server.local.metrics.render())
+        seen = local_server.requests_to("/api/warden/secrets")
         with pytest.raises(CircuitOpenError) as info:
             await client.secrets.list()
         assert info.value.retry_after == pytest.approx(30.0)
         assert info.value.status_code is None
-        assert len(local_server.local.metrics.render()) == seen  # nothing was sent
+        assert local_server.requests_to("/api/warden/secrets") == seen  # nothing was sent
 
         clock.advance(30)
         with pytest.raises(ServiceError):

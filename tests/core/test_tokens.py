@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from dominus_fastapi import AuthenticationError, Dominus, DominusConnectionError, DominusSettings
+from dominus_fastapi import (
+    AuthenticationError,
+    AuthorizationError,
+    Dominus,
+    DominusConnectionError,
+    DominusSettings,
+    NotFoundError,
+)
 from dominus_fastapi.core.cache import EncryptedTTLCache
 from dominus_fastapi.core.tokens import JwksCache, ServiceTokenCache, unverified_claims
 from tests.conftest import FakeClock, InProcessServer
@@ -34,6 +42,8 @@ async def test_thousand_concurrent_first_calls_mint_once(local_server: InProcess
     results = await asyncio.gather(*(local_client.secrets.list() for _ in range(1000)))
     assert all(r == [] for r in results)
     assert await local_server.tokens_minted() - before == 1
+    assert local_server.requests_to("/api/health") == 1  # one warm-up, too
+    assert local_server.requests_to("/api/warden/secrets") == 1000
 
 
 async def test_token_is_refreshed_ahead_of_expiry(local_server: InProcessServer, local_client: Dominus) -> None:
@@ -277,3 +287,20 @@ async def test_jwks_fetch_is_cached_across_validations(local_client: Dominus) ->
     for _ in range(5):
         await local_client.validate_jwt(token)
     assert local_client._transport.jwks.fetch_count == 1
+
+
+async def test_mint_jwt_issues_a_user_token_that_validates(local_client: Dominus) -> None:
+    user = await local_client.request(
+        "POST",
+        "/api/guardian/users",
+        body={"username": "ana", "email": "ana@example.com", "password": "correct horse battery"},
+    )
+    minted = await local_client.mint_jwt(user["id"], expires_in=600)
+    assert minted["token_type"] == "bearer" and minted["expires_in"] == 600
+    claims = await local_client.validate_jwt(minted["access_token"])
+    assert (claims["sub"], claims["subject_type"], claims["sid"]) == (user["id"], "user", minted["session_id"])
+    assert claims["exp"] - claims["iat"] == 600
+    with pytest.raises(NotFoundError):
+        await local_client.mint_jwt(str(uuid.uuid4()))
+    with pytest.raises(AuthorizationError):
+        await local_client.mint_jwt(user["id"], scope=["not-held"])
