@@ -9,6 +9,12 @@ every visible object whole (spec 8.5). Every byte read is checked against the re
 
 Every access to a compliance object (upload, download, fetch, delete) and every factory reset writes an
 audit record through Herald, in the same transaction as the change it records (spec 8.3).
+
+Where the spec is silent: paths are put in Unicode NFC and a segment that folds to ``.`` or ``..`` (or holds a
+folded ``\\``) is refused; ``.folder`` is reserved as a last segment; an object may not sit at a folder's path
+or below another object (409 ``conflict``); ``deleted_count``, ``by_category`` and statistics count objects,
+never folder placeholders; a forced folder delete audits each expired compliance object it removes, with the
+caller as actor; the download-URL signing key is kept in the data directory, so URLs outlive a restart.
 """
 
 from __future__ import annotations

@@ -3,6 +3,12 @@
 Keys belong to the token's project and environment; inside that, each category (``default`` when absent) is
 a separate key space. The entries live in a :class:`~dominus_local.stores.kv.KVStore`, built at start and
 kept in ``state.extras["whisperer"]``.
+
+Where the spec is silent: ``value: null`` is refused like an absent value (spec 1.4), so a stored value is
+never null; ``set`` and ``setnx`` on a hash, and ``mget`` naming a hash, are 422 like every other plain
+operation, while ``delete`` removes a key of either kind; counters hold JSON integers within the signed
+64-bit range (422 beyond it); a nudge with ``ttl_seconds`` sets the expiry only, so a later nudge without it
+goes back to the TTL the key was last written with.
 """
 
 from __future__ import annotations
