@@ -18,6 +18,7 @@ import pytest
 
 from dominus_fastapi import Dominus
 from dominus_fastapi.core.transport import DropAwareASGITransport
+from dominus_fastapi.core.types import NavItem, Page, Role, Scope, Tenant, TenantCategory, User
 from dominus_local.services import courier as courier_service
 from dominus_local.services import portal as portal_service
 from dominus_local.state import LocalState
@@ -27,12 +28,16 @@ PASSWORD = "correct horse battery"
 
 
 class PortalClock:
-    """Portal's clock, frozen at the start of the test and moved by :meth:`advance`."""
+    """Portal's and Courier's clock: starts now, ticks 1 ms per reading (so that events are ordered the way they
+    happened) and jumps when told to by :meth:`advance`."""
+
+    TICK = timedelta(milliseconds=1)
 
     def __init__(self, start: datetime) -> None:
         self.now = start
 
     def __call__(self) -> datetime:
+        self.now += self.TICK
         return self.now
 
     def advance(self, delta: timedelta) -> None:
@@ -92,16 +97,16 @@ async def env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
 class World:
     """The access-control scenario: a category, two tenants, scopes, roles, a user, pages and nav items."""
 
-    category: dict[str, Any]
-    acme: dict[str, Any]
-    globex: dict[str, Any]
-    reports_scope: dict[str, Any]
-    audit_scope: dict[str, Any]
-    analyst: dict[str, Any]
-    auditor: dict[str, Any]
-    user: dict[str, Any]
-    pages: dict[str, dict[str, Any]]
-    nav: dict[str, dict[str, Any]]
+    category: TenantCategory
+    acme: Tenant
+    globex: Tenant
+    reports_scope: Scope
+    audit_scope: Scope
+    analyst: Role
+    auditor: Role
+    user: User
+    pages: dict[str, Page]
+    nav: dict[str, NavItem]
 
 
 async def build_world(client: Dominus, *, username: str = "carol", email: str = "carol@example.com") -> World:
@@ -121,7 +126,7 @@ async def build_world(client: Dominus, *, username: str = "carol", email: str = 
     await auth.add_user_roles(user["id"], [auditor["id"]])
     await auth.add_user_tenants(user["id"], [acme["id"], globex["id"]])
 
-    pages: dict[str, dict[str, Any]] = {}
+    pages: dict[str, Page] = {}
     pages["dashboard"] = await auth.create_page("/dashboard", "Dashboard")
     pages["reports"] = await auth.create_page("/dashboard/reports", "Reports")
     await auth.add_page_scopes(pages["reports"]["id"], [reports_scope["id"]])
@@ -135,7 +140,7 @@ async def build_world(client: Dominus, *, username: str = "carol", email: str = 
     await auth.add_page_scopes(pages["audit"]["id"], [audit_scope["id"]])
     pages["archived"] = await auth.create_page("/dashboard/archive", "Archive", is_active=False)
 
-    nav: dict[str, dict[str, Any]] = {}
+    nav: dict[str, NavItem] = {}
     nav["main"] = await auth.create_nav_item("Main", item_type="header", sort_order=1)
     nav["dashboard"] = await auth.create_nav_item(
         "Dashboard", page_id=pages["dashboard"]["id"], parent_id=nav["main"]["id"], sort_order=1
@@ -148,9 +153,7 @@ async def build_world(client: Dominus, *, username: str = "carol", email: str = 
     )
     nav["acme"] = await auth.create_nav_item("Acme corner", page_id=pages["acme_only"]["id"], sort_order=2)
     nav["audit_group"] = await auth.create_nav_item("Compliance", item_type="group_label", sort_order=3)
-    nav["audit"] = await auth.create_nav_item(
-        "Audit", page_id=pages["audit"]["id"], parent_id=nav["audit_group"]["id"]
-    )
+    nav["audit"] = await auth.create_nav_item("Audit", page_id=pages["audit"]["id"], parent_id=nav["audit_group"]["id"])
     nav["archive"] = await auth.create_nav_item("Archive", page_id=pages["archived"]["id"], sort_order=4)
     return World(
         category=category,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from dominus_fastapi import AuthorizationError, ValidationError
@@ -44,7 +46,7 @@ async def test_profile_validation_changes_nothing(env: Env) -> None:
     token = await _session(env)
     portal = env.client.as_user(token).portal
     before = await portal.update_profile(display_name="Alice")
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"display_name": "x" * 129}, "display_name"),
         ({"display_name": "tab\there"}, "display_name"),
         ({"avatar_url": "javascript:alert(1)"}, "avatar_url"),
@@ -80,7 +82,7 @@ async def test_preferences_defaults_updates_and_validation(env: Env) -> None:
     assert flags["sidebar_collapsed"] is True and flags["email_notifications"] is False
     assert flags["theme"] == "dark" and flags["extra"] == {"x": 1}
 
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"theme": "neon"},
         {"language": "not a tag"},
         {"timezone": "Mars/Olympus_Mons"},
