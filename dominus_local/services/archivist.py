@@ -85,6 +85,8 @@ LIMIT_MAX = 1000
 EMBEDDED_ORIGIN = "http://dominus-local.embedded"
 BLOB_ROUTE = "/archivist/blob/{token}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTENT_TYPE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+(;[\x20-\x7e]*)?$")
+"""A media type as HTTP carries it (it becomes the download route's Content-Type header)."""
 
 archivist_objects = Table(
     "archivist_objects",
@@ -492,7 +494,7 @@ async def upload(ctx: RequestContext) -> dict[str, Any]:
     category: str = _category(f)
     _require_access(ctx.subject, category)
     path = _user_path(f.raw("logical_path") if f.raw("logical_path") is not None else filename, "logical_path")
-    content_type: str = f.str("content_type", required=False, min_len=1, max_len=255) or (
+    content_type: str = f.str("content_type", required=False, max_len=255, pattern=CONTENT_TYPE) or (
         mimetypes.guess_type(filename)[0] or "application/octet-stream"
     )
     tags = _tags(f) or []
@@ -570,7 +572,8 @@ def read_download_token(state: Archive, token: str) -> str | None:
     parts = token.split(".")
     if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{32}", parts[0]) or not parts[1].isdigit():
         return None
-    if not hmac.compare_digest(_sign(state.url_key, f"{parts[0]}.{parts[1]}"), parts[2]):
+    expected = _sign(state.url_key, f"{parts[0]}.{parts[1]}").encode()
+    if not hmac.compare_digest(expected, parts[2].encode("utf-8", "replace")):
         return None
     if int(parts[1]) <= state.clock():
         return None

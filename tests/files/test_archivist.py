@@ -92,6 +92,7 @@ async def test_download_url_serves_raw_bytes_until_expiry(files_server: FileServ
     fresh = await files.download(record["id"])
     tampered = fresh["download_url"][:-3] + ("AAA" if not fresh["download_url"].endswith("AAA") else "BBB")
     assert (await files_server.get(tampered)).status_code == 404
+    assert (await files_server.get(fresh["download_url"][:-3] + "%C3%A9%C3%A9")).status_code == 404
     # And a deleted object's URL stops working.
     await files.delete(record["id"])
     assert (await files_server.get(fresh["download_url"])).status_code == 404
@@ -366,6 +367,10 @@ async def test_validation_of_upload_fields(files_server: FileServer) -> None:
         await files.upload(b"1", "a.txt", compliance=True, actor="u", retention_days=3651)
     with pytest.raises(ValidationError):
         await files.upload("text is not bytes", "a.txt")  # type: ignore[arg-type]
+    for bad_type in ("text/plain\r\nX-Injected: 1", "no-slash", "a/b c"):
+        with pytest.raises(ValidationError) as info:
+            await files.upload(b"1", "a.txt", content_type=bad_type)
+        assert info.value.details["field"] == "content_type"
     body = {"filename": "a.txt", "file_content": "not base64!!"}
     with pytest.raises(ValidationError) as info:
         await files_server.admin.request("POST", "/api/archivist/upload", body=body)
