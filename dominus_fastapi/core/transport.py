@@ -8,6 +8,7 @@ cache, the key-set cache and (in embedded mode) the in-process ``dominus_local``
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import ipaddress
 import time
 import uuid
@@ -27,6 +28,7 @@ from dominus_fastapi.core.errors import (
     ValidationError,
     error_from_response,
 )
+from dominus_fastapi.core.namespaces.base import UNSET, AuthKind
 from dominus_fastapi.core.resilience import (
     BREAKER_FAILURE_STATUSES,
     RETRYABLE_STATUSES,
@@ -162,7 +164,7 @@ def encode_query(params: Mapping[str, Any] | None) -> str:
         return ""
     pairs: list[str] = []
     for name, value in params.items():
-        if value is None or repr(value) == "UNSET":
+        if value is None or value is UNSET:
             continue
         if isinstance(value, list | tuple | set | frozenset):
             text = ",".join(quote(_query_value(item), safe="") for item in value)
@@ -217,6 +219,11 @@ def _proxy_mounts(settings: DominusSettings) -> dict[str, httpx.AsyncBaseTranspo
     return mounts
 
 
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar that accepts nothing: the protocol uses no cookies and the SDK ignores ``Set-Cookie``."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
 def _limits() -> httpx.Limits:
     return httpx.Limits(
         max_connections=POOL_MAX_CONNECTIONS,
@@ -241,7 +248,9 @@ class Transport:
             if http_client is not None:
                 raise ValueError("http_client cannot be combined with an embedded: base URL")
             self.embedded = EmbeddedTransport(self.hosts.data_dir, settings.psk)
-            self.http = httpx.AsyncClient(transport=self.embedded, trust_env=False, follow_redirects=False)
+            self.http = httpx.AsyncClient(
+                transport=self.embedded, trust_env=False, follow_redirects=False, cookies=_no_cookies()
+            )
             self._owns_http = True
         elif http_client is not None:
             self.http = http_client
@@ -254,6 +263,7 @@ class Transport:
                 trust_env=False,
                 follow_redirects=False,
                 mounts=_proxy_mounts(settings),
+                cookies=_no_cookies(),
             )
             self._owns_http = True
         self.breakers: dict[str, CircuitBreaker] = {
@@ -372,7 +382,7 @@ class Transport:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
-        auth: str = "service",
+        auth: AuthKind = "service",
         host: Host = "orchestrator",
         safe: bool = False,
         replay: bool = True,
@@ -509,9 +519,12 @@ class Transport:
 
             breaker.before_request(endpoint)
             try:
-                response = await self.http.request(
+                outgoing = self.http.build_request(
                     method, url, content=content, headers=headers, timeout=attempt_timeout
                 )
+                # No cookies, even with a caller's http_client whose jar holds some (spec 5.7).
+                outgoing.headers.pop("cookie", None)
+                response = await self.http.send(outgoing)
             except httpx.TransportError as exc:
                 breaker.record("neutral" if in_window else "failure")
                 sent = not isinstance(exc, _PRE_SEND_ERRORS)

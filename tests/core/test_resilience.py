@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from dominus_fastapi import (
@@ -15,6 +16,7 @@ from dominus_fastapi import (
     Dominus,
     DominusConnectionError,
     DominusSettings,
+    NotFoundError,
     RateLimitError,
     ServiceError,
 )
@@ -42,6 +44,7 @@ def _record(ctx: RequestContext, name: str) -> None:
             "authorization": headers.get("authorization"),
             "body": ctx.body,
             "query": dict(ctx.request.query_params),
+            "cookie": headers.get("cookie"),
         }
     )
 
@@ -59,6 +62,12 @@ async def _unsafe(ctx: RequestContext) -> dict[str, Any]:
 async def _query(ctx: RequestContext) -> dict[str, Any]:
     _record(ctx, "query")
     return {"ok": True}
+
+
+@probe.get("/api/probe/set-cookie", auth="none")
+async def _set_cookie(ctx: RequestContext) -> dict[str, Any]:
+    _record(ctx, "set-cookie")
+    raise ApiError("not_found", "Nothing here", headers={"Set-Cookie": "sid=abc; Path=/"})
 
 
 @probe.get("/api/probe/slow-down")
@@ -222,6 +231,20 @@ async def test_get_query_is_encoded_and_auth_none_sends_no_credential(local_clie
     assert attempt["authorization"] is None
     assert attempt["idempotency_key"] is None
     assert attempt["content_type"] is None
+
+
+async def test_set_cookie_is_ignored(embedded: Dominus, local_client: Dominus) -> None:
+    with pytest.raises(NotFoundError):
+        await local_client.request("GET", "/api/probe/set-cookie", auth="none", safe=True)
+    with pytest.raises(NotFoundError):
+        await local_client.request("GET", "/api/probe/set-cookie", auth="none", safe=True)
+    assert [a["cookie"] for a in ATTEMPTS if a["name"] == "set-cookie"] == [None, None]
+    for client in (embedded, Dominus(base_url="http://127.0.0.1:9")):
+        assert len(client._transport.http.cookies.jar) == 0
+        client._transport.http.cookies.extract_cookies(
+            httpx.Response(200, headers={"Set-Cookie": "sid=1; Path=/"}, request=httpx.Request("GET", "http://x/"))
+        )
+        assert len(client._transport.http.cookies.jar) == 0
 
 
 # --- dropped connections and exactly-once -----------------------------------------------------------------------
