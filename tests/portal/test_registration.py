@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from datetime import timedelta
 
 import pytest
 
-from dominus_fastapi import AuthenticationError, AuthorizationError, ConflictError, ValidationError
+from dominus_fastapi import AuthenticationError, AuthorizationError, ConflictError, Dominus, ValidationError
 from tests.portal.conftest import PASSWORD, Env
 
 
@@ -185,3 +186,44 @@ async def test_invitation_defaults_and_expiry(env: Env) -> None:
         await env.client.portal.accept_invitation(token, "gina's password")
     assert expired.value.details["reason"] == "has expired"
     assert (await env.client.auth.get_user(invited["id"]))["status"] == "invited"
+
+
+async def test_configured_product_links_and_registration_without_verification(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
+    monkeypatch.setenv("DOMINUS_LOCAL_REQUIRE_EMAIL_VERIFICATION", "false")
+    monkeypatch.setenv("DOMINUS_LOCAL_PRODUCT_NAME", "Acme Portal")
+    monkeypatch.setenv("DOMINUS_LOCAL_MAIL_FROM", "hello@acme.test")
+    monkeypatch.setenv("DOMINUS_LOCAL_PASSWORD_RESET_URL", "https://app.acme.test/reset?lang=en")
+    async with Dominus(base_url="embedded:") as client:
+        await client.auth.create_tenant("Acme", "acme")
+        registered = await client.portal.register("dave", "dave@example.com", PASSWORD, "acme")
+        assert registered["verification"] == "not_required" and registered["user"]["status"] == "active"
+        assert (await client.courier.outbox(template_alias="email-verification"))["total"] == 0
+        await client.portal.login("dave", PASSWORD)
+
+        await client.portal.request_password_reset("dave@example.com")
+        mail = (await client.courier.outbox(to="dave@example.com"))["items"][0]
+        assert mail["from"] == "hello@acme.test" and mail["subject"] == "Reset your Acme Portal password"
+        assert mail["model"]["product_name"] == "Acme Portal"
+        url = urllib.parse.urlsplit(mail["model"]["action_url"])
+        assert (url.scheme, url.netloc, url.path) == ("https", "app.acme.test", "/reset")
+        query = urllib.parse.parse_qs(url.query)
+        assert query["lang"] == ["en"] and len(query["token"][0]) >= 43
+
+
+async def test_deleting_a_user_removes_its_portal_data(env: Env) -> None:
+    user = await env.client.auth.add_user("alice", PASSWORD, email="alice@example.com")
+    login = await env.client.portal.login("alice", PASSWORD)
+    await env.client.portal.update_profile(display_name="Alice", user_token=login["access_token"])
+    await env.client.portal.update_preferences(theme="dark", user_token=login["access_token"])
+    await env.client.portal.request_password_reset("alice@example.com")
+    token, _ = await env.outbox_link("alice@example.com", "password-reset")
+    await env.client.auth.delete_user(user["id"])
+    with pytest.raises(ValidationError):
+        await env.client.portal.confirm_password_reset(token, "brand new password")
+    again = await env.client.auth.add_user("alice", PASSWORD, email="alice@example.com")
+    fresh = await env.client.portal.login("alice", PASSWORD)
+    profile = await env.client.portal.get_profile(user_token=fresh["access_token"])
+    assert profile["user_id"] == again["id"] and profile["display_name"] is None
