@@ -577,7 +577,7 @@ def get_portal_router(
 
     @router.get("/me", name="dominus_me", summary="The signed-in subject", response_model=MeResponse,
                 dependencies=secured, responses=user_errors())
-    async def me(client: ClientDep, session: SessionRequired) -> Any:
+    async def me(session: SessionRequired, client: ClientDep) -> Any:
         return await client.portal.me(user_token=session.access_token)
 
     @router.post(
@@ -588,7 +588,7 @@ def get_portal_router(
         dependencies=secured, responses=user_errors(400, 403),
     )
     async def switch_tenant(
-        request: Request, body: SwitchTenantRequest, client: ClientDep, session: SessionRequired
+        request: Request, session: SessionRequired, body: SwitchTenantRequest, client: ClientDep
     ) -> Any:
         data = await client.portal.switch_tenant(body.tenant_id, user_token=session.access_token)
         result = {"tenant": data.get("tenant"), "expires_in": int(data.get("expires_in") or 0)}
@@ -605,57 +605,57 @@ def get_portal_router(
 
     @router.get("/navigation", name="dominus_navigation", summary="The navigation tree",
                 response_model=NavigationResponse, dependencies=secured, responses=user_errors())
-    async def navigation(client: ClientDep, session: SessionRequired) -> Any:
+    async def navigation(session: SessionRequired, client: ClientDep) -> Any:
         return await client.portal.get_navigation(user_token=session.access_token)
 
     @router.post("/check-access", name="dominus_check_access", summary="May the user open this page?",
                  response_model=CheckAccessResponse, dependencies=secured, responses=user_errors(400))
-    async def check_access(body: CheckAccessRequest, client: ClientDep, session: SessionRequired) -> Any:
+    async def check_access(session: SessionRequired, body: CheckAccessRequest, client: ClientDep) -> Any:
         return await client.portal.check_page_access(body.path, user_token=session.access_token)
 
     @router.get("/profile", name="dominus_get_profile", summary="The user's profile", response_model=Profile,
                 dependencies=secured, responses=user_errors(403))
-    async def get_profile(client: ClientDep, session: SessionRequired) -> Any:
+    async def get_profile(session: SessionRequired, client: ClientDep) -> Any:
         return await client.portal.get_profile(user_token=session.access_token)
 
     @router.put("/profile", name="dominus_update_profile", summary="Update the user's profile",
                 response_model=Profile, dependencies=secured, responses=user_errors(400, 403))
-    async def update_profile(body: ProfileUpdate, client: ClientDep, session: SessionRequired) -> Any:
+    async def update_profile(session: SessionRequired, body: ProfileUpdate, client: ClientDep) -> Any:
         fields = body.model_dump(include=body.model_fields_set)
         return await client.portal.update_profile(**fields, user_token=session.access_token)
 
     @router.get("/preferences", name="dominus_get_preferences", summary="The user's preferences",
                 response_model=Preferences, dependencies=secured, responses=user_errors(403))
-    async def get_preferences(client: ClientDep, session: SessionRequired) -> Any:
+    async def get_preferences(session: SessionRequired, client: ClientDep) -> Any:
         return await client.portal.get_preferences(user_token=session.access_token)
 
     @router.put("/preferences", name="dominus_update_preferences", summary="Update the user's preferences",
                 response_model=Preferences, dependencies=secured, responses=user_errors(400, 403))
-    async def update_preferences(body: PreferencesUpdate, client: ClientDep, session: SessionRequired) -> Any:
+    async def update_preferences(session: SessionRequired, body: PreferencesUpdate, client: ClientDep) -> Any:
         fields = body.model_dump(include=body.model_fields_set)
         return await client.portal.update_preferences(**fields, user_token=session.access_token)
 
     @router.post("/change-password", name="dominus_change_password", summary="Change the password",
                  response_model=ChangePasswordResponse, dependencies=secured, responses=user_errors(400, 403))
-    async def change_password(body: ChangePasswordRequest, client: ClientDep, session: SessionRequired) -> Any:
+    async def change_password(session: SessionRequired, body: ChangePasswordRequest, client: ClientDep) -> Any:
         return await client.portal.change_password(
             body.current_password, body.new_password, user_token=session.access_token
         )
 
     @router.get("/sessions", name="dominus_list_sessions", summary="The user's sessions",
                 response_model=SessionList, dependencies=secured, responses=user_errors())
-    async def list_sessions(client: ClientDep, session: SessionRequired) -> Any:
+    async def list_sessions(session: SessionRequired, client: ClientDep) -> Any:
         return await client.portal.list_sessions(user_token=session.access_token)
 
     @router.delete("/sessions/{session_id}", name="dominus_revoke_session", summary="End one of the sessions",
                    response_model=SessionRevoked, dependencies=secured, responses=user_errors(404))
-    async def revoke_session(session_id: str, client: ClientDep, session: SessionRequired) -> Any:
+    async def revoke_session(session_id: str, session: SessionRequired, client: ClientDep) -> Any:
         return await client.portal.revoke_session(session_id, user_token=session.access_token)
 
     @router.post("/sessions/revoke-all", name="dominus_revoke_all_sessions",
                  summary="End every other session", response_model=SessionsRevoked, dependencies=secured,
                  responses=user_errors())
-    async def revoke_all_sessions(client: ClientDep, session: SessionRequired) -> Any:
+    async def revoke_all_sessions(session: SessionRequired, client: ClientDep) -> Any:
         return await client.portal.revoke_all_sessions(user_token=session.access_token)
 
     # --- no session yet ------------------------------------------------------------------------------------

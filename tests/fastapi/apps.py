@@ -71,6 +71,10 @@ def build_app(*, with_dominus: bool = True, **setup_options: Any) -> FastAPI:
             "db": type(db).__name__,
         }
 
+    @app.get("/schemas")
+    async def schemas(user: CurrentUser, db: DbDep) -> dict[str, Any]:
+        return {"user": user.id, "schemas": await db.schemas()}
+
     @app.get("/session")
     async def session(session: SessionDep, request: Request) -> dict[str, Any]:
         return {
