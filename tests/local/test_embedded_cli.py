@@ -1,0 +1,124 @@
+"""Embedded instances (spec 2.3), the ``dominus-local`` command, and a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dominus_fastapi.core import wire
+from dominus_local import embedded
+from dominus_local.cli import main
+from tests.servers import LocalServer
+
+
+async def _mint(app: object, psk: str) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as http:  # type: ignore[arg-type]
+        return await http.post(
+            "/jwt/mint", content=wire.encode_body({"method": "auth.self"}), headers={"Authorization": f"Bearer {psk}"}
+        )
+
+
+async def test_private_memory_instances() -> None:
+    one = await embedded.acquire(None)
+    two = await embedded.acquire(None)
+    try:
+        assert one is not two and one.psk != two.psk
+        assert one.data_dir is None
+        assert one.psk not in repr(one)
+        assert (await _mint(one.app, one.psk)).status_code == 200
+        assert (await _mint(one.app, two.psk)).status_code == 401
+    finally:
+        await embedded.release(one)
+        await embedded.release(two)
+
+
+async def test_configured_psk_is_the_bootstrap_psk() -> None:
+    instance = await embedded.acquire(None, psk="5" * 64)
+    try:
+        assert instance.psk == "5" * 64
+        assert (await _mint(instance.app, "5" * 64)).status_code == 200
+    finally:
+        await embedded.release(instance)
+
+
+async def test_one_shared_instance_per_directory(tmp_path: Path) -> None:
+    data_dir = tmp_path / "shared"
+    first = await embedded.acquire(str(data_dir))
+    second = await embedded.acquire(data_dir)
+    assert first is second
+    psk_file = data_dir / "psk"
+    assert psk_file.read_text().strip() == first.psk
+    assert stat.S_IMODE(os.stat(psk_file).st_mode) == 0o600
+    with pytest.raises(ValueError, match="another PSK") as info:
+        await embedded.acquire(data_dir, psk="7" * 64)
+    assert "7" * 64 not in str(info.value)
+    await embedded.release(first)
+    assert first.state.ready  # one reference left
+    assert (await _mint(second.app, second.psk)).status_code == 200
+    await embedded.release(second)
+    assert not second.state.ready
+    again = await embedded.acquire(data_dir)
+    try:
+        assert again is not first
+        assert again.psk == first.psk  # read back from the directory
+    finally:
+        await embedded.release(again)
+
+
+def test_info_never_prints_the_psk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data_dir = tmp_path / "info"
+    assert main(["info", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "none yet" in out
+    with LocalServer(data_dir=data_dir, psk=None) as server:
+        assert server.psk is not None
+        assert server.psk in server.output()  # generated at first start, printed once
+    assert main(["info", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert server.psk not in out
+    assert "kept in" in out and "signing key id (kid): " in out and "none yet" not in out
+    with LocalServer(data_dir=data_dir, psk=None) as again:
+        assert again.psk == server.psk
+        assert server.psk not in again.output()  # not generated this time: not printed
+
+
+def test_uvicorn_server_end_to_end_and_dropped_connection() -> None:
+    with LocalServer() as server:
+        assert server.psk is not None
+        minted = httpx.post(
+            f"{server.url}/jwt/mint",
+            content=wire.encode_body({"method": "auth.self"}),
+            headers={"Authorization": f"Bearer {server.psk}"},
+        )
+        token = wire.parse_response_text(minted.content)["data"]["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        faults = {"error_rate": 1, "drop_after_read": True, "paths": ["/api/warden/secrets"]}
+        assert httpx.post(f"{server.url}/api/admin/faults", content=wire.encode_body(faults), headers=auth).is_success
+        body = wire.encode_body({"action": "create", "key": "NET", "value": "once"})
+        keyed = {**auth, "Idempotency-Key": "net-1"}
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(f"{server.url}/api/warden/secrets", content=body, headers=keyed)
+        httpx.post(f"{server.url}/api/admin/faults", content=wire.encode_body({}), headers=auth)
+        retry = httpx.post(f"{server.url}/api/warden/secrets", content=body, headers=keyed)
+        assert retry.status_code == 200
+        assert retry.headers["idempotent-replayed"] == "true"
+        got = httpx.post(
+            f"{server.url}/api/warden/secrets", content=wire.encode_body({"action": "get", "key": "NET"}), headers=auth
+        )
+        assert wire.parse_response_text(got.content)["data"]["secret"]["value"] == "once"
+        assert "dominus_local_tokens_minted_total 1" in httpx.get(f"{server.url}/metrics").text
+        process = server.process
+    assert process is not None and process.returncode is not None
+
+
+def test_console_script_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dominus_local.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "serve" in result.stdout and "info" in result.stdout and "seed" in result.stdout
