@@ -1072,18 +1072,14 @@ async def _preferences_row(conn: AsyncConnection, state: LocalState, user_id: st
     return row
 
 
-def _no_control(name: str, value: str) -> None:
-    if any((ord(ch) < 32 and ch not in "\n\r\t") or ord(ch) == 127 for ch in value):
-        raise invalid(name, "must not contain control characters")
-
-
 def _optional_text(fields: Fields, name: str, max_len: int, *, single_line: bool = True) -> str | None:
-    value = fields.str(name, required=False, max_len=max_len)
+    """An optional text field without control characters (``bio`` may also hold line breaks and tabs)."""
+    value: str | None = fields.str(name, required=False, max_len=max_len)
     if value is not None:
-        if single_line and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        allowed = "" if single_line else "\n\r\t"
+        if any((ord(ch) < 32 and ch not in allowed) or ord(ch) == 127 for ch in value):
             raise invalid(name, "must not contain control characters")
-        _no_control(name, value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _avatar_url(fields: Fields) -> str | None:
