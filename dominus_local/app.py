@@ -18,7 +18,6 @@ download route, ``/metrics``) are not framed: their handlers return a Starlette 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import math
 import re
@@ -541,14 +540,10 @@ class DominusLocalApp:
 
 
 async def _seed_demo(state: LocalState) -> None:
-    """Load the demo data through ``dominus_local.seed.seed_demo(state)``."""
-    try:
-        seed = importlib.import_module("dominus_local.seed")
-    except ModuleNotFoundError as exc:
-        if exc.name != "dominus_local.seed":
-            raise
-        raise RuntimeError("seed_demo is set, but this build has no dominus_local.seed module") from None
-    await seed.seed_demo(state)
+    """Load the demo data (``LocalSettings.seed_demo``); idempotent, so every start may run it."""
+    from dominus_local.seed import seed_demo  # imported late: the demo data pulls in every service
+
+    await seed_demo(state)
 
 
 def create_app(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,25 +99,22 @@ async def _run_seed(settings: LocalSettings) -> Any:
     from asgi_lifespan import LifespanManager
 
     from dominus_local.app import create_app
+    from dominus_local.seed import seed_demo
 
-    seed = importlib.import_module("dominus_local.seed")
     app = create_app(settings)
     async with LifespanManager(app):
-        return await seed.seed_demo(app.state)
+        return await seed_demo(app.state)
 
 
 def _seed(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("dominus_local.seed") is None:
-        print("dominus-local seed: this build has no demo data (dominus_local.seed is missing)", file=sys.stderr)
-        return 2
     settings = _settings(args.data_dir)
     if settings.data_dir is None and not settings.database_url:
         print("dominus-local seed: give --data-dir (an in-memory server forgets its data at once)", file=sys.stderr)
         return 2
     result = asyncio.run(_run_seed(settings))
     print(f"demo data loaded into {settings.data_dir or settings.database_url}")
-    if result is not None:
-        print(result)
+    for name, ident in (result or {}).items():
+        print(f"  {name}: {ident}")
     return 0
 
 
@@ -140,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
     seed = commands.add_parser("seed", help="load the demo data into a data directory")
     seed.add_argument("--data-dir")
+    seed.add_argument("--demo", action="store_true", help="the demo data set (the only one there is; the default)")
     seed.set_defaults(run=_seed)
     return parser
 

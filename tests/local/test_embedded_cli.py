@@ -122,3 +122,27 @@ def test_console_script_help() -> None:
         [sys.executable, "-m", "dominus_local.cli", "--help"], capture_output=True, text=True, check=True
     )
     assert "serve" in result.stdout and "info" in result.stdout and "seed" in result.stdout
+
+
+async def test_seed_demo_setting_loads_the_demo_data() -> None:
+    from sqlalchemy import select
+
+    from dominus_local import identity
+    from dominus_local.settings import LocalSettings
+
+    from .conftest import start
+
+    async for server in start(LocalSettings(bcrypt_rounds=4, seed_demo=True)):
+        async with server.app.state.db.begin() as conn:
+            names = set((await conn.execute(select(identity.users.c.username))).scalars())
+        assert {"admin", "demo"} <= names
+
+
+def test_seed_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
+    data_dir = tmp_path / "seeded"
+    assert main(["seed", "--demo", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"demo data loaded into {data_dir}" in out
+    assert main(["seed", "--data-dir", str(data_dir)]) == 0  # idempotent
+    assert main(["seed"]) == 2
