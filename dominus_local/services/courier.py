@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dominus_local.errors import ApiError, invalid
 from dominus_local.routing import RequestContext, ServiceRouter
+from dominus_local.services import health
 from dominus_local.state import LocalState
 from dominus_local.stores.mail import MailMessage, MailStore, OutboxMailStore, recipients
 from dominus_local.validate import Fields, format_timestamp, new_id, utcnow
@@ -169,6 +170,15 @@ def _from_unix(wall_clock: Callable[[], float]) -> Callable[[], datetime]:
 @router.on_startup
 async def _start(state: LocalState) -> None:
     runtime(state)
+
+
+async def probe(state: LocalState) -> dict[str, Any]:
+    """Courier's health entry: the outbox must be reachable; SMTP delivery is not essential (spec 7.11)."""
+    async with state.db.begin() as conn:
+        return await runtime(state).store.check(conn)
+
+
+health.register_probe("courier", probe)
 
 
 def check_address(field_name: str, value: Any) -> str:

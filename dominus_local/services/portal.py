@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dominus_local import identity, security
 from dominus_local.errors import ApiError, conflict, forbidden, invalid, not_found, unprocessable
 from dominus_local.routing import Principal, RequestContext, ServiceRouter
-from dominus_local.services import courier
+from dominus_local.services import courier, health
 from dominus_local.state import LocalState
 from dominus_local.stores.database import metadata
 from dominus_local.validate import Fields, format_timestamp, is_uuid, new_id, utcnow
@@ -160,6 +160,18 @@ def _from_unix(wall_clock: Callable[[], float]) -> Callable[[], datetime]:
 @router.on_startup
 async def _start(state: LocalState) -> None:
     runtime(state)
+
+
+async def probe(state: LocalState) -> str:
+    """Portal's health entry: its session and profile tables must be readable (spec 7.11)."""
+    async with state.db.begin() as conn:
+        await conn.execute(select(identity.sessions.c.id).limit(1))
+        await conn.execute(select(one_time_tokens.c.digest).limit(1))
+        await conn.execute(select(profiles.c.user_id).limit(1))
+    return "up"
+
+
+health.register_probe("portal", probe)
 
 
 @dataclass(frozen=True)

@@ -145,3 +145,10 @@ async def test_outbox_is_admin_only(env: Env) -> None:
     session = await env.client.portal.login("alice", PASSWORD)
     with pytest.raises(AuthorizationError):  # session tokens never reach service endpoints
         await env.client.as_user(session["access_token"]).courier.outbox()
+
+
+async def test_health_reports_portal_and_courier(env: Env) -> None:
+    document = await env.client.health.check()
+    assert document["services"]["portal"]["status"] == "up"
+    courier = document["services"]["courier"]
+    assert courier["status"] == "up" and courier["outbox"] == "up" and courier["smtp"] == "not_configured"
