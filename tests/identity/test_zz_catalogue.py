@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dominus_fastapi.core.namespaces.auth import AuthNamespace
+from dominus_local.services import guardian
 
 from .conftest import CALLED, ERROR_TEXTS, LOG_LINES, PSK, SECRETS
 
@@ -58,3 +59,14 @@ def test_no_secret_in_any_log_line_or_error(request: pytest.FixtureRequest) -> N
     assert not leaks, leaks
     leaks = [(secret[:4] + "...", text[:200]) for text in ERROR_TEXTS for secret in SECRETS if secret in text]
     assert not leaks, leaks
+
+
+def test_the_server_serves_every_guardian_endpoint_with_its_flags() -> None:
+    served = {(e.method, e.path): e for e in guardian.router.endpoints}
+    listed = [entry for entry in CATALOGUE if entry["service"] == "guardian"]
+    assert len(listed) == 142 and set(served) == {(entry["method"], entry["path"]) for entry in listed}
+    for entry in listed:
+        endpoint = served[(entry["method"], entry["path"])]
+        assert endpoint.admin and endpoint.auth == "service", entry["path"]
+        assert endpoint.safe == entry["safe"], (entry["method"], entry["path"])
+        assert endpoint.replay == entry.get("idempotent_replay", True), entry["path"]
