@@ -626,20 +626,25 @@ async def _refresh_in(
         # The tenant link is gone: fall back to the default tenant rather than keep a stale one.
         tenant_id = await identity.default_tenant(conn, "user", session.subject_id)
     fresh = security.generate_token()
-    await conn.execute(
-        insert(identity.session_previous_digests).values(
-            digest=session.refresh_digest, session_id=session.id, rotated_at=now
-        )
-    )
-    await conn.execute(
+    # Guarded by the digest it replaces: of two refreshes racing with one token, only the first rotates; the
+    # other finds the token rotated out, which is a reuse.
+    rotated = await conn.execute(
         update(sessions)
-        .where(sessions.c.id == session.id)
+        .where(sessions.c.id == session.id, sessions.c.refresh_digest == session.refresh_digest)
         .values(
             refresh_digest=security.token_digest(fresh),
             refresh_expires_at=now + REFRESH_TOKEN_TTL,
             expires_at=now + REFRESH_TOKEN_TTL,
             last_seen_at=now,
             tenant_id=tenant_id,
+        )
+    )
+    if not rotated.rowcount:
+        await identity.revoke_sessions(conn, session_id=session.id, reason="refresh_token_reused")
+        raise _Refused(ApiError("session_revoked", "The refresh token was already used; the session has been ended"))
+    await conn.execute(
+        insert(identity.session_previous_digests).values(
+            digest=session.refresh_digest, session_id=session.id, rotated_at=now
         )
     )
     return await _login_answer(

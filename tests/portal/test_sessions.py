@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import jwt
@@ -278,3 +279,17 @@ async def test_guardian_events_end_sessions(env: Env) -> None:
         await env.client.portal.me(user_token=again["access_token"])
     with pytest.raises(AuthenticationError):
         await env.client.portal.refresh(refresh_token=again["refresh_token"])
+
+
+async def test_concurrent_refreshes_with_one_token_rotate_once(env: Env) -> None:
+    await _user(env)
+    login = await env.client.portal.login("alice", PASSWORD)
+    outcomes = await asyncio.gather(
+        *(env.client.portal.refresh(refresh_token=login["refresh_token"]) for _ in range(3)),
+        return_exceptions=True,
+    )
+    answers = [o for o in outcomes if isinstance(o, dict)]
+    refusals = [o for o in outcomes if isinstance(o, AuthenticationError)]
+    assert len(answers) == 1 and len(refusals) == 2
+    assert all(r.code == "session_revoked" for r in refusals)
+    await _revoked(env, answers[0]["access_token"])  # a reuse ends the session for everyone
