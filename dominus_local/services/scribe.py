@@ -32,8 +32,7 @@ from dominus_local.stores.userdata import (
     ColumnInfo,
     UserData,
     database_errors,
-    open_sql_for_sqlite,
-    single_statement,
+    prepare_open_sql,
     userdata_for,
 )
 from dominus_local.validate import IDENTIFIER, format_timestamp
@@ -479,11 +478,7 @@ async def open_execute(ctx: RequestContext) -> dict[str, Any]:
     raw_params = ctx.fields.list("params", required=False, max_items=10000, comma_split=False) or []
     params = [_open_param(value, index) for index, value in enumerate(raw_params)]
     area = _open(ctx.state)
-    if area.database.is_sqlite:
-        statement = open_sql_for_sqlite(sql, len(params))
-    else:
-        single_statement(sql)
-        statement = sql
+    statement = prepare_open_sql(sql, len(params), sqlite=area.database.is_sqlite)
     async with area.database.begin() as conn:
         try:
             result = await conn.exec_driver_sql(statement, tuple(params))

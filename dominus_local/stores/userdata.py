@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import quoted_name
 
@@ -1164,8 +1165,6 @@ class PostgresUserData(UserData):
         if value is None or ctype is None:
             return value
         parsed = parse_value(ctype, value, info.name)
-        if ctype.kind == "json":
-            return json.dumps(parsed, separators=(",", ":"))
         if ctype.kind == "timestamp" and isinstance(parsed, datetime):
             return parsed.replace(tzinfo=None)
         return parsed
@@ -1191,6 +1190,7 @@ class PostgresUserData(UserData):
             "timestamptz": sa.DateTime(timezone=True),
             "uuid": sa.Uuid(as_uuid=False),
             "bytea": sa.LargeBinary(),
+            "json": postgresql.JSONB(),
         }
         return mapping.get(kind, sa.Text())
 
@@ -1451,11 +1451,14 @@ def qualify_sqlite_ddl(sql: str, schema: str) -> str:
 _OPEN_ALLOWED = {"SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "WITH", "REPLACE", "VALUES"}
 
 
-def open_sql_for_sqlite(sql: str, param_count: int) -> str:
-    """Check one open-area statement and turn ``$n`` parameters into SQLite's ``?n``."""
+def prepare_open_sql(sql: str, param_count: int, *, sqlite: bool) -> str:
+    """Check one open-area statement (spec 7.3) and return the text to run.
+
+    One statement of an allowed kind; parameters are written ``$1``, ``$2``, ... (other placeholder styles
+    are 400), and none may point past ``params``. SQLite gets them as its numbered ``?n``.
+    """
     tokens = list(sql_tokens(sql))
-    meaningful = [t for t in tokens if t[0] not in ("space", "comment")]
-    single_statement(sql)
+    meaningful = single_statement(sql)
     first = meaningful[0][1].upper()
     if first not in _OPEN_ALLOWED:
         raise invalid("sql", f"statement {first[:20]} is not allowed in the open area")
@@ -1464,22 +1467,18 @@ def open_sql_for_sqlite(sql: str, param_count: int) -> str:
     index = 0
     while index < len(tokens):
         kind, text = tokens[index]
-        if kind == "other" and text == "$" and index + 1 < len(tokens) and tokens[index + 1][0] == "number":
-            number = tokens[index + 1][1]
-            if not number.isdigit() or int(number) < 1:
+        following = tokens[index + 1] if index + 1 < len(tokens) else ("", "")
+        previous = tokens[index - 1] if index else ("", "")
+        if kind == "other" and text == "$" and following[0] == "number":
+            if not following[1].isdigit() or int(following[1]) < 1:
                 raise invalid("sql", "parameters are $1, $2, ...")
-            highest = max(highest, int(number))
-            out.append(f"?{int(number)}")
+            highest = max(highest, int(following[1]))
+            out.append(f"?{int(following[1])}" if sqlite else f"${int(following[1])}")
             index += 2
             continue
-        if (
-            kind == "other"
-            and text in ("?", ":", "@")
-            and index + 1 < len(tokens)
-            and tokens[index + 1][0] in ("word", "number")
+        if kind == "other" and (
+            text == "?" or (text in (":", "@") and following[0] == "word" and previous != ("other", ":"))
         ):
-            raise invalid("sql", "use $1, $2, ... for parameters")
-        if kind == "other" and text == "?":
             raise invalid("sql", "use $1, $2, ... for parameters")
         out.append(text)
         index += 1
