@@ -874,6 +874,8 @@ class SqliteUserData(UserData):
             attached = [str(tuple(r)[1]) for r in (await conn.exec_driver_sql("PRAGMA database_list")).all()]
             if USERDATA not in attached:
                 await conn.exec_driver_sql(f"ATTACH DATABASE ? AS {USERDATA}", (self.path,))
+                if self.path != ":memory:":
+                    await conn.exec_driver_sql(f"PRAGMA {USERDATA}.journal_mode=WAL")
             conn.info["userdata_attached"] = True
         if driver is not None and not getattr(driver, "in_transaction", True):
             await conn.exec_driver_sql("BEGIN")
