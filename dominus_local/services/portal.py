@@ -21,7 +21,7 @@ import re
 import urllib.parse
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Literal
@@ -127,7 +127,7 @@ class PortalRuntime:
 
     clock: Callable[[], datetime] = utcnow
     """Current UTC time for session and one-time-token lifetimes (tests replace it)."""
-    _dummy_hash: str | None = None
+    _dummy_hash: str | None = field(default=None, init=False, repr=False)
 
     def now(self) -> datetime:
         return _aware(self.clock())
