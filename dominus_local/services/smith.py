@@ -1297,9 +1297,11 @@ async def tenants_by_category(ctx: RequestContext) -> list[dict[str, Any]]:
 
 __all__ = [
     "Engine",
+    "decode_sql",
     "head_version",
     "router",
     "schema_names",
+    "schema_row",
     "schemas_table",
     "tables_table",
     "tenant_schema",

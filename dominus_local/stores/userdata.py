@@ -1443,7 +1443,7 @@ def qualify_sqlite_ddl(sql: str, schema: str) -> str:
         elif (upper in ("ON", "REFERENCES") and head == "CREATE") or (upper == "TO" and previous == "RENAME"):
             qualify_next = "bare"
         elif upper in ("FROM", "JOIN") and "VIEW" in words[1:3]:
-            qualify_next = "db"
+            qualify_next = "bare"  # a view may only name objects of its own database, unqualified
         index += 1
     return " ".join(out)
 
