@@ -41,7 +41,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import pytest_asyncio
 from asgi_lifespan import LifespanManager
 
 from dominus_fastapi.core.client import Dominus
@@ -64,6 +63,11 @@ __all__ = [
     "mailed_token",
     "signed_in_client",
 ]
+
+try:
+    from pytest_asyncio import fixture as async_fixture
+except ImportError:  # pragma: no cover - the plugin must load in any pytest run; async fixtures then need a runner
+    async_fixture = pytest.fixture  # type: ignore[assignment]
 
 APP_ORIGIN = "http://127.0.0.1"
 """Where test clients send their requests: plain http to a loopback host, so cookies are not ``Secure``."""
@@ -267,7 +271,7 @@ def dominus_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dominus_se
     return url
 
 
-@pytest_asyncio.fixture
+@async_fixture
 async def dominus(dominus_base_url: str) -> AsyncIterator[Dominus]:
     """A client with the administrator PSK, bound to the test's backend."""
     async with Dominus(base_url=dominus_base_url) as client:
@@ -282,21 +286,21 @@ def dominus_app() -> Any:
     )
 
 
-@pytest_asyncio.fixture
+@async_fixture
 async def dominus_asgi_app(dominus: Dominus, dominus_app: Any) -> AsyncIterator[Any]:
     """The app with its lifespan running; its ``dominus_lifespan()`` shares the test's backend."""
     async with LifespanManager(dominus_app) as manager:
         yield manager.app
 
 
-@pytest_asyncio.fixture
+@async_fixture
 async def dominus_app_client(dominus_asgi_app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An anonymous HTTP client for the app under test."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=dominus_asgi_app), base_url=APP_ORIGIN) as http:
         yield http
 
 
-@pytest_asyncio.fixture
+@async_fixture
 async def dominus_user_client(dominus: Dominus, dominus_asgi_app: Any) -> AsyncIterator[UserFactory]:
     """A factory of signed-in clients for the app under test (see :func:`create_test_user`)."""
     opened: list[httpx.AsyncClient] = []

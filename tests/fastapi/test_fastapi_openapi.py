@@ -13,7 +13,8 @@ ERROR_SCHEMA = "#/components/schemas/ErrorResponse"
 
 def _schema_ref(response: dict[str, Any], media_type: str = "application/json") -> str | None:
     schema = response.get("content", {}).get(media_type, {}).get("schema", {})
-    return schema.get("$ref")
+    ref = schema.get("$ref")
+    return None if ref is None else str(ref)
 
 
 async def test_every_portal_route_documents_its_answers(dominus_app_client: httpx.AsyncClient) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 
 from dominus_fastapi import Dominus, dominus_lifespan
 from dominus_fastapi.testing import APP_ORIGIN, TEST_PASSWORD, UserFactory, create_test_user
@@ -201,7 +202,7 @@ async def test_expired_cookie_is_refreshed_once_for_concurrent_requests() -> Non
     """
     psk = secrets.token_hex(32)
     wall = [time.time() - 1000]
-    server = create_app(LocalSettings(psk=psk, bcrypt_rounds=4), wall_clock=lambda: wall[0])
+    server = create_app(LocalSettings(psk=SecretStr(psk), bcrypt_rounds=4), wall_clock=lambda: wall[0])
     async with LifespanManager(server) as backend:
         backend_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=backend.app))
         options: dict[str, Any] = {"base_url": "http://dominus.test", "token": psk, "http_client": backend_http}
