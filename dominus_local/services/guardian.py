@@ -532,9 +532,8 @@ async def _hash(op: Op, password: str) -> str:
 
 
 async def _user_after_update(op: Op) -> None:
-    assert op.before is not None
     status = op.values.get("status")
-    if status is not None and status != "active" and op.before["status"] == "active":
+    if status is not None and status != "active":
         await idm.revoke_sessions(op.conn, subject_type="user", subject_id=op.ident, reason="status_changed")
 
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from dominus_fastapi.core.namespaces.auth import AuthNamespace
-from dominus_local.seed import DEFAULT_ADMIN_PASSWORD, DEFAULT_DEMO_PASSWORD, seed_demo
+import httpx
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 
-from .conftest import Server
+from dominus_fastapi.core.client import Dominus
+from dominus_fastapi.core.namespaces.auth import AuthNamespace
+from dominus_local.app import create_app
+from dominus_local.seed import DEFAULT_ADMIN_PASSWORD, DEFAULT_DEMO_PASSWORD, seed_demo
+from dominus_local.settings import LocalSettings
+
+from .conftest import BASE, PSK, Server
 
 
 def _paths(nodes: list[Any]) -> set[str]:
@@ -50,3 +57,17 @@ async def test_seeded_navigation_differs_by_role_and_tenant(server: Server) -> N
     assert denied["allowed"] is False and denied["reason"] == "missing_scope"
     at_globex = await portal.login("demo", DEFAULT_DEMO_PASSWORD, tenant_id="globex")
     assert "/dashboard/reports" in _paths((await portal.get_navigation(user_token=at_globex["access_token"]))["items"])
+
+
+async def test_the_seed_demo_setting_loads_the_data_at_start() -> None:
+    application = create_app(LocalSettings(psk=SecretStr(PSK), bcrypt_rounds=4, seed_demo=True))
+    async with LifespanManager(application) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url=BASE) as http,
+            Dominus(token=PSK, base_url=BASE, http_client=http, max_retries=0) as client,
+        ):
+            users = {u["username"] for u in (await client.auth.list_users())["items"]}
+            assert users == {"admin", "demo"}
+            login = await client.portal.login("admin@example.com", DEFAULT_ADMIN_PASSWORD)
+            assert login["user"]["username"] == "admin"
