@@ -113,7 +113,8 @@ class LocalServer:
         if self._log is None:
             return ""
         self._log.seek(0)
-        return self._log.read().decode("utf-8", "replace")
+        raw: bytes = self._log.read()
+        return raw.decode("utf-8", "replace")
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; removes a temporary data directory."""

@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,12 @@ from dominus_fastapi.core import wire
 from dominus_local import embedded
 from dominus_local.cli import main
 from tests.servers import LocalServer
+
+
+def decoded(response: httpx.Response) -> Any:
+    body = wire.parse_response_text(response.content)
+    assert isinstance(body, dict), response.content[:200]
+    return body
 
 
 async def _mint(app: object, psk: str) -> httpx.Response:
@@ -96,7 +103,7 @@ def test_uvicorn_server_end_to_end_and_dropped_connection() -> None:
             content=wire.encode_body({"method": "auth.self"}),
             headers={"Authorization": f"Bearer {server.psk}"},
         )
-        token = wire.parse_response_text(minted.content)["data"]["access_token"]
+        token = decoded(minted)["data"]["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
         faults = {"error_rate": 1, "drop_after_read": True, "paths": ["/api/warden/secrets"]}
         assert httpx.post(f"{server.url}/api/admin/faults", content=wire.encode_body(faults), headers=auth).is_success
@@ -111,7 +118,7 @@ def test_uvicorn_server_end_to_end_and_dropped_connection() -> None:
         got = httpx.post(
             f"{server.url}/api/warden/secrets", content=wire.encode_body({"action": "get", "key": "NET"}), headers=auth
         )
-        assert wire.parse_response_text(got.content)["data"]["secret"]["value"] == "once"
+        assert decoded(got)["data"]["secret"]["value"] == "once"
         assert "dominus_local_tokens_minted_total 1" in httpx.get(f"{server.url}/metrics").text
         process = server.process
     assert process is not None and process.returncode is not None
