@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from dominus_fastapi.core.errors import AuthorizationError, NotFoundError, ValidationError
+from dominus_fastapi.core.errors import AuthenticationError, AuthorizationError, NotFoundError, ValidationError
 from dominus_fastapi.core.namespaces.auth import AuthNamespace
 from dominus_local import identity
 
@@ -118,3 +118,16 @@ async def test_jwks_is_cached_on_the_namespace(server: Server, auth: AuthNamespa
     assert key["kty"] == "RSA" and key["alg"] == "RS256" and key["use"] == "sig"
     assert (await auth.get_jwks()) is first
     assert first == await server.client.get_public_key()
+
+
+async def test_validate_jwt_refuses_tampered_tokens(auth: AuthNamespace) -> None:
+    world = await _world(auth)
+    token = (await auth.mint_jwt(world["user"]["id"]))["access_token"]
+    header, payload, signature = token.split(".")
+    forged = ".".join((header, payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB"), signature))
+    with pytest.raises(AuthenticationError) as caught:
+        await auth.validate_jwt(forged)
+    assert caught.value.code == "invalid_token" and token not in str(caught.value)
+    with pytest.raises(AuthenticationError):
+        await auth.validate_jwt(token, audience="someone-else")
+    assert (await auth.validate_jwt(token, leeway=5))["sub"] == world["user"]["id"]

@@ -51,7 +51,9 @@ _SCOPE_PAGE = 1000
 
 
 class _LocalValidator(Protocol):
-    async def validate_jwt(self, token: str) -> dict[str, Any]: ...
+    async def validate_jwt(
+        self, token: str, *, audience: str | Sequence[str] | None = None, leeway: float = 0
+    ) -> dict[str, Any]: ...
 
 
 def _uuid(field: str, value: Any) -> str:
@@ -251,15 +253,18 @@ class AuthNamespace(Namespace):
         self._jwks_at = now
         return self._jwks
 
-    async def validate_jwt(self, token: str) -> dict[str, Any]:
+    async def validate_jwt(
+        self, token: str, *, audience: str | Sequence[str] | None = None, leeway: float = 0
+    ) -> dict[str, Any]:
         """Check a token locally against the gateway's cached key set and return its claims (spec 5.10).
 
-        The same check as the client's root ``validate_jwt``: RS256 only, ``exp``/``nbf`` enforced, no
-        server round trip beyond the cached key-set fetch. A local check cannot see a revoked session.
-        Raises ``AuthenticationError`` (``invalid_token`` or ``token_expired``).
+        The same check as the client's root ``validate_jwt``: RS256 only, ``exp``/``nbf`` enforced with
+        ``leeway`` seconds, ``aud`` checked only when ``audience`` is given, no server round trip beyond the
+        cached key-set fetch. A local check cannot see a revoked session. Raises ``AuthenticationError``
+        (``invalid_token`` or ``token_expired``).
         """
         validator = cast(_LocalValidator, self._client)
-        return await validator.validate_jwt(token)
+        return await validator.validate_jwt(token, audience=audience, leeway=leeway)
 
     # --- Guardian endpoints (spec 7.6) -------------------------------------------------------------------
 
