@@ -79,8 +79,10 @@ def _mark_coroutine_function(func: Callable[..., Any]) -> None:
     """Make FastAPI await ``func``: it returns an awaitable when called as a dependency (see ``Guard``)."""
     if hasattr(inspect, "markcoroutinefunction"):  # Python >= 3.12
         inspect.markcoroutinefunction(func)
-    # ``asyncio.iscoroutinefunction`` (used by FastAPI on Python < 3.13) honours this legacy marker.
-    func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    # ``asyncio.iscoroutinefunction`` (which FastAPI uses on Python < 3.13) honours this older marker.
+    legacy_marker = getattr(asyncio.coroutines, "_is_coroutine", None)
+    if legacy_marker is not None:
+        func._is_coroutine = legacy_marker  # type: ignore[attr-defined]
 
 
 class Guard:

@@ -236,3 +236,17 @@ async def test_invalid_cookie_is_cleared_and_request_is_anonymous(dominus_app_cl
     cleared = set_cookie_headers(response)
     assert "Max-Age=0" in cleared["dominus_session"] and "Max-Age=0" in cleared["dominus_refresh"]
     assert "dominus_session" not in dominus_app_client.cookies
+
+
+async def test_login_over_a_stale_cookie_keeps_the_new_cookies(
+    dominus: Dominus, dominus_app_client: httpx.AsyncClient
+) -> None:
+    """The middleware would clear the stale cookie, but the endpoint's own Set-Cookie wins."""
+    user = await create_test_user(dominus)
+    dominus_app_client.cookies.set("dominus_session", "stale", domain="127.0.0.1")
+    login = await dominus_app_client.post("/auth/login", json={"username": user.username, "password": TEST_PASSWORD})
+    assert login.status_code == 200
+    values = login.headers.get_list("set-cookie")
+    assert [v.split("=", 1)[0] for v in values] == ["dominus_session", "dominus_refresh"]
+    assert all("Max-Age=0" not in v for v in values)
+    assert (await dominus_app_client.get("/whoami")).json()["id"] == user.id
