@@ -1,7 +1,8 @@
 """Herald (spec 7.8): structured logs and the audit trail.
 
 ``log`` stores one entry, ``batch`` up to 100 (each checked and stored on its own: partial by design), and
-``query`` reads them back newest first with every filter of the spec. The server stamps each entry with its
+``query`` reads them back newest first with every filter of the spec (``search`` folds case with the
+database's ``lower()``, which on SQLite covers ASCII letters only). The server stamps each entry with its
 id, the time it was received and the caller's project, environment, subject and tenant. Categories that start
 with ``audit`` are reserved: other services write them through :func:`write_audit`, callers get 403.
 """
