@@ -190,3 +190,34 @@ async def test_require_jwt_and_require_psk(
         ok = await dominus_app_client.get("/machine", headers={"X-Dominus-PSK": psk})
         assert ok.status_code == 200, ok.text
         assert ok.json() == {"client": created["id"], "subject_type": "client"}
+
+
+async def test_page_access_answers_are_cached_per_session(dominus: Dominus, dominus_base_url: str) -> None:
+    """Portal is asked once per session, page and cache period; a grant shows after the period."""
+    from asgi_lifespan import LifespanManager
+
+    from dominus_fastapi import dominus_lifespan, setup_dominus
+
+    now = [100.0]
+    app = FastAPI(lifespan=dominus_lifespan())
+    setup_dominus(app)
+
+    @app.get("/vault")
+    @require_page_access("/vault", cache_seconds=10, clock=lambda: now[0])
+    async def vault() -> dict[str, bool]:
+        return {"open": True}
+
+    page = await dominus.auth.create_page("/vault", "Vault")
+    scope = await dominus.auth.create_scope("vault", "Vault")
+    await dominus.auth.add_page_scopes(page["id"], [scope["id"]])
+    user = await create_test_user(dominus)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        headers = {"Authorization": f"Bearer {user.access_token}"}
+        async with httpx.AsyncClient(transport=transport, base_url=APP_ORIGIN, headers=headers) as http:
+            assert (await http.get("/vault")).status_code == 403
+            await dominus.auth.add_user_scopes(user.id, [scope["id"]])  # Portal reads current Guardian data
+            now[0] += 5
+            assert (await http.get("/vault")).status_code == 403  # still the cached answer
+            now[0] += 6
+            assert (await http.get("/vault")).json() == {"open": True}
