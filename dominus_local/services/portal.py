@@ -362,6 +362,11 @@ async def _issue_access(
     return IssuedAccess(token, ttl, access.roles, access.scopes)
 
 
+def _token_clock(state: LocalState) -> datetime:
+    """Now, by the clock that stamps tokens: a session that ends with its token uses it for its end."""
+    return datetime.fromtimestamp(security.signer(state).clock(), timezone.utc)
+
+
 def _request_meta(ctx: RequestContext) -> dict[str, Any]:
     agent = ctx.request.headers.get("user-agent")
     client = ctx.request.client
@@ -464,7 +469,8 @@ async def login(ctx: RequestContext) -> dict[str, Any]:
     async with state.db.begin() as conn:
         user = await _user_by_login(conn, login_name)
     cfg = config(state)
-    if user is None:
+    if user is None or not user.password_hash:
+        # Unknown names and users without a password (invited) cost one bcrypt check too: timing says nothing.
         await security.verify_password_async(password, await runtime(state).dummy_hash(cfg.bcrypt_rounds))
         raise ApiError("invalid_credentials", "Wrong username or password")
     if not await security.verify_password_async(password, user.password_hash):
@@ -517,7 +523,7 @@ async def login_client(ctx: RequestContext) -> dict[str, Any]:
                 refresh_expires_at=None,
                 created_at=now,
                 last_seen_at=now,
-                expires_at=now + timedelta(seconds=ttl),
+                expires_at=_token_clock(state) + timedelta(seconds=ttl),
                 revoked_at=None,
                 revoked_reason=None,
                 extra=None,
@@ -669,7 +675,7 @@ async def switch_tenant(ctx: RequestContext) -> dict[str, Any]:
         now = runtime(state).now()
         ttl = config(state).access_token_ttl
         if session.refresh_digest is None:
-            remaining = int((_aware(session.expires_at) - now).total_seconds())
+            remaining = int((_aware(session.expires_at) - _token_clock(state)).total_seconds())
             ttl = max(1, min(ttl, remaining))
         await conn.execute(
             update(identity.sessions)

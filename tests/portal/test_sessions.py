@@ -293,3 +293,23 @@ async def test_concurrent_refreshes_with_one_token_rotate_once(env: Env) -> None
     assert len(answers) == 1 and len(refusals) == 2
     assert all(r.code == "session_revoked" for r in refusals)
     await _revoked(env, answers[0]["access_token"])  # a reuse ends the session for everyone
+
+
+async def test_minted_sessions_switch_within_their_lifetime_and_cannot_be_refreshed(env: Env) -> None:
+    world = await build_world(env.client)
+    minted = await env.client.auth.mint_jwt(world.user["id"], expires_in=120, tenant_id="acme")
+    switched = await env.client.portal.switch_tenant("globex", user_token=minted["access_token"])
+    assert switched["session_id"] == minted["session_id"] and 0 < switched["expires_in"] <= 120
+    claims = await env.client.validate_jwt(switched["access_token"])
+    assert claims["tenant_id"] == world.globex["id"] and claims["exp"] - claims["iat"] <= 120
+    with pytest.raises(AuthorizationError):
+        await env.client.portal.refresh(user_token=minted["access_token"])
+    sessions = await env.client.portal.list_sessions(user_token=switched["access_token"])
+    assert [s["id"] for s in sessions["items"]] == [minted["session_id"]]
+
+
+async def test_invited_users_cannot_sign_in_before_accepting(env: Env) -> None:
+    await env.client.auth.create_user("frank", "frank@example.com", status="invited")
+    with pytest.raises(AuthenticationError) as caught:
+        await env.client.portal.login("frank", "any password at all")
+    assert caught.value.code == "invalid_credentials"
