@@ -22,6 +22,8 @@ It does answer 403 to a cookie-authenticated unsafe request (POST, PUT, PATCH, D
 (or, without one, ``Referer``) names another site than the request's host or a configured allowed origin
 (CSRF protection); Bearer-authenticated requests are exempt, because browsers never add that header by
 themselves. Hosts are compared as ``host[:port]``, so a TLS-terminating proxy does not break the check.
+A websocket handshake whose cookie session comes with another site's ``Origin`` is treated as anonymous, for
+the same reason.
 
 Cookies are HttpOnly, ``SameSite=Lax`` and ``Secure`` unless the request is plain http to a loopback host
 (localhost, 127.0.0.0/8, ::1); each is configurable through :class:`SessionConfig`.
@@ -363,6 +365,17 @@ class PortalSessionMiddleware:
         conn = HTTPConnection(scope)
         outcome = await self._identify(conn, scope)
         session = outcome.session
+        if (
+            self.csrf
+            and scope["type"] == "websocket"
+            and session is not None
+            and session.via == "cookie"
+            and conn.headers.get("origin") is not None
+            and not same_origin(conn.headers["origin"], conn, self.config.allowed_origins)
+        ):
+            # Another site's page opening a websocket with our cookie (cross-site websocket hijacking); browsers
+            # always send Origin on a handshake, so only a foreign one is refused.
+            session = None
         scope[CONFIG_SCOPE_KEY] = self.config
         scope[MIDDLEWARE_SCOPE_KEY] = self
         scope[SESSION_SCOPE_KEY] = session

@@ -136,6 +136,8 @@ async def test_websocket_passes_through_and_sees_the_user(dominus: Dominus, domi
         cookie = f"dominus_session={user.access_token}".encode()
         signed_in = await websocket_exchange(manager.app, [(b"cookie", cookie)])
         garbage = await websocket_exchange(manager.app, [(b"cookie", b"dominus_session=garbage")])
+        same_site = await websocket_exchange(manager.app, [(b"cookie", cookie), (b"origin", b"http://127.0.0.1")])
+        cross_site = await websocket_exchange(manager.app, [(b"cookie", cookie), (b"origin", b"https://evil.example")])
 
     def texts(sent: list[Message]) -> list[str]:
         return [m["text"] for m in sent if m["type"] == "websocket.send"]
@@ -147,6 +149,8 @@ async def test_websocket_passes_through_and_sees_the_user(dominus: Dominus, domi
     # No Set-Cookie on a websocket handshake; the request is simply anonymous.
     assert json.loads(texts(garbage)[0]) == {"authenticated": False, "id": None}
     assert "headers" not in garbage[0] or not garbage[0]["headers"]
+    assert json.loads(texts(same_site)[0]) == {"authenticated": True, "id": user.id}
+    assert json.loads(texts(cross_site)[0]) == {"authenticated": False, "id": None}
 
 
 async def test_lifespan_publishes_and_closes_the_client(dominus_base_url: str) -> None:
