@@ -9,7 +9,6 @@ live in the dispatcher).
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
@@ -81,8 +80,14 @@ def write_private_file(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         # Two processes starting on one directory at once: the first file wins, the other adopts it.
-        with contextlib.suppress(FileExistsError):
+        try:
             os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            # A file system without hard links: fall back to a rename, which cannot refuse an existing file.
+            if not path.exists():
+                os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -36,7 +36,8 @@ class Database:
             options["pool_size"] = pool_size
             options["max_overflow"] = pool_size
             options["pool_pre_ping"] = True
-        self.engine: AsyncEngine = create_async_engine(url, **options)
+        # Bound values (password hashes, PSK digests, secret values) never reach exception texts or logs.
+        self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._lock = asyncio.Lock() if self.is_sqlite else None

@@ -85,6 +85,14 @@ def build() -> tuple[ServiceRouter, ProbeState]:
             raise RuntimeError("database password hunter2 leaked into an exception")
         return {"run": run}
 
+    @router.post("/api/probe/db-crash")
+    async def db_crash(ctx: RequestContext) -> dict[str, Any]:
+        from sqlalchemy import text
+
+        async with ctx.state.db.begin() as conn:
+            await conn.execute(text("SELECT * FROM no_such_table WHERE a = :secret"), {"secret": "hunter3-value"})
+        return {}
+
     @router.post("/api/probe/slow")
     async def slow(ctx: RequestContext) -> dict[str, Any]:
         run = probe.count("slow")

@@ -150,6 +150,17 @@ async def test_unhandled_exception_is_500_without_details(
     assert any("/api/probe/crash" in record.getMessage() for record in caplog.records)
 
 
+async def test_database_errors_keep_bound_values_out_of_the_log(
+    server: Harness, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # (aiosqlite's own DEBUG log prints every statement with its values)
+    response = await server.call("POST", "/api/probe/db-crash", token=token)
+    assert response.status_code == 500
+    assert "hunter3-value" not in response.text
+    assert caplog.records
+    assert "hunter3-value" not in caplog.text
+
+
 async def test_path_uuid_and_delete_query_parameters(server: Harness, token: str) -> None:
     bad = await server.call("PUT", "/api/probe/items/not-a-uuid", {}, token=token)
     assert bad.status_code == 404
