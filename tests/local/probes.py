@@ -89,8 +89,9 @@ def build() -> tuple[ServiceRouter, ProbeState]:
     async def db_crash(ctx: RequestContext) -> dict[str, Any]:
         from sqlalchemy import text
 
+        secret = "-".join(("hunter3", "value"))  # built at run time, so tracebacks' source lines never show it
         async with ctx.state.db.begin() as conn:
-            await conn.execute(text("SELECT * FROM no_such_table WHERE a = :secret"), {"secret": "hunter3-value"})
+            await conn.execute(text("SELECT * FROM no_such_table WHERE a = :secret"), {"secret": secret})
         return {}
 
     @router.post("/api/probe/slow")
