@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 Host = Literal["orchestrator", "gateway"]
 Credential = Literal["none", "psk", "service", "bearer"]
 
-EMBEDDED_ORIGIN = "http://dominus.embedded"
+EMBEDDED_ORIGIN = "http://dominus-local.embedded"
 """The origin used for requests to the in-process instance (never resolved: no sockets are involved)."""
 
 MINT_PATH = "/jwt/mint"

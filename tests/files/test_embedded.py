@@ -13,7 +13,7 @@ async def test_ephemeral_instance_round_trip(embedded: Dominus) -> None:
     record = await embedded.files.upload(payload, "mem.bin", path="a/mem.bin")
     assert (await embedded.files.fetch(record["id"]))["data"] == payload
     link = await embedded.files.download(record["id"])
-    assert link["download_url"].startswith("http://") and "/archivist/blob/" in link["download_url"]
+    assert link["download_url"].startswith("http://dominus-local.embedded/archivist/blob/")  # spec 7.5
     # The pseudo-origin resolves nowhere; only this client's transport reaches it, without credentials.
     response = await embedded._transport.http.get(link["download_url"])
     assert response.status_code == 200 and response.content == payload
