@@ -173,8 +173,8 @@ async def write_audit(
     return await _insert(
         conn,
         {
-            "level": "info",
-            "severity": _SEVERITY["info"],
+            "level": "notice",  # spec 8.3: audit records are notices
+            "severity": _SEVERITY["notice"],
             "message": message,
             "context": dict(context),
             "category": category,

@@ -96,7 +96,7 @@ async def test_every_operation_leaves_an_audit_record_without_row_values(env: En
     assert set(by_operation) == {"insert", "bulk_insert", "query", "update", "delete"}
     query = by_operation["query"]
     assert query["message"] == "scribe.query public.records"
-    assert query["category"] == "audit"
+    assert query["category"] == "audit" and query["level"] == "notice"
     context = query["context"]
     assert context["service"] == "scribe"
     assert (context["schema"], context["table"]) == ("public", "records")
