@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1359,10 +1359,6 @@ class PostgresUserData(UserData):
         await conn.exec_driver_sql(sql)
 
 
-def render_postgres(statements: Sequence[str]) -> str:
-    return ";\n".join(statements)
-
-
 # --- raw DDL on SQLite -----------------------------------------------------------------------------------
 
 _SQL_TOKEN = re.compile(
@@ -1494,10 +1490,6 @@ def make_userdata(database: Database, data_dir: Path | None) -> UserData:
     if database.is_sqlite:
         return SqliteUserData(database, data_dir)
     return PostgresUserData(database)
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def userdata_for(state: LocalState) -> UserData:
