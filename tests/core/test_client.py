@@ -237,3 +237,43 @@ async def test_repr_and_close_are_safe(psk: str) -> None:
     await d.aclose()
     assert d.closed
     assert os.environ.get("DOMINUS_TOKEN") is None
+
+
+def test_every_namespace_is_a_cached_property() -> None:
+    from dominus_fastapi.core.namespaces import (
+        admin,
+        auth,
+        courier,
+        db,
+        ddl,
+        files,
+        health,
+        logs,
+        portal,
+        redis,
+        secrets,
+    )
+
+    client = Dominus(base_url="http://127.0.0.1:9")
+    expected = {
+        "secrets": secrets.SecretsNamespace,
+        "db": db.DbNamespace,
+        "secure": db.SecureNamespace,
+        "db_secure": db.SecureNamespace,
+        "open": db.OpenNamespace,
+        "redis": redis.RedisNamespace,
+        "files": files.FilesNamespace,
+        "auth": auth.AuthNamespace,
+        "ddl": ddl.DdlNamespace,
+        "logs": logs.LogsNamespace,
+        "portal": portal.PortalNamespace,
+        "courier": courier.CourierNamespace,
+        "health": health.HealthNamespace,
+        "admin": admin.AdminNamespace,
+    }
+    for name, cls in expected.items():
+        namespace = getattr(client, name)
+        assert type(namespace) is cls, name
+        assert getattr(client, name) is namespace, name
+        assert namespace._client is client
+    assert client.db_secure is client.secure

@@ -16,6 +16,7 @@ from dominus_fastapi import (
     Dominus,
     DominusConnectionError,
     DominusSettings,
+    DominusTimeoutError,
     NotFoundError,
     RateLimitError,
     ServiceError,
@@ -245,6 +246,33 @@ async def test_set_cookie_is_ignored(embedded: Dominus, local_client: Dominus) -
             httpx.Response(200, headers={"Set-Cookie": "sid=1; Path=/"}, request=httpx.Request("GET", "http://x/"))
         )
         assert len(client._transport.http.cookies.jar) == 0
+
+
+async def test_attempt_timeouts_raise_timeout_errors(embedded: Dominus) -> None:
+    await embedded.upsert("SLOW", 1)
+    await set_faults(embedded, latency_ms=5000, paths=["/api/warden/"])
+    with pytest.raises(DominusTimeoutError) as info:
+        await embedded.get("SLOW", timeout=0.05, max_retries=1)
+    assert info.value.status_code is None and info.value.endpoint == "/api/warden/secrets"
+    await set_faults(embedded)
+    assert await embedded.get("SLOW") == 1
+
+
+def test_per_attempt_timeouts_follow_the_spec() -> None:
+    transport = Dominus(
+        base_url="http://127.0.0.1:9", settings=DominusSettings(timeout=20, connect_timeout=4)
+    )._transport
+    cases = {
+        ("/api/warden/secrets", None, False): 20,
+        ("/api/archivist/upload", None, True): 120,
+        ("/jwt/mint", None, False): 30,
+        ("/jwt/jwks", None, False): 10,
+        ("/api/health", None, False): 15,
+        ("/api/warden/secrets", 2.5, True): 2.5,
+    }
+    for (path, override, transfer), expected in cases.items():
+        timeout = transport._per_attempt_timeout(path, override, transfer)
+        assert timeout.read == expected and timeout.connect == min(expected, 4)
 
 
 # --- dropped connections and exactly-once -----------------------------------------------------------------------
