@@ -7,7 +7,8 @@ it with ``await client.aclose()`` or ``async with``.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from dominus_fastapi.core.client import Dominus, DominusUserView
 from dominus_fastapi.core.errors import (
@@ -26,12 +27,25 @@ from dominus_fastapi.core.errors import (
 )
 from dominus_fastapi.core.namespaces.base import UNSET
 from dominus_fastapi.core.settings import VERSION, DominusSettings
-from dominus_fastapi.guards import require_page_access, require_scopes
-from dominus_fastapi.handlers import install_exception_handlers
-from dominus_fastapi.lifespan import dominus_lifespan
-from dominus_fastapi.middleware import PortalSessionMiddleware
-from dominus_fastapi.routers import get_portal_router
-from dominus_fastapi.setup import setup_dominus
+
+if TYPE_CHECKING:
+    from dominus_fastapi.guards import require_page_access, require_scopes
+    from dominus_fastapi.handlers import install_exception_handlers
+    from dominus_fastapi.lifespan import dominus_lifespan
+    from dominus_fastapi.middleware import PortalSessionMiddleware
+    from dominus_fastapi.routers import get_portal_router
+    from dominus_fastapi.setup import setup_dominus
+
+# The FastAPI helpers are imported on first use, so that the client alone does not load FastAPI.
+_FASTAPI_EXPORTS = {
+    "PortalSessionMiddleware": "dominus_fastapi.middleware",
+    "dominus_lifespan": "dominus_fastapi.lifespan",
+    "get_portal_router": "dominus_fastapi.routers",
+    "install_exception_handlers": "dominus_fastapi.handlers",
+    "require_page_access": "dominus_fastapi.guards",
+    "require_scopes": "dominus_fastapi.guards",
+    "setup_dominus": "dominus_fastapi.setup",
+}
 
 __version__ = VERSION
 
@@ -73,4 +87,8 @@ def __getattr__(name: str) -> Any:
         if _default_client is None or _default_client.closed:
             _default_client = Dominus()
         return _default_client
+    if name in _FASTAPI_EXPORTS:
+        value = getattr(importlib.import_module(_FASTAPI_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
