@@ -37,7 +37,9 @@ def unverified_claims(token: str) -> dict[str, Any]:
 class ServiceTokenCache:
     """One service token per client, keyed by gateway URL and PSK, minted by ``mint`` when needed.
 
-    ``get()`` returns a token with at least ``refresh_margin`` seconds left, minting a new one otherwise; at
+    The expiry is read from the unverified payload (``exp - iat`` counted from receipt, else ``exp``, else
+    the answer's ``expires_in``). ``get()`` returns a token with at least ``refresh_margin`` seconds left,
+    minting a new one otherwise; at
     most one mint runs at a time and concurrent callers wait for it. ``invalidate(token)`` drops the token
     only if it is still the cached one, so that many callers failing with the same stale token cause one mint.
     The token is kept in an :class:`EncryptedTTLCache` keyed from the PSK.
@@ -89,8 +91,12 @@ class ServiceTokenCache:
             self.mint_count += 1
             now = self.clock()
             claims = unverified_claims(token)
-            exp = claims.get("exp")
-            if not isinstance(exp, int | float):
+            exp, iat = claims.get("exp"), claims.get("iat")
+            if isinstance(exp, int | float) and isinstance(iat, int | float) and exp > iat:
+                # The token's own lifetime, counted on our clock, so a skewed local clock cannot make a
+                # fresh token look expired (which would mint on every call).
+                exp = now + (exp - iat)
+            elif not isinstance(exp, int | float):
                 expires_in = data.get("expires_in")
                 exp = now + float(expires_in) if isinstance(expires_in, int | float) else now
             self._check_claims(claims)

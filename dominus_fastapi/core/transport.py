@@ -295,10 +295,7 @@ class Transport:
             return configured
         if self.embedded is not None:
             return str((await self.embedded.start()).psk)
-        raise AuthenticationError(
-            "No PSK configured: pass token= to Dominus(...) or set DOMINUS_TOKEN",
-            code=None,
-        )
+        raise AuthenticationError("No PSK configured: pass token= to Dominus(...) or set DOMINUS_TOKEN")
 
     async def token_cache(self) -> ServiceTokenCache:
         """The service-token cache, created once the PSK is known."""

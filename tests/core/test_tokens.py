@@ -304,3 +304,12 @@ async def test_mint_jwt_issues_a_user_token_that_validates(local_client: Dominus
         await local_client.mint_jwt(str(uuid.uuid4()))
     with pytest.raises(AuthorizationError):
         await local_client.mint_jwt(user["id"], scope=["not-held"])
+
+
+async def test_a_skewed_local_clock_does_not_mint_on_every_call(
+    local_server: InProcessServer, local_client: Dominus
+) -> None:
+    local_client._transport.wall_clock = FakeClock(local_server.wall() + 870)  # 14.5 minutes ahead
+    for _ in range(3):
+        await local_client.secrets.list()
+    assert await local_server.tokens_minted() == 1
