@@ -54,6 +54,14 @@ from dominus_fastapi.core.tokens import JwksCache, ServiceTokenCache
 if TYPE_CHECKING:
     from dominus_local.embedded import EmbeddedInstance
 
+__all__ = [
+    "DropAwareASGITransport",
+    "EmbeddedTransport",
+    "Transport",
+    "encode_query",
+    "format_timestamp",
+]
+
 Host = Literal["orchestrator", "gateway"]
 Credential = Literal["none", "psk", "service", "bearer"]
 
@@ -666,12 +674,3 @@ def _envelope_error(
     code = parsed.get("code") if isinstance(parsed.get("code"), str) else None
     details = parsed.get("details") if isinstance(parsed.get("details"), dict) else None
     return error_from_response(status, code, message, details, endpoint, request_id=request_id, retry_after=retry_after)
-
-
-__all__ = [
-    "DropAwareASGITransport",
-    "EmbeddedTransport",
-    "Transport",
-    "encode_query",
-    "format_timestamp",
-]
