@@ -277,3 +277,24 @@ def test_every_namespace_is_a_cached_property() -> None:
         assert getattr(client, name) is namespace, name
         assert namespace._client is client
     assert client.db_secure is client.secure
+
+
+@pytest.mark.slow
+async def test_network_drop_after_send_is_applied_once(network_server: LocalServer) -> None:
+    d = Dominus(base_url=network_server.url, token=network_server.psk)
+    make_fast(d)
+    try:
+        await d.upsert("NET_DROP", "v1")
+        before = d._transport.pool_connections()
+        await d.request(
+            "POST", "/api/admin/faults", body={"error_rate": 1, "drop_after_read": True, "paths": ["/api/warden/"]}
+        )
+        with pytest.raises(DominusConnectionError) as info:
+            await d.upsert("NET_DROP", "v2", idempotency_key="net-drop-1")  # every attempt is cut off
+        assert info.value.status_code is None
+        await d.request("POST", "/api/admin/faults", body={})
+        assert (await d.secrets.list(prefix="NET_DROP"))[0]["version"] == 2  # three attempts, one write
+        assert await d.get("NET_DROP") == "v2"
+        assert d._transport.pool_connections() <= max(before, 1)  # broken connections left the pool
+    finally:
+        await d.aclose()
