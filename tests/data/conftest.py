@@ -2,11 +2,17 @@
 
 Guardian fixtures (tenant categories, tenants, secure-table registrations, scopes, clients) are created
 through the SDK's ``auth`` namespace, as an application would.
+
+The same tests run on PostgreSQL when ``DOMINUS_TEST_POSTGRES_URL`` names a server's maintenance database
+(e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``; needs ``asyncpg``): each test then gets a database of
+its own, dropped afterwards.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -65,9 +71,36 @@ class Env:
         return data + "|" + "|".join(meta)
 
 
+@pytest.fixture(autouse=True)
+async def database(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """A fresh PostgreSQL database per test when ``DOMINUS_TEST_POSTGRES_URL`` is set; else SQLite."""
+    admin_url = os.environ.get("DOMINUS_TEST_POSTGRES_URL")
+    if not admin_url:
+        yield
+        return
+    import asyncpg
+
+    name = "dominus_test_" + uuid.uuid4().hex[:16]
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    monkeypatch.setenv("DOMINUS_LOCAL_DATABASE_URL", f"{base}/{name}")
+    try:
+        yield
+    finally:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 @pytest.fixture
 async def env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
-    """``Dominus(base_url="embedded:")`` on a fresh in-memory instance."""
+    """``Dominus(base_url="embedded:")`` on a fresh in-memory instance (or a fresh PostgreSQL database)."""
     monkeypatch.setenv("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
     psk = secrets.token_hex(32)
     client = Dominus(base_url="embedded:", token=psk)
