@@ -165,8 +165,8 @@ async def write_audit(
 ) -> str:
     """Write an audit entry in the caller's transaction and return its id (for other services).
 
-    ``category`` must start with ``audit``. The entry is stamped with the principal like any log entry;
-    ``state`` (optional) lets the entry's time follow the app's injectable clock.
+    The entry has level ``notice`` (spec 8.3) and a ``category`` that starts with ``audit``. It is stamped
+    with the principal like any log entry; ``state`` (optional) lets its time follow the app's clock.
     """
     if not category.startswith(RESERVED_CATEGORY_PREFIX):
         raise ValueError(f"audit categories start with {RESERVED_CATEGORY_PREFIX!r}")

@@ -192,6 +192,7 @@ async def test_write_audit_joins_the_callers_transaction(server: Harness, token:
         entry_id = await write_audit(conn, principal, "secure read", {"table": "t"}, "audit.scribe")
     [entry] = await query(server, token, category="audit.scribe")
     assert (entry["id"], entry["context"], entry["subject"]) == (entry_id, {"table": "t"}, claims["sub"])
+    assert entry["level"] == "notice"
 
     class Rollback(Exception):
         pass
