@@ -1355,6 +1355,8 @@ class PostgresUserData(UserData):
         await conn.exec_driver_sql(f"ALTER TABLE {self.qualified(schema, table)} DROP CONSTRAINT {self.quote(name)}")
 
     async def execute_raw(self, conn: AsyncConnection, schema: str, sql: str) -> None:
+        """Run one checked DDL statement (:func:`check_postgres_ddl`) with ``schema`` as the search path."""
+        check_postgres_ddl(sql)
         await conn.exec_driver_sql(f"SET LOCAL search_path TO {self.quote(schema)}")
         await conn.exec_driver_sql(sql)
 
@@ -1442,6 +1444,26 @@ def qualify_sqlite_ddl(sql: str, schema: str) -> str:
             qualify_next = "bare"  # a view may only name objects of its own database, unqualified
         index += 1
     return " ".join(out)
+
+
+_PG_RAW_KINDS = {"TABLE", "INDEX", "VIEW", "SEQUENCE", "TYPE"}
+
+
+def check_postgres_ddl(sql: str) -> None:
+    """Raw DDL on PostgreSQL: one CREATE, ALTER or DROP of a table, index, view, sequence or type.
+
+    The service tables share the database, so a statement may not name one of them, and schemas, roles
+    and databases are out of reach (422).
+    """
+    tokens = single_statement(sql)
+    words = [text.upper() for kind, text in tokens if kind == "word"]
+    head = words[0] if words else ""
+    kinds = [w for w in words[1:5] if w in _PG_RAW_KINDS]
+    if head not in ("CREATE", "ALTER", "DROP") or not kinds:
+        raise unprocessable("Raw DDL supports CREATE, ALTER and DROP of tables, indexes, views, sequences and types")
+    names = {text.lower() if kind == "word" else text[1:-1].replace('""', '"') for kind, text in tokens}
+    if names & set(metadata.tables):
+        raise unprocessable("Raw DDL may not name the server's own tables")
 
 
 # --- open SQL --------------------------------------------------------------------------------------------

@@ -224,6 +224,10 @@ async def test_raw_ddl_is_admin_only_and_irreversible(env: Env) -> None:
         await ddl.execute_raw("public", "CREATE TABLE a (x int); DROP TABLE events")
     with pytest.raises(ValidationError):
         await ddl.execute_raw("public", "ATTACH DATABASE 'x.db' AS other")
+    for statement in ("DROP TABLE guardian_clients", "DROP TABLE main.guardian_clients", "DROP SCHEMA public CASCADE"):
+        with pytest.raises(ValidationError):
+            await ddl.execute_raw("public", statement)
+    assert (await env.client.auth.list_clients())["total"] >= 1  # the service tables are out of reach
 
     outsider = await env.client.auth.create_client("app")
     other = await env.other_client(outsider["psk"])
