@@ -1,6 +1,6 @@
 """Smith: DDL, migrations and tenant-schema provisioning (spec 7.7, 8.6).
 
-Every schema change goes through :func:`apply_operation`, which validates it, applies it through the
+Every schema change goes through :meth:`Engine.apply`, which validates it, applies it through the
 user-data layer (:mod:`dominus_local.stores.userdata`), keeps Smith's catalogue of table definitions in step
 and returns the structured inverse. The change is then recorded in its stream (a schema's, or a tenant
 category's) with ``up``/``down`` SQL in PostgreSQL form. Rollback and category replay run the stored
