@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 import uuid
 from collections.abc import Mapping
@@ -26,13 +27,13 @@ class Fields:
     def __init__(self, data: Mapping[str, Any]) -> None:
         self._data = data
 
-    def present(self, name: str) -> bool:
+    def present(self, name: builtins.str) -> builtins.bool:
         return name in self._data
 
-    def raw(self, name: str) -> Any:
+    def raw(self, name: builtins.str) -> Any:
         return self._data.get(name)
 
-    def _get(self, name: str, required: bool) -> Any:
+    def _get(self, name: builtins.str, required: builtins.bool) -> Any:
         value = self._data.get(name, _MISSING)
         if value is _MISSING or value is None:
             if required:
@@ -42,15 +43,15 @@ class Fields:
 
     def str(
         self,
-        name: str,
+        name: builtins.str,
         *,
-        required: bool = True,
-        default: str | None = None,
-        min_len: int = 0,
-        max_len: int | None = None,
+        required: builtins.bool = True,
+        default: builtins.str | None = None,
+        min_len: builtins.int = 0,
+        max_len: builtins.int | None = None,
         pattern: re.Pattern[str] | None = None,
         choices: tuple[str, ...] | None = None,
-        strip: bool = False,
+        strip: builtins.bool = False,
     ) -> Any:
         value = self._get(name, required and default is None)
         if value is None:
@@ -71,12 +72,12 @@ class Fields:
 
     def int(
         self,
-        name: str,
+        name: builtins.str,
         *,
-        required: bool = True,
-        default: int | None = None,
-        min_value: int | None = None,
-        max_value: int | None = None,
+        required: builtins.bool = True,
+        default: builtins.int | None = None,
+        min_value: builtins.int | None = None,
+        max_value: builtins.int | None = None,
     ) -> Any:
         value = self._get(name, required and default is None)
         if value is None:
@@ -93,12 +94,12 @@ class Fields:
 
     def number(
         self,
-        name: str,
+        name: builtins.str,
         *,
-        required: bool = True,
-        default: float | None = None,
-        min_value: float | None = None,
-        max_value: float | None = None,
+        required: builtins.bool = True,
+        default: builtins.float | None = None,
+        min_value: builtins.float | None = None,
+        max_value: builtins.float | None = None,
     ) -> Any:
         value = self._get(name, required and default is None)
         if value is None:
@@ -108,7 +109,7 @@ class Fields:
                 value = float(value)
             except ValueError:
                 raise invalid(name, "must be a number") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | builtins.float):
             raise invalid(name, "must be a number")
         if min_value is not None and value < min_value:
             raise invalid(name, f"must be at least {min_value}")
@@ -116,7 +117,7 @@ class Fields:
             raise invalid(name, f"must be at most {max_value}")
         return value
 
-    def bool(self, name: str, *, required: bool = False, default: bool | None = None) -> Any:
+    def bool(self, name: builtins.str, *, required: builtins.bool = False, default: builtins.bool | None = None) -> Any:
         value = self._get(name, required and default is None)
         if value is None:
             return default
@@ -130,7 +131,7 @@ class Fields:
             raise invalid(name, "must be a boolean")
         return value
 
-    def dict(self, name: str, *, required: bool = True) -> Any:
+    def dict(self, name: builtins.str, *, required: builtins.bool = True) -> Any:
         value = self._get(name, required)
         if value is None:
             return None
@@ -140,12 +141,12 @@ class Fields:
 
     def list(
         self,
-        name: str,
+        name: builtins.str,
         *,
-        required: bool = True,
-        min_items: int = 0,
-        max_items: int | None = None,
-        comma_split: bool = True,
+        required: builtins.bool = True,
+        min_items: builtins.int = 0,
+        max_items: builtins.int | None = None,
+        comma_split: builtins.bool = True,
     ) -> Any:
         """A list; a query-string value may be comma-separated or repeated (spec 1.5)."""
         value = self._get(name, required)
@@ -161,7 +162,14 @@ class Fields:
             raise invalid(name, f"must have at most {max_items} items")
         return value
 
-    def str_list(self, name: str, *, required: bool = True, min_items: int = 0, max_items: int | None = None) -> Any:
+    def str_list(
+        self,
+        name: builtins.str,
+        *,
+        required: builtins.bool = True,
+        min_items: builtins.int = 0,
+        max_items: builtins.int | None = None,
+    ) -> Any:
         items = self.list(name, required=required, min_items=min_items, max_items=max_items)
         if items is None:
             return None
@@ -170,7 +178,7 @@ class Fields:
                 raise invalid(f"{name}[{index}]", "must be a non-empty string")
         return items
 
-    def uuid(self, name: str, *, required: bool = True) -> Any:
+    def uuid(self, name: builtins.str, *, required: builtins.bool = True) -> Any:
         value = self._get(name, required)
         if value is None:
             return None
@@ -178,7 +186,7 @@ class Fields:
             raise invalid(name, "must be a UUID")
         return value.lower()
 
-    def uuid_list(self, name: str, *, required: bool = True, min_items: int = 0) -> Any:
+    def uuid_list(self, name: builtins.str, *, required: builtins.bool = True, min_items: builtins.int = 0) -> Any:
         items = self.list(name, required=required, min_items=min_items)
         if items is None:
             return None
@@ -189,10 +197,12 @@ class Fields:
             out.append(item.lower())
         return out
 
-    def identifier(self, name: str, *, required: bool = True, default: str | None = None) -> Any:
+    def identifier(
+        self, name: builtins.str, *, required: builtins.bool = True, default: builtins.str | None = None
+    ) -> Any:
         return self.str(name, required=required, default=default, pattern=IDENTIFIER)
 
-    def timestamp(self, name: str, *, required: bool = False) -> Any:
+    def timestamp(self, name: builtins.str, *, required: builtins.bool = False) -> Any:
         """An RFC 3339 timestamp, returned as an aware UTC ``datetime``."""
         value = self.str(name, required=required)
         if value is None:
