@@ -1,0 +1,201 @@
+"""The README's code, run as written, so that every snippet stays true.
+
+The convention (also in the README's Development section): in the sections checked here, a block fenced
+```` ```python ```` is runnable; words after ``python`` in the fence's info string are options:
+
+- ``demo``: the backend starts with the demo data (``DOMINUS_LOCAL_SEED_DEMO=true``);
+- ``continued``: the block runs after the previous runnable block, in the same namespace and backend;
+- ``pytest``: the block is a pytest test module; it is written to a file and run by pytest in a subprocess,
+  with the ``dominus_fastapi.testing`` plugin that the installed package registers.
+
+A block fenced ```` ```py ```` (or ```` ```python fragment ````) is a fragment: it is compiled, not run.
+Runnable blocks use top-level ``await`` (as ``python -m asyncio`` allows) and state what they show with
+``assert``. Each group runs in an environment without ``DOMINUS_*`` variables (snippets name ``embedded:``, a fresh
+in-memory backend, themselves); the default ``dominus`` client is reset before and closed after the group.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dominus_fastapi
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+SECTIONS = ("tour", "fastapi", "development")
+"""The README sections whose blocks this module runs."""
+RUN_OPTIONS = frozenset({"demo", "continued", "pytest", "fragment"})
+FENCE = re.compile(r"^```(?P<info>[^`]*)$")
+
+
+@dataclass
+class Block:
+    """One fenced code block of the README."""
+
+    section: str
+    line: int
+    """Line of the block's first code line (1-based), for tracebacks and test ids."""
+    language: str
+    options: frozenset[str]
+    code: str
+
+
+@dataclass
+class Group:
+    """Runnable blocks that share one namespace and one backend: a block and its ``continued`` followers."""
+
+    blocks: list[Block] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.blocks[0].section}-line{self.blocks[0].line}"
+
+    @property
+    def options(self) -> frozenset[str]:
+        return self.blocks[0].options
+
+
+def section_text(text: str, name: str) -> tuple[int, str]:
+    """The text between ``<!-- section:NAME:start -->`` and its end marker, with its first line number."""
+    start = f"<!-- section:{name}:start -->"
+    end = f"<!-- section:{name}:end -->"
+    begin = text.index(start) + len(start)
+    return text.count("\n", 0, begin) + 1, text[begin : text.index(end)]
+
+
+def parse_blocks(text: str, section: str) -> list[Block]:
+    """The fenced blocks of one section, in order."""
+    first_line, body = section_text(text, section)
+    blocks: list[Block] = []
+    lines = body.split("\n")
+    index = 0
+    while index < len(lines):
+        match = FENCE.match(lines[index])
+        if match is None or not match.group("info").strip():
+            index += 1
+            continue
+        words = match.group("info").split()
+        start = index + 1
+        index = start
+        while not lines[index].startswith("```"):
+            index += 1
+        code = "\n".join(lines[start:index]) + "\n"
+        blocks.append(Block(section, first_line + start, words[0], frozenset(words[1:]), code))
+        index += 1
+    return blocks
+
+
+def readme_blocks() -> list[Block]:
+    text = README.read_text(encoding="utf-8")
+    return [block for name in SECTIONS for block in parse_blocks(text, name)]
+
+
+def runnable_groups(blocks: list[Block]) -> list[Group]:
+    groups: list[Group] = []
+    for block in blocks:
+        if block.language != "python" or "fragment" in block.options:
+            continue
+        if "continued" in block.options:
+            assert groups and groups[-1].blocks[-1].section == block.section, (
+                f"README.md:{block.line}: a 'continued' block needs a runnable block before it in its section"
+            )
+            groups[-1].blocks.append(block)
+        else:
+            groups.append(Group([block]))
+    return groups
+
+
+BLOCKS = readme_blocks()
+GROUPS = runnable_groups(BLOCKS)
+FRAGMENTS = [b for b in BLOCKS if b.language == "py" or (b.language == "python" and "fragment" in b.options)]
+
+
+def compiled(block: Block) -> Any:
+    """The block compiled with top-level ``await`` allowed, its line numbers those of the README."""
+    source = "\n" * (block.line - 1) + block.code
+    return compile(source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+
+
+@pytest.fixture
+def readme_env() -> Iterator[None]:
+    """The environment a reader of the README starts from: no Dominus variables at all.
+
+    Snippets name ``embedded:`` themselves (or set ``DOMINUS_BASE_URL``); whatever they set is undone after.
+    """
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith(("DOMINUS_", "CB_")):
+            del os.environ[name]
+    # Cost only: bcrypt checks stay real, at the lowest cost, as in the testing plugin.
+    os.environ["DOMINUS_LOCAL_BCRYPT_ROUNDS"] = saved.get("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_sections_have_runnable_blocks() -> None:
+    """Each checked section is present and its fences use the documented languages and options."""
+    for name in SECTIONS:
+        assert [b for b in BLOCKS if b.section == name and b.language == "python"], f"no python block in {name}"
+    for block in BLOCKS:
+        assert block.language in ("python", "py", "bash", "text", "toml", "ini"), (
+            f"README.md:{block.line}: unknown fence language {block.language!r}"
+        )
+        unknown = block.options - RUN_OPTIONS
+        assert not unknown, f"README.md:{block.line}: unknown fence options {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("block", FRAGMENTS, ids=lambda b: f"{b.section}-line{b.line}")
+def test_fragment_compiles(block: Block) -> None:
+    compiled(block)
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: g.id)
+async def test_snippet(group: Group, readme_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    if "pytest" in group.options:
+        run_pytest_module(group, tmp_path)
+        return
+    if "demo" in group.options:
+        os.environ["DOMINUS_LOCAL_SEED_DEMO"] = "true"
+    monkeypatch.setattr(dominus_fastapi, "_default_client", None)
+    namespace: dict[str, Any] = {"__name__": "readme_snippet"}
+    try:
+        for block in group.blocks:
+            result = eval(compiled(block), namespace)  # noqa: S307 - the README's own code
+            if inspect.isawaitable(result):
+                await result
+    finally:
+        client = dominus_fastapi._default_client
+        if client is not None:
+            await client.aclose()
+    # A snippet that opens a client also closes it.
+    for name, value in namespace.items():
+        if isinstance(value, dominus_fastapi.Dominus):
+            assert value.closed, f"{group.id}: the client {name!r} was left open"
+
+
+def run_pytest_module(group: Group, tmp_path: Path) -> None:
+    """Write the block(s) to a test module and run pytest on it, as a user of the plugin would."""
+    module = tmp_path / "test_readme_example.py"
+    module.write_text("".join(block.code for block in group.blocks), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
+    command += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function", str(module)]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{group.id}:\n{done.stdout}\n{done.stderr}"
+    assert re.search(r"\b\d+ passed\b", done.stdout), done.stdout
+    assert not re.search(r"\b(failed|skipped|error)\b", done.stdout.splitlines()[-1]), done.stdout
