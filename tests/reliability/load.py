@@ -27,6 +27,7 @@ rule for failed writes to "absent".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 from collections import Counter
@@ -92,14 +93,10 @@ class Workload:
     @staticmethod
     async def prepare(admin: Dominus) -> None:
         """Create the ledger table and the login user, once per server (repeat calls are harmless)."""
-        try:
+        with contextlib.suppress(ConflictError):
             await admin.ddl.create_table("public", LEDGER_TABLE, LEDGER_COLUMNS)
-        except ConflictError:
-            pass
-        try:
+        with contextlib.suppress(ConflictError):
             await admin.auth.add_user(LOAD_USER, LOAD_PASSWORD, email="load@example.com")
-        except ConflictError:
-            pass
 
     def acked(self, kind: str | None = None) -> list[Op]:
         return [op for op in self.ops if op.acked and (kind is None or op.kind == kind)]
