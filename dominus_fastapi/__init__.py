@@ -26,10 +26,11 @@ from dominus_fastapi.core.errors import (
     ValidationError,
 )
 from dominus_fastapi.core.namespaces.base import UNSET
+from dominus_fastapi.core.secure import SecureAccessContext
 from dominus_fastapi.core.settings import VERSION, DominusSettings
 
 if TYPE_CHECKING:
-    from dominus_fastapi.guards import require_page_access, require_scopes
+    from dominus_fastapi.guards import require_jwt, require_page_access, require_psk, require_scopes
     from dominus_fastapi.handlers import install_exception_handlers
     from dominus_fastapi.lifespan import dominus_lifespan
     from dominus_fastapi.middleware import PortalSessionMiddleware
@@ -42,7 +43,9 @@ _FASTAPI_EXPORTS = {
     "dominus_lifespan": "dominus_fastapi.lifespan",
     "get_portal_router": "dominus_fastapi.routers",
     "install_exception_handlers": "dominus_fastapi.handlers",
+    "require_jwt": "dominus_fastapi.guards",
     "require_page_access": "dominus_fastapi.guards",
+    "require_psk": "dominus_fastapi.guards",
     "require_scopes": "dominus_fastapi.guards",
     "setup_dominus": "dominus_fastapi.setup",
 }
@@ -64,6 +67,7 @@ __all__ = [
     "NotFoundError",
     "PortalSessionMiddleware",
     "RateLimitError",
+    "SecureAccessContext",
     "SecureTableError",
     "ServiceError",
     "ValidationError",
@@ -72,7 +76,9 @@ __all__ = [
     "dominus_lifespan",
     "get_portal_router",
     "install_exception_handlers",
+    "require_jwt",
     "require_page_access",
+    "require_psk",
     "require_scopes",
     "setup_dominus",
 ]
