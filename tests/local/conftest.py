@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,17 +122,42 @@ def extra_routers(probe: Any) -> Iterable[ServiceRouter]:
     return (probe[0],)
 
 
+POSTGRES_ENV = "DOMINUS_TEST_POSTGRES_URL"
+"""When set (``postgresql://user@host:port/db``), every in-memory test server gets a fresh PostgreSQL database
+on that server instead of in-memory SQLite; it is dropped after the test."""
+
+
+@contextlib.asynccontextmanager
+async def _database_for(settings: LocalSettings) -> AsyncIterator[LocalSettings]:
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if not admin_url or settings.data_dir is not None or settings.database_url:
+        yield settings
+        return
+    import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+    name = f"test_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield settings.model_copy(update={"database_url": f"{base}/{name}"})
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 async def start(
     settings: LocalSettings, routers: Iterable[ServiceRouter] = (), *, wall: Clock | None = None
 ) -> AsyncIterator[Harness]:
     clock = Clock(1_000.0)
     wall = wall or Clock(time.time())
-    app = create_app(settings, routers=routers, clock=clock, wall_clock=wall)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=ORIGIN) as http,
-    ):
-        yield Harness(app, http, credentials(app.state).psk, clock, wall)
+    async with _database_for(settings) as chosen:
+        app = create_app(chosen, routers=routers, clock=clock, wall_clock=wall)
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=ORIGIN) as http,
+        ):
+            yield Harness(app, http, credentials(app.state).psk, clock, wall)
 
 
 @pytest.fixture
