@@ -240,6 +240,11 @@ class DominusLocalApp:
         self.faults = FaultInjector.from_settings(settings, clock=clock)
         self.metrics = Metrics()
         self.idempotency = IdempotencyStore(self.state.db, clock=wall_clock)
+        # Token checks (spec 5.5 steps 4-5) reuse recent answers on SQLite only: see identity.ActiveCache.
+        self.active_cache: identity.ActiveCache | None = None
+        if self.state.db.is_sqlite:
+            self.active_cache = identity.ActiveCache()
+            self.active_cache.watch(self.state.db.engine.sync_engine)
         self.state.extras["faults"] = self.faults
         self.state.extras["metrics"] = self.metrics
         self.state.extras["idempotency"] = self.idempotency
@@ -438,6 +443,11 @@ class DominusLocalApp:
         )
 
     async def _authenticate(self, endpoint: Endpoint, request: Request) -> tuple[Principal | None, str | None]:
+        """Spec 5.5 in order, then the admin rule; returns ``(principal, raw PSK)``.
+
+        ``psk`` endpoints only get the raw credential: the handler finds its client (and applies any admin
+        rule itself, as ``auth.mint`` does).
+        """
         if endpoint.auth == "none":
             return None, None
         credential = _bearer(request)
@@ -447,19 +457,27 @@ class DominusLocalApp:
             return None, credential
         claims = credentials(self.state).signer.verify_token(credential)
         principal = _principal(claims, self.settings)
-        async with self.state.db.begin() as conn:
-            if not await identity.subject_is_active(conn, principal.subject_type, principal.sub):
-                raise ApiError(
-                    "invalid_token",
-                    "The bearer token's subject no longer exists or is not active",
-                    headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
-                )
-            if principal.sid is not None and not await identity.session_is_active(conn, principal.sid):
-                raise ApiError(
-                    "session_revoked",
-                    "The bearer token's session has ended",
-                    headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
-                )
+        cache = self.active_cache
+        if cache is None or not cache.hit(principal.subject_type, principal.sub, principal.sid):
+            epoch = cache.epoch if cache is not None else 0
+            session_expires = None
+            async with self.state.db.begin() as conn:
+                if not await identity.subject_is_active(conn, principal.subject_type, principal.sub):
+                    raise ApiError(
+                        "invalid_token",
+                        "The bearer token's subject no longer exists or is not active",
+                        headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
+                    )
+                if principal.sid is not None:
+                    session_expires = await identity.active_session_expiry(conn, principal.sid)
+                    if session_expires is None:
+                        raise ApiError(
+                            "session_revoked",
+                            "The bearer token's session has ended",
+                            headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
+                        )
+            if cache is not None:
+                cache.remember(epoch, principal.subject_type, principal.sub, principal.sid, session_expires)
         if endpoint.auth == "service" and principal.is_session:
             raise ApiError("forbidden", "This endpoint takes a service token, not a session token")
         if endpoint.auth == "user" and not principal.is_session:
@@ -477,6 +495,12 @@ class DominusLocalApp:
         request_id: str,
         framed: bool,
     ) -> tuple[_Answer | None, Response | None]:
+        """Authenticate, apply the idempotency key (spec 6.3), run the handler.
+
+        Keys are used only where a subject is known (``none`` and ``psk`` endpoints have none, and the one
+        ``psk`` endpoint is exempt anyway), never on GET or on ``replay=False`` endpoints. A key first used for
+        another request gets 422 even while that request is still running (the spec is silent on the order).
+        """
         principal, psk = await self._authenticate(endpoint, request)
         ctx = RequestContext(
             request=request,

@@ -33,7 +33,12 @@ async def get_faults(ctx: RequestContext) -> dict[str, Any]:
 
 @router.post("/api/admin/faults", admin=True)
 async def set_faults(ctx: RequestContext) -> dict[str, Any]:
-    """Replace the fault settings as a whole; a field left out takes its neutral value (``{}``: no faults)."""
+    """Replace the fault settings as a whole; a field left out takes its neutral value (``{}``: no faults).
+
+    Ranges (400 outside them): ``cold_start_seconds`` 0 to 3600, ``latency_ms`` 0 to 60000, ``error_rate`` 0
+    to 1, ``error_status`` one of 429/500/502/503/504, ``paths`` up to 100 prefixes that start with ``/``.
+    The answer reports ``cold_start_seconds`` left, rounded up to whole seconds.
+    """
     fields = ctx.fields
     cold_start = fields.number("cold_start_seconds", default=0, min_value=0, max_value=MAX_COLD_START_SECONDS)
     latency = fields.int("latency_ms", default=0, min_value=0, max_value=MAX_LATENCY_MS)

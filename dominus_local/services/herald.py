@@ -5,6 +5,9 @@
 database's ``lower()``, which on SQLite covers ASCII letters only). The server stamps each entry with its
 id, the time it was received and the caller's project, environment, subject and tenant. Categories that start
 with ``audit`` are reserved: other services write them through :func:`write_audit`, callers get 403.
+
+Where the spec is silent: a ``context`` over 64 KiB gets 413 ``payload_too_large`` (like Warden values), and
+``file`` and ``function`` are limited to 1024 and 256 characters.
 """
 
 from __future__ import annotations
