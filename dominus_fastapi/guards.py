@@ -205,8 +205,8 @@ class ScopesGuard(Guard):
 class PageAccessGuard(Guard):
     """Portal's page-access rule (spec 8.8) for ``path``, or for the request's own path when ``path`` is None.
 
-    Answers are cached per session and page for ``cache_seconds`` (``clock`` is injectable for tests), so a
-    page's many requests cost one Portal call. A session the backend finds revoked gets 401.
+    Answers are cached per session, active tenant and page for ``cache_seconds`` (``clock`` is injectable for
+    tests), so a page's many requests cost one Portal call. A session the backend finds revoked gets 401.
     """
 
     def __init__(
@@ -222,7 +222,7 @@ class PageAccessGuard(Guard):
         self.redirect_to = redirect_to
         self.cache_seconds = cache_seconds
         self._clock = clock
-        self._cache: OrderedDict[tuple[str, str], tuple[float, bool, str]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, str], tuple[float, bool, str]] = OrderedDict()
 
     async def check(self, request: Request) -> None:
         session = _session(request)
@@ -234,7 +234,8 @@ class PageAccessGuard(Guard):
             raise DominusHTTPException(403, f"Access to {path} denied: {reason}", "page_access_denied")
 
     async def _decide(self, request: Request, session: PortalSession, path: str) -> tuple[bool, str]:
-        key = (session.session_id, path)
+        # The answer depends on the active tenant (spec 8.8), which a switch changes within one session.
+        key = (session.session_id, session.tenant_id or "", path)
         now = self._clock()
         cached = self._cache.get(key)
         if cached is not None and now - cached[0] < self.cache_seconds:
