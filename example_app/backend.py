@@ -1,0 +1,179 @@
+"""What the pages and the JSON routes share: the active tenant, its report table, its file category and
+the page-view counter.
+
+Each tenant keeps its reports in ``tenant_<slug>.reports``, registered as a secure table, so that every read
+and write carries a reason and an actor and lands in the audit trail (spec 8.3). The table is created on the
+first visit of a tenant's reports page. Files live in the Archivist category ``tenant-<slug>``, so one
+tenant's users never list or download another tenant's files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Final
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, field_validator
+
+from dominus_fastapi import ConflictError, Dominus, NotFoundError
+from dominus_fastapi.deps import CurrentUser, PortalDep
+from example_app.errors import AppError
+
+__all__ = [
+    "LOG_CATEGORY",
+    "MAX_UPLOAD_BYTES",
+    "REPORTS_TABLE",
+    "ActiveTenant",
+    "ReportIn",
+    "ReportTables",
+    "ReportTablesDep",
+    "TenantDep",
+    "attachment",
+    "files_category",
+    "get_active_tenant",
+    "get_report_tables",
+    "tenant_of",
+    "tenant_schema",
+]
+
+LOG_CATEGORY: Final = "example-app"
+"""Category of the app's own log entries (the logs page shows these)."""
+REPORTS_TABLE: Final = "reports"
+MAX_UPLOAD_BYTES: Final = 10 * 1024 * 1024
+"""Largest file the files page accepts (the backend's own limit is higher)."""
+VIEW_COUNTER_TTL: Final = 86_400
+"""A view counter lives for a day from its first view (the cache keeps values at most that long)."""
+
+REPORT_COLUMNS: Final[list[dict[str, Any]]] = [
+    {"name": "id", "type": "uuid", "primary_key": True, "default": "gen_random_uuid()"},
+    {"name": "title", "type": "varchar(200)", "nullable": False},
+    {"name": "amount", "type": "numeric(12,2)", "nullable": False},
+    {"name": "note", "type": "text", "nullable": True},
+    {"name": "author", "type": "varchar(200)", "nullable": False},
+    {"name": "created_at", "type": "timestamptz", "nullable": False, "default": "NOW()"},
+]
+
+
+@dataclass(frozen=True)
+class ActiveTenant:
+    """The session's active tenant, the other tenants the user may switch to, and the user's name."""
+
+    id: str
+    slug: str
+    name: str
+    tenants: tuple[dict[str, Any], ...]
+    username: str
+
+    @property
+    def schema(self) -> str:
+        return tenant_schema(self.slug)
+
+    @property
+    def files_category(self) -> str:
+        return files_category(self.slug)
+
+
+def tenant_schema(slug: str) -> str:
+    """The schema of a tenant's own tables: ``tenant_`` and the slug as an identifier."""
+    return "tenant_" + re.sub(r"[^a-z0-9_]", "_", slug.lower())[:55]
+
+
+def files_category(slug: str) -> str:
+    """The Archivist category of a tenant's files."""
+    return ("tenant-" + re.sub(r"[^a-z0-9_-]", "-", slug.lower()))[:62]
+
+
+def tenant_of(me: Mapping[str, Any]) -> ActiveTenant:
+    """The active tenant of a ``portal.me`` answer; 409 ``no_tenant`` for a user who belongs to none."""
+    tenant = me.get("tenant")
+    if not tenant:
+        raise AppError(409, "Your account belongs to no tenant; ask an administrator to add you to one", "no_tenant")
+    name = str(tenant.get("display_name") or tenant.get("name") or tenant["slug"])
+    person = me.get("user") or {}
+    username = str(person.get("username") or me.get("sub") or "")
+    return ActiveTenant(str(tenant["id"]), str(tenant["slug"]), name, tuple(me.get("tenants") or ()), username)
+
+
+async def get_active_tenant(portal: PortalDep, user: CurrentUser) -> ActiveTenant:
+    """The signed-in user's active tenant, read from current data (``portal.me``)."""
+    return tenant_of(await portal.me())
+
+
+TenantDep = Annotated[ActiveTenant, Depends(get_active_tenant)]
+
+
+class ReportIn(BaseModel):
+    """A new report row, and the reason recorded in the audit trail for writing it."""
+
+    title: str = Field(min_length=1, max_length=200)
+    amount: Decimal = Field(max_digits=12, decimal_places=2, ge=Decimal("-9999999999.99"))
+    note: str | None = Field(default=None, max_length=2000)
+    reason: str = Field(min_length=3, max_length=200, description="Why the row is written (audit trail)")
+
+    @field_validator("title", "reason", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("note", mode="before")
+    @classmethod
+    def _blank_note(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+
+class ReportTables:
+    """Creates each tenant's secure ``reports`` table once per process (and finds existing ones)."""
+
+    def __init__(self) -> None:
+        self._ready: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def ensure(self, client: Dominus, schema: str) -> None:
+        """Make sure ``schema.reports`` exists and is registered as a secure table."""
+        if schema in self._ready:
+            return
+        async with self._lock:
+            if schema in self._ready:
+                return
+            try:
+                names = {table.get("name") for table in await client.db.tables(schema)}
+            except NotFoundError:
+                names = set()
+            if REPORTS_TABLE not in names:
+                # ConflictError: created meanwhile by another process on the same backend.
+                with contextlib.suppress(ConflictError):
+                    await client.ddl.create_table(schema, REPORTS_TABLE, REPORT_COLUMNS)
+            with contextlib.suppress(ConflictError):  # already registered
+                await client.auth.create_secure_table(REPORTS_TABLE, schema)
+            self._ready.add(schema)
+
+
+def get_report_tables(request: Request) -> ReportTables:
+    """The app's :class:`ReportTables`, made by ``create_app``."""
+    tables: ReportTables = request.app.state.report_tables
+    return tables
+
+
+ReportTablesDep = Annotated[ReportTables, Depends(get_report_tables)]
+
+
+def attachment(found: Mapping[str, Any]) -> Response:
+    """A download answer for a ``files.fetch`` result: the bytes, their type and the file name."""
+    filename = str(found["filename"])
+    fallback = filename.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    return Response(
+        bytes(found["data"]),
+        media_type=str(found["content_type"]),
+        headers={"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"},
+    )

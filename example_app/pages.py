@@ -1,0 +1,478 @@
+"""The HTML pages: server-rendered Jinja2 templates and plain HTML forms (the tenant switcher alone uses a few
+lines of JavaScript, to call the portal router's JSON route).
+
+Every signed-in page reads the user, the active tenant, the navigation tree and the theme from the backend
+with the session's own token (:class:`Page`), so a session that was ended elsewhere (a password reset, a
+sign-out on another device) is noticed on the next page: the error handlers send the browser to the sign-in
+page. Forms post back to the page; bad input re-renders the form with the field and the reason, and nothing
+is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from pydantic import ValidationError as PydanticValidationError
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from dominus_fastapi import (
+    AuthenticationError,
+    ConflictError,
+    Dominus,
+    DominusError,
+    NotFoundError,
+    ValidationError,
+    require_page_access,
+)
+from dominus_fastapi.deps import (
+    AuthDep,
+    CourierDep,
+    CurrentUser,
+    DbDep,
+    DominusDep,
+    FilesDep,
+    LogsDep,
+    PortalDep,
+    RedisDep,
+    SessionDep,
+)
+from example_app import backend
+from example_app.backend import LOG_CATEGORY, MAX_UPLOAD_BYTES, REPORTS_TABLE, ReportIn, ReportTablesDep
+from example_app.errors import AppError
+
+__all__ = ["Page", "router"]
+
+LOGIN: Final = "/login"
+ADMIN_PAGE: Final = "/dashboard/admin/users"
+REPORTS_PAGE: Final = "/dashboard/reports"
+FILES_PAGE: Final = "/dashboard/files"
+THEMES: Final = ("system", "light", "dark")
+LOGIN_ERRORS: Final = {
+    "invalid_credentials": "Wrong username or password.",
+    "account_inactive": "This account is not active.",
+    "validation_failed": "Enter a username and a password.",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass
+class Page:
+    """What every signed-in page shows: the user, the tenant, the navigation and the theme."""
+
+    request: Request
+    user: CurrentUser
+    me: Mapping[str, Any]
+    navigation: list[dict[str, Any]]
+    preferences: Mapping[str, Any]
+    flash: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tenant(self) -> Mapping[str, Any] | None:
+        tenant: Mapping[str, Any] | None = self.me.get("tenant")
+        return tenant
+
+    @property
+    def username(self) -> str:
+        person = self.me.get("user") or {}
+        return str(person.get("username") or self.user.id)
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        """Render ``template`` inside the signed-in layout."""
+        return render(
+            self.request,
+            template,
+            status_code,
+            page=self,
+            theme=self.preferences.get("theme", "system"),
+            **context,
+        )
+
+
+async def get_page(request: Request, user: CurrentUser, portal: PortalDep) -> Page:
+    """The :class:`Page` of a signed-in request: three backend reads with the user's token, in parallel."""
+    me, navigation, preferences = await asyncio.gather(
+        portal.me(), portal.get_navigation(), portal.get_preferences()
+    )
+    flash = {key: request.query_params[key] for key in ("ok", "error") if request.query_params.get(key)}
+    return Page(request, user, dict(me), list(navigation.get("items") or []), dict(preferences), flash)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a template with the app's templates and the flags every layout needs."""
+    templates = request.app.state.templates
+    context.setdefault("theme", "system")
+    context.setdefault("page", None)
+    context["dev_outbox"] = bool(request.app.state.dev_outbox)
+    response: HTMLResponse = templates.TemplateResponse(request, template, context, status_code=status_code)
+    return response
+
+
+def back(path: str, **flash: str) -> RedirectResponse:
+    """A 303 back to ``path`` with a message for the next page (``ok=`` or ``error=``)."""
+    query = "&".join(f"{key}={quote(value)}" for key, value in flash.items())
+    return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
+
+
+def field_errors(exc: PydanticValidationError) -> list[str]:
+    """``field: reason`` lines of a validation error, for a form."""
+    return [f"{'.'.join(map(str, error['loc'])) or 'form'}: {error['msg']}" for error in exc.errors()]
+
+
+def backend_message(exc: DominusError) -> str:
+    """The backend's sentence, with the field it names (it never carries secrets, spec 4.2)."""
+    field_name = exc.details.get("field") if isinstance(exc.details, Mapping) else None
+    return f"{field_name}: {exc.message}" if field_name and str(field_name) not in exc.message else exc.message
+
+
+# --- anonymous pages -----------------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def home(session: SessionDep) -> RedirectResponse:
+    """Signed-in visitors go to their dashboard, anonymous ones to the sign-in page."""
+    return RedirectResponse("/dashboard" if session is not None else LOGIN, status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(
+    request: Request,
+    error: str | None = None,
+    next: str = "/dashboard",
+    notice: str | None = None,
+) -> HTMLResponse:
+    """The sign-in form; it posts to the portal router's form sign-in (``POST /auth/login``)."""
+    message = LOGIN_ERRORS.get(error or "", "Sign-in failed.") if error else None
+    status = 401 if error in ("invalid_credentials", "account_inactive") else 200
+    return render(request, "login.html", status, error=message, next=next, notice=notice)
+
+
+@router.get("/forgot-password", response_class=HTMLResponse)
+async def forgot_password_form(request: Request) -> HTMLResponse:
+    return render(request, "forgot_password.html")
+
+
+@router.post("/forgot-password", response_class=HTMLResponse)
+async def forgot_password(request: Request, portal: PortalDep, logs: LogsDep, email: str = Form("")) -> HTMLResponse:
+    """Ask Portal for a reset mail; the answer is the same whether or not the address is known."""
+    email = email.strip()
+    if "@" not in email or len(email) > 320:
+        return render(request, "forgot_password.html", 400, error="email: enter an e-mail address", email=email)
+    try:
+        await portal.request_password_reset(email)
+    except ValidationError as exc:
+        return render(request, "forgot_password.html", 400, error=backend_message(exc), email=email)
+    await logs.info("Password reset requested", {"event": "password_reset_requested"}, LOG_CATEGORY)
+    return render(request, "forgot_password.html", sent=True, email=email)
+
+
+@router.get("/reset-password", response_class=HTMLResponse)
+async def reset_password_form(request: Request, token: str = "") -> HTMLResponse:
+    return render(request, "reset_password.html", token=token)
+
+
+@router.post("/reset-password", response_model=None)
+async def reset_password(
+    request: Request,
+    portal: PortalDep,
+    logs: LogsDep,
+    token: str = Form(""),
+    new_password: str = Form(""),
+    confirm_password: str = Form(""),
+) -> Response:
+    """Set a new password with the mailed token; Portal ends every session of the user."""
+    error = None
+    if not token:
+        error = "token: the link has no token; open the link from the e-mail"
+    elif len(new_password) < 8:
+        error = "new_password: must be at least 8 characters"
+    elif new_password != confirm_password:
+        error = "confirm_password: does not match the new password"
+    if error is None:
+        try:
+            await portal.confirm_password_reset(token, new_password)
+        except ValidationError as exc:
+            error = backend_message(exc)
+    if error is not None:
+        return render(request, "reset_password.html", 400, token=token, error=error)
+    await logs.info("Password reset completed", {"event": "password_reset"}, LOG_CATEGORY)
+    return RedirectResponse(f"{LOGIN}?notice=password_reset", status_code=303)
+
+
+@router.get("/accept-invitation", response_class=HTMLResponse)
+async def accept_invitation_form(request: Request, token: str = "") -> HTMLResponse:
+    return render(request, "accept_invitation.html", token=token)
+
+
+@router.post("/accept-invitation", response_model=None)
+async def accept_invitation(
+    request: Request,
+    portal: PortalDep,
+    logs: LogsDep,
+    token: str = Form(""),
+    password: str = Form(""),
+    confirm_password: str = Form(""),
+) -> Response:
+    """Set the invited user's password. Portal signs them in; this page ends that session at once and sends
+    them to the sign-in form, so that the browser's session always starts there."""
+    error = None
+    if not token:
+        error = "token: the link has no token; open the link from the e-mail"
+    elif len(password) < 8:
+        error = "password: must be at least 8 characters"
+    elif password != confirm_password:
+        error = "confirm_password: does not match the password"
+    if error is None:
+        try:
+            login = await portal.accept_invitation(token, password)
+        except (ValidationError, AuthenticationError) as exc:
+            error = backend_message(exc)
+        else:
+            await portal.logout(user_token=login["access_token"])
+            await logs.info("Invitation accepted", {"event": "invitation_accepted", "user": login["user"]["id"]},
+                            LOG_CATEGORY)
+            return RedirectResponse(f"{LOGIN}?notice=invitation_accepted", status_code=303)
+    return render(request, "accept_invitation.html", 400, token=token, error=error)
+
+
+@router.get("/outbox", response_class=HTMLResponse)
+async def outbox(request: Request, courier: CourierDep) -> HTMLResponse:
+    """The dev outbox: the mails the backend sent (only with a local backend, see ``outbox_allowed``)."""
+    if not request.app.state.dev_outbox:
+        raise AppError(404, "The outbox is only shown with a local backend", "not_found")
+    mails = await courier.outbox(limit=50)
+    return render(request, "outbox.html", mails=mails["items"], total=mails["total"])
+
+
+# --- signed-in pages -----------------------------------------------------------------------------------------
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+@require_page_access("/dashboard", redirect_to=LOGIN)
+async def dashboard(page: PageDep, redis: RedisDep) -> HTMLResponse:
+    """The signed-in user, the active tenant (with the switcher), the navigation and a view counter."""
+    tenant = page.tenant
+    views = None
+    if tenant is not None:
+        counter = await redis.incr(f"views:dashboard:{tenant['id']}", ttl=backend.VIEW_COUNTER_TTL)
+        views = int(counter["value"])
+    return page.render("dashboard.html", views=views)
+
+
+@router.get(ADMIN_PAGE, response_class=HTMLResponse)
+@require_page_access(ADMIN_PAGE, redirect_to=LOGIN)
+async def admin_users(page: PageDep, auth: AuthDep, offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+    """Every user (50 a page), newest first, and the invitation form."""
+    users = await auth.list_users(limit=50, offset=offset)
+    return page.render("admin_users.html", users=users["items"], total=users["total"], offset=offset)
+
+
+@router.post(f"{ADMIN_PAGE}/invite", response_model=None)
+@require_page_access(ADMIN_PAGE, redirect_to=LOGIN)
+async def invite_user(
+    page: PageDep, auth: AuthDep, logs: LogsDep, username: str = Form(""), email: str = Form("")
+) -> Response:
+    """Create an invited user; the backend mails the invitation (see the outbox)."""
+    username, email = username.strip(), email.strip()
+    error = None
+    if not username:
+        error = "username: is required"
+    elif "@" not in email:
+        error = "email: enter an e-mail address"
+    else:
+        try:
+            created = await auth.create_user(username, email, status="invited", inviter_name=page.username)
+        except (ValidationError, ConflictError) as exc:
+            error = backend_message(exc)
+        else:
+            await logs.info("User invited", {"event": "user_invited", "user": created["id"], "by": page.user.id},
+                            LOG_CATEGORY)
+            return back(ADMIN_PAGE, ok=f"Invitation sent to {email}.")
+    users = await auth.list_users(limit=50)
+    return page.render(
+        "admin_users.html", 400, users=users["items"], total=users["total"], offset=0, error=error,
+        form={"username": username, "email": email},
+    )
+
+
+async def _reports_view(
+    page: Page, client: Dominus, tables: backend.ReportTables, status: int = 200, **context: Any
+) -> HTMLResponse:
+    tenant = backend.tenant_of(page.me)
+    await tables.ensure(client, tenant.schema)
+    db, logs = client.db, client.logs
+    rows = await db.query(
+        REPORTS_TABLE, tenant.schema, sort_by="created_at", sort_order="DESC", limit=50,
+        reason="Show the reports page", actor=page.user.id,
+    )
+    audit = await logs.query(category="audit", search=f"{tenant.schema}.{REPORTS_TABLE}", limit=10)
+    return page.render("reports.html", status, rows=rows["rows"], total=rows["total"], audit=audit,
+                       schema=tenant.schema, **context)
+
+
+@router.get(REPORTS_PAGE, response_class=HTMLResponse)
+@require_page_access(REPORTS_PAGE, redirect_to=LOGIN)
+async def reports(page: PageDep, client: DominusDep, tables: ReportTablesDep) -> HTMLResponse:
+    """The active tenant's report rows (an audited read) and the last audit entries of the table."""
+    return await _reports_view(page, client, tables)
+
+
+@router.post(REPORTS_PAGE, response_model=None)
+@require_page_access(REPORTS_PAGE, redirect_to=LOGIN)
+async def add_report(
+    page: PageDep,
+    client: DominusDep,
+    db: DbDep,
+    logs: LogsDep,
+    tables: ReportTablesDep,
+    title: str = Form(""),
+    amount: str = Form(""),
+    note: str = Form(""),
+    reason: str = Form(""),
+) -> Response:
+    """Write one row with the reason given in the form; bad input writes nothing."""
+    form = {"title": title, "amount": amount, "note": note, "reason": reason}
+    try:
+        row = ReportIn.model_validate(form)
+    except PydanticValidationError as exc:
+        return await _reports_view(page, client, tables, 400, errors=field_errors(exc), form=form)
+    tenant = backend.tenant_of(page.me)
+    await tables.ensure(client, tenant.schema)
+    stored = await db.insert(
+        REPORTS_TABLE,
+        {"title": row.title, "amount": str(row.amount), "note": row.note, "author": page.username},
+        tenant.schema,
+        reason=row.reason,
+        actor=page.user.id,
+    )
+    await logs.info("Report row added", {"event": "report_added", "row": stored.get("id"), "tenant": tenant.slug},
+                    LOG_CATEGORY)
+    return back(REPORTS_PAGE, ok="Row added.")
+
+
+@router.get(FILES_PAGE, response_class=HTMLResponse)
+@require_page_access(FILES_PAGE, redirect_to=LOGIN)
+async def files_page(page: PageDep, files: FilesDep) -> HTMLResponse:
+    """The active tenant's files; the upload form for users who hold ``files.write``."""
+    tenant = backend.tenant_of(page.me)
+    listing = await files.list(category=tenant.files_category, limit=200)
+    return page.render(
+        "files.html", objects=listing["objects"], can_write="files.write" in page.user.scopes,
+        max_bytes=MAX_UPLOAD_BYTES,
+    )
+
+
+@router.post(FILES_PAGE, response_model=None)
+@require_page_access(FILES_PAGE, redirect_to=LOGIN)
+async def upload_file(page: PageDep, files: FilesDep, logs: LogsDep, upload: UploadFile = File(...)) -> Response:
+    """Store the uploaded file in the tenant's category (``files.write`` needed)."""
+    if "files.write" not in page.user.scopes:
+        raise AppError(403, "Uploading needs the files.write scope", "missing_scope")
+    tenant = backend.tenant_of(page.me)
+    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    error = None
+    if not upload.filename:
+        error = "upload: choose a file"
+    elif len(data) > MAX_UPLOAD_BYTES:
+        error = f"upload: larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB"
+    if error is None:
+        try:
+            stored = await files.upload(
+                data, str(upload.filename), upload.content_type or "application/octet-stream",
+                category=tenant.files_category,
+            )
+        except ValidationError as exc:
+            error = backend_message(exc)
+        else:
+            await logs.info("File uploaded", {"event": "file_uploaded", "file": stored["id"], "size": stored["size"],
+                                              "tenant": tenant.slug}, LOG_CATEGORY)
+            return back(FILES_PAGE, ok=f"Uploaded {stored['filename']}.")
+    listing = await files.list(category=tenant.files_category, limit=200)
+    return page.render("files.html", 400, objects=listing["objects"], can_write=True, max_bytes=MAX_UPLOAD_BYTES,
+                       error=error)
+
+
+@router.get(f"{FILES_PAGE}/download", response_model=None)
+@require_page_access(FILES_PAGE, redirect_to=LOGIN)
+async def download_file(page: PageDep, files: FilesDep, path: str) -> Response:
+    """The bytes of one of the tenant's files, as an attachment."""
+    tenant = backend.tenant_of(page.me)
+    try:
+        found = await files.fetch(category=tenant.files_category, path=path)
+    except NotFoundError:
+        raise AppError(404, f"No file {path!r} in this tenant", "not_found") from None
+    return backend.attachment(found)
+
+
+@router.get("/dashboard/logs", response_class=HTMLResponse)
+async def logs_page(
+    page: PageDep,
+    logs: LogsDep,
+    level: str | None = None,
+    search: str | None = None,
+) -> HTMLResponse:
+    """The app's own log entries, newest first, filtered by minimum level and text."""
+    level = level if level in ("debug", "info", "notice", "warn", "error", "critical") else None
+    entries = await logs.query(level=level, category=LOG_CATEGORY, search=search or None, limit=100)
+    return page.render("logs.html", entries=entries, level=level or "", search=search or "")
+
+
+@router.get("/dashboard/account", response_class=HTMLResponse)
+async def account(page: PageDep, portal: PortalDep) -> HTMLResponse:
+    """Profile, preferences, password and the user's sessions."""
+    profile, sessions = await asyncio.gather(portal.get_profile(), portal.list_sessions())
+    return page.render("account.html", profile=profile, sessions=sessions["items"], themes=THEMES)
+
+
+@router.post("/dashboard/account/profile", response_model=None)
+async def save_profile(
+    page: PageDep, portal: PortalDep, display_name: str = Form(""), bio: str = Form("")
+) -> Response:
+    try:
+        await portal.update_profile(display_name=display_name.strip() or None, bio=bio.strip() or None)
+    except ValidationError as exc:
+        return back("/dashboard/account", error=backend_message(exc))
+    return back("/dashboard/account", ok="Profile saved.")
+
+
+@router.post("/dashboard/account/preferences", response_model=None)
+async def save_preferences(page: PageDep, portal: PortalDep, theme: str = Form("system")) -> Response:
+    if theme not in THEMES:
+        return back("/dashboard/account", error=f"theme: must be one of {', '.join(THEMES)}")
+    await portal.update_preferences(theme=theme)
+    return back("/dashboard/account", ok="Preferences saved.")
+
+
+@router.post("/dashboard/account/password", response_model=None)
+async def change_password(
+    page: PageDep,
+    portal: PortalDep,
+    logs: LogsDep,
+    current_password: str = Form(""),
+    new_password: str = Form(""),
+    confirm_password: str = Form(""),
+) -> Response:
+    """Change the password; Portal ends the user's other sessions, this one stays."""
+    if len(new_password) < 8:
+        return back("/dashboard/account", error="new_password: must be at least 8 characters")
+    if new_password != confirm_password:
+        return back("/dashboard/account", error="confirm_password: does not match the new password")
+    try:
+        result = await portal.change_password(current_password, new_password)
+    except AuthenticationError as exc:
+        if exc.code != "invalid_credentials":
+            raise  # the session itself has ended
+        return back("/dashboard/account", error="current_password: is wrong")
+    except ValidationError as exc:
+        return back("/dashboard/account", error=backend_message(exc))
+    await logs.info("Password changed", {"event": "password_changed", "user": page.user.id}, LOG_CATEGORY)
+    ended = int(result.get("revoked_sessions") or 0)
+    return back("/dashboard/account", ok=f"Password changed; {ended} other session(s) ended.")
