@@ -122,17 +122,21 @@ _summary_printed = False
 
 @pytest.fixture(autouse=True)
 def capture_logs() -> Iterator[None]:
-    """Every record logged during the test (any logger, any level) goes to ``WATCH``."""
+    """Every record logged during the test goes to ``WATCH``: ours at every level, other libraries from INFO."""
     root = logging.getLogger()
     handler = CaptureHandler()
-    level = root.level
+    ours = [logging.getLogger(name) for name in ("dominus_local", "dominus_fastapi")]
+    levels = [root.level, *(logger.level for logger in ours)]
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+    root.setLevel(logging.INFO)
+    for logger in ours:
+        logger.setLevel(logging.DEBUG)
     try:
         yield
     finally:
         root.removeHandler(handler)
-        root.setLevel(level)
+        for logger, level in zip([root, *ours], levels):
+            logger.setLevel(level)
 
 
 def terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -64,6 +64,8 @@ class Op:
     op_id: str
     acked: bool = False
     error: str | None = None
+    """The class name of the error that ended it."""
+    message: str | None = None
 
 
 def _payload(op_id: str) -> str:
@@ -128,7 +130,7 @@ class Workload:
                         op.acked = True
                     except DominusError as exc:
                         WATCH.capture_error(exc)
-                        op.error = type(exc).__name__
+                        op.error, op.message = type(exc).__name__, str(exc)
                         if pause_after_failure is not None:
                             await pause_after_failure()
                     except Exception as exc:  # anything else escaping the SDK is a defect

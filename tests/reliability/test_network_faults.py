@@ -1,0 +1,188 @@
+"""Fault scenarios over real sockets: ``dominus-local serve`` subprocesses on loopback (``tests/servers.py``).
+
+- a latency spike past the client's timeout (the server keeps running what the client gave up on);
+- SIGKILL and restart on the same port and data directory in the middle of the mixed workload;
+- durability: SQLite in WAL mode, killed with SIGKILL during write bursts, twice over.
+
+The SDK's backoff sleeps and its breaker clock are fake (``make_fast``); the only real waits are for the
+subprocess to start and for requests that the server still holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dominus_fastapi import Dominus
+from tests.conftest import FakeClock, make_fast
+from tests.reliability.ledger import TALLY, WATCH
+from tests.reliability.load import LEDGER_TABLE, Workload
+from tests.servers import LocalServer
+
+pytestmark = pytest.mark.slow
+
+DATA_PATHS = ["/api/scribe/data/", "/api/whisperer/", "/api/archivist/", "/api/portal/"]
+SERVER_ENV = {"DOMINUS_LOCAL_BCRYPT_ROUNDS": "4"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """One subprocess server for the module (starting one costs seconds); scenarios use their own names."""
+    local = LocalServer(data_dir=tmp_path_factory.mktemp("serve") / "data", env=SERVER_ENV)
+    local.start()
+    assert local.psk is not None
+    WATCH.secret(local.psk)
+    try:
+        yield local
+    finally:
+        WATCH.capture("dominus-local serve output", local.output())
+        local.stop()
+
+
+def _client(server: LocalServer, **options: object) -> tuple[Dominus, FakeClock]:
+    client = Dominus(base_url=server.url, token=server.psk, **options)  # type: ignore[arg-type]
+    clock = FakeClock(0.0)
+    make_fast(client, clock=clock)
+    return client, clock
+
+
+def _kill(server: LocalServer) -> None:
+    """SIGKILL: no shutdown hooks, no flushing."""
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait()
+    WATCH.capture("dominus-local serve output", server.output())
+    server.stop()  # closes the output file; the data directory is the caller's and stays
+
+
+def _kill_and_restart(server: LocalServer) -> None:
+    """SIGKILL, then start again on the same port and data directory."""
+    _kill(server)
+    server.start()
+
+
+def _in_progress_keys(data_dir: Path) -> int:
+    """Idempotency keys still marked running, read from the live WAL database by a second reader."""
+    with contextlib.closing(sqlite3.connect(f"file:{data_dir / 'dominus.db'}?mode=ro", uri=True)) as db:
+        (count,) = db.execute("SELECT count(*) FROM dispatch_idempotency_keys WHERE status IS NULL").fetchone()
+    return int(count)
+
+
+async def _pause() -> None:
+    await asyncio.sleep(0.02)  # a failed call while the subprocess restarts: do not spin
+
+
+async def test_latency_spike_past_the_timeout(server: LocalServer) -> None:
+    """Answers held 1 s against a 0.25 s timeout: calls time out (the breaker opens), the server still finishes
+    what it was given, and afterwards nothing is duplicated or half-applied and the load completes again."""
+    admin, _ = _client(server)
+    client, clock = _client(server, timeout=0.25, max_retries=1)
+    spike = Workload("latency")
+    after = Workload("after-latency")
+    try:
+        await Workload.prepare(admin)
+        await client.health.ping()
+        await admin.admin.set_faults(latency_ms=1000, paths=DATA_PATHS)
+        await spike.run(client, workers=6, rounds=1)
+        await admin.admin.set_faults()
+        assert {op.error for op in spike.failed()} <= {"DominusTimeoutError", "CircuitOpenError"}, [
+            (op.error, op.message) for op in spike.failed()
+        ]
+        assert len(spike.failed()) >= len(spike.ops) // 2
+        deadline = time.monotonic() + 15
+        while _in_progress_keys(server.data_dir) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # requests the client gave up on are still running on the server
+        TALLY.record("faults: nothing left in flight", _in_progress_keys(server.data_dir) == 0)
+
+        clock.advance(30)  # the breaker's recovery period: one probe closes it
+        await client.db.query(LEDGER_TABLE, limit=1)
+        assert client._transport.breakers["orchestrator"].state == "closed"
+        await after.run(admin, workers=6, rounds=2)  # with the default timeout, everything goes through again
+        assert after.failed() == [], [(op.error, op.message) for op in after.failed()]
+        assert await spike.reconcile(admin) == []
+        assert await after.reconcile(admin, only_not_run=True) == []
+        connections = client._transport.pool_connections()
+        assert TALLY.record("faults: nothing left in flight", connections <= 20, f"{connections} pooled")
+    finally:
+        await client.aclose()
+        await admin.aclose()
+    assert client._transport.pool_connections() == 0
+
+
+async def test_sigkill_and_restart_mid_traffic(server: LocalServer) -> None:
+    """The server dies (SIGKILL) while six coroutines run the mixed workload and comes back on the same port:
+    every acknowledged write is there exactly once, nothing is half-applied, and the client recovers."""
+    admin, _ = _client(server)
+    client, clock = _client(server, max_retries=2)
+    workload = Workload("sigkill")
+    stop = asyncio.Event()
+    try:
+        await Workload.prepare(admin)
+        await client.health.ping()
+        running = asyncio.create_task(
+            workload.run(client, workers=6, rounds=1000, pause_after_failure=_pause, stop=stop)
+        )
+        while len(workload.acked()) < 30 and not running.done():
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(_kill_and_restart, server)
+        clock.advance(30)  # let the breaker probe the restarted server
+        restarted_at = len(workload.ops)
+        while not running.done():
+            recent = [op for op in workload.ops[restarted_at:] if op.acked]
+            if len(recent) >= 40:
+                stop.set()
+            await asyncio.sleep(0.01)
+        await running
+        assert any(not op.acked for op in workload.ops), "the kill interrupted some operations"
+        assert client._transport.breakers["orchestrator"].state == "closed"
+        assert await workload.reconcile(admin) == []
+    finally:
+        stop.set()
+        await client.aclose()
+        await admin.aclose()
+    assert client._transport.pool_connections() == 0
+
+
+async def test_sqlite_wal_survives_sigkill_during_write_bursts(server: LocalServer) -> None:
+    """Two bursts of inserts and increments, each cut by SIGKILL: after each restart, every acknowledged
+    write is present exactly once (the database runs in WAL mode)."""
+    with contextlib.closing(sqlite3.connect(f"file:{server.data_dir / 'dominus.db'}?mode=ro", uri=True)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    admin, _ = _client(server)
+    try:
+        await Workload.prepare(admin)
+    finally:
+        await admin.aclose()
+    bursts = [Workload(f"wal-{n}") for n in range(2)]
+    for burst in bursts:
+        client, _ = _client(server, max_retries=0)
+        stop = asyncio.Event()
+        try:
+            running = asyncio.create_task(
+                burst.run(
+                    client, workers=8, rounds=1000, kinds=("insert", "incr"), pause_after_failure=_pause, stop=stop
+                )
+            )
+            while len(burst.acked()) < 40 and not running.done():
+                await asyncio.sleep(0.005)
+            _kill(server)
+            stop.set()
+            await running
+            await asyncio.to_thread(server.start)
+        finally:
+            await client.aclose()
+    admin, _ = _client(server)
+    try:
+        for burst in bursts:
+            assert len(burst.acked()) >= 40
+            assert await burst.reconcile(admin, suite="durability") == []
+        rows = (await admin.db.query(LEDGER_TABLE, limit=1))["total"]
+        assert rows >= sum(len(b.acked("insert")) for b in bursts)
+    finally:
+        await admin.aclose()
