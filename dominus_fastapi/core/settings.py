@@ -51,7 +51,7 @@ JWKS_REFETCH_INTERVAL: Final = 30.0
 
 # --- Connection pool: many coroutines share one client ------------------------------------------------------
 POOL_MAX_CONNECTIONS: Final = 100
-POOL_MAX_KEEPALIVE: Final = 20
+POOL_MAX_KEEPALIVE: Final = 100  # as many as may be open: a lower limit closes and reopens them under load
 POOL_KEEPALIVE_EXPIRY: Final = 30.0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import ipaddress
+import operator
 import time
 import uuid
 from collections.abc import Mapping
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DropAwareASGITransport",
     "EmbeddedTransport",
+    "ShardedPoolTransport",
     "Transport",
     "encode_query",
     "format_timestamp",
@@ -150,6 +152,105 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
             from dominus_local import embedded
 
             await embedded.release(instance)
+
+
+# --- The connection pool ------------------------------------------------------------------------------------
+
+POOL_SHARDS = 8
+"""How many independent connection pools share the client's connection limit (chosen by measurement)."""
+
+
+class _Shard:
+    __slots__ = ("active", "transport")
+
+    def __init__(self, transport: httpx.AsyncHTTPTransport) -> None:
+        self.transport = transport
+        self.active = 0
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """A response body that tells its shard when the exchange is over (the connection is free again)."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, shard: _Shard) -> None:
+        self._inner = inner
+        self._shard: _Shard | None = shard
+
+    async def __aiter__(self) -> Any:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        shard, self._shard = self._shard, None
+        if shard is not None:
+            shard.active -= 1
+        await self._inner.aclose()
+
+
+def _share(total: int | None, parts: int, index: int) -> int | None:
+    """Part ``index`` of ``total`` split into ``parts`` near-equal whole shares (``None``: no limit)."""
+    if total is None:
+        return None
+    return total // parts + (1 if index < total % parts else 0)
+
+
+class ShardedPoolTransport(httpx.AsyncBaseTransport):
+    """``shards`` independent ``httpx.AsyncHTTPTransport`` pools that split ``limits`` between them (so the
+    client never holds more than ``limits.max_connections`` connections).
+
+    httpcore's pool does bookkeeping proportional to (waiting requests x pooled connections) on every request
+    and every response, so one large pool loses throughput as concurrency grows. Each request goes to the
+    shard with the fewest exchanges in flight (the first such shard on a tie, so light traffic reuses the
+    same few connections); an exchange counts until its response body is closed. Every shard keeps its
+    connections alive: a keep-alive limit below the concurrency would close and reopen connections all the
+    time.
+    """
+
+    def __init__(self, limits: httpx.Limits, *, shards: int = POOL_SHARDS) -> None:
+        if shards < 1:
+            raise ValueError("shards must be 1 or more")
+        if limits.max_connections is not None and limits.max_connections < shards:
+            shards = limits.max_connections
+        self._shards = [
+            _Shard(
+                httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(
+                        max_connections=_share(limits.max_connections, shards, index),
+                        max_keepalive_connections=_share(limits.max_keepalive_connections, shards, index),
+                        keepalive_expiry=limits.keepalive_expiry,
+                    ),
+                    http1=True,
+                    http2=False,
+                )
+            )
+            for index in range(shards)
+        ]
+        self._least_busy = operator.attrgetter("active")
+
+    @property
+    def shards(self) -> list[httpx.AsyncHTTPTransport]:
+        """The underlying transports, in order."""
+        return [shard.transport for shard in self._shards]
+
+    def connections(self) -> int:
+        """How many connections the shards hold now."""
+        return sum(len(shard.transport._pool.connections) for shard in self._shards)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        shard = min(self._shards, key=self._least_busy)
+        shard.active += 1
+        try:
+            response = await shard.transport.handle_async_request(request)
+        except BaseException:
+            shard.active -= 1
+            raise
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        response.stream = _ReleasingStream(stream, shard)
+        return response
+
+    async def aclose(self) -> None:
+        for shard in self._shards:
+            await shard.transport.aclose()
 
 
 # --- Helpers -------------------------------------------------------------------------------------------------
@@ -265,9 +366,7 @@ class Transport:
             self._owns_http = False
         else:
             self.http = httpx.AsyncClient(
-                limits=_limits(),
-                http1=True,
-                http2=False,
+                transport=ShardedPoolTransport(_limits()),
                 trust_env=False,
                 follow_redirects=False,
                 mounts=_proxy_mounts(settings),
@@ -657,6 +756,9 @@ class Transport:
         count = 0
         transports = [getattr(self.http, "_transport", None), *getattr(self.http, "_mounts", {}).values()]
         for transport in transports:
+            if isinstance(transport, ShardedPoolTransport):
+                count += transport.connections()
+                continue
             pool = getattr(transport, "_pool", None)
             connections = getattr(pool, "connections", None)
             if connections is not None:

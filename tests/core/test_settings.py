@@ -138,6 +138,7 @@ def test_no_proxy_star_disables_proxies(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_pool_limits_and_http1() -> None:
     http = Dominus(base_url="http://api.example.com")._transport.http
-    pool = http._transport._pool  # type: ignore[attr-defined]
-    assert pool._max_connections == 100 and pool._max_keepalive_connections == 20
-    assert pool._http1 and not pool._http2
+    pools = [shard._pool for shard in http._transport.shards]  # type: ignore[attr-defined]
+    assert sum(pool._max_connections for pool in pools) == 100
+    assert sum(pool._max_keepalive_connections for pool in pools) == 100
+    assert all(pool._http1 and not pool._http2 for pool in pools)
