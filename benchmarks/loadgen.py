@@ -1,0 +1,46 @@
+"""A minimal HTTP/1.1 keep-alive load generator on raw asyncio streams (one connection per worker).
+
+Much cheaper per request than a full client, so that a server-side difference is not hidden by client cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class RawGet:
+    """``await RawGet(...)()`` sends one ``GET`` on a free connection and checks the 200 answer."""
+
+    def __init__(self, port: int, path: str, headers: dict[str, str] | None = None) -> None:
+        self.port = port
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        self.request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self._free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._all: list[asyncio.StreamWriter] = []
+
+    async def __call__(self) -> bytes:
+        if self._free:
+            reader, writer = self._free.pop()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self._all.append(writer)
+        writer.write(self.request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head[9:12]
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await reader.readexactly(length)
+        if status != b"200":
+            raise RuntimeError(f"GET answered {status.decode()}: {body[:200]!r}")
+        self._free.append((reader, writer))
+        return body
+
+    async def aclose(self) -> None:
+        for writer in self._all:
+            writer.close()
+        self._all.clear()
+        self._free.clear()

@@ -1,0 +1,343 @@
+"""The scenarios. Each returns :class:`~benchmarks.harness.Row` objects: every variant at every concurrency,
+repeated, with the baseline measured in the same repeat, right before the variants, at the same concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import bcrypt
+import httpx
+
+from benchmarks import processes
+from benchmarks.harness import Call, Row, Sample, peak_rss_mib, reset_peak_rss, run_load
+from benchmarks.loadgen import RawGet
+from dominus_fastapi import Dominus
+from dominus_fastapi.core import wire
+
+KEY = "bench/key"
+WHISPERER_GET = "/api/whisperer/get"
+
+
+@dataclass
+class Options:
+    repeats: int = 3
+    duration: float = 2.0
+    concurrency: tuple[int, ...] = (1, 16, 64)
+    log: Callable[[str], None] = print
+
+
+def _decode(content: bytes) -> Any:
+    envelope = json.loads(base64.b64decode(content))
+    if envelope.get("success") is not True:
+        raise RuntimeError(f"call failed: {envelope}")
+    return envelope["data"]
+
+
+async def _measure_all(
+    scenario: str,
+    variants: dict[str, tuple[Call, int]],
+    baseline: str,
+    options: Options,
+    *,
+    rss_pids: dict[str, int] | None = None,
+    notes: dict[str, str] | None = None,
+) -> list[Row]:
+    """Every variant at every concurrency, ``repeats`` times, in an interleaved order (baseline first)."""
+    rows: dict[tuple[str, int], Row] = {}
+    for c in options.concurrency:
+        for name in variants:
+            rows[name, c] = Row(scenario, name, c, note=(notes or {}).get(name, ""))
+    for repeat in range(options.repeats):
+        for c in options.concurrency:
+            for name, (call, warmup) in variants.items():
+                sample = await run_load(
+                    call, c, duration=options.duration, warmup=warmup, rss_pid=(rss_pids or {}).get(name)
+                )
+                rows[name, c].samples.append(sample)
+                options.log(
+                    f"  [{scenario}] repeat {repeat + 1} C={c:<3} {name:<44} {sample.rate:9.1f} calls/s "
+                    f"p50 {sample.p50_ms:7.2f} ms  p99 {sample.p99_ms:7.2f} ms"
+                )
+            for name in variants:
+                rows[name, c].baseline.append(rows[baseline, c].samples[-1])
+    return list(rows.values())
+
+
+# --- 1. the SDK call ---------------------------------------------------------------------------------------
+
+
+async def sdk_call(options: Options) -> list[Row]:
+    """``redis.get`` through the SDK, a raw pooled httpx client (baseline), a client per call, embedded mode."""
+    with processes.standin() as server:
+        url = server.url
+        target = url + WHISPERER_GET
+        async with httpx.AsyncClient() as once:
+            token = _decode((await once.post(url + "/jwt/mint", content=wire.EMPTY_BODY)).content)["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": wire.CONTENT_TYPE, "Accept": "text/plain"}
+        body = {"logical_path": KEY, "nudge": False}
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        raw = httpx.AsyncClient(limits=limits, timeout=30.0)
+        sdk = Dominus(token="bench-psk", base_url=url)
+        embedded = Dominus(base_url="embedded:")
+        await embedded.redis.set(KEY, "v" * 64)
+
+        async def raw_call() -> None:
+            response = await raw.post(target, content=wire.encode_body(body), headers=headers)
+            _decode(response.content)
+
+        async def per_call() -> None:
+            async with httpx.AsyncClient(timeout=30.0) as client:
+                response = await client.post(target, content=wire.encode_body(body), headers=headers)
+            _decode(response.content)
+
+        async def sdk_get() -> None:
+            if not (await sdk.redis.get(KEY))["found"]:
+                raise RuntimeError("stand-in lost the key")
+
+        async def embedded_get() -> None:
+            if not (await embedded.redis.get(KEY))["found"]:
+                raise RuntimeError("embedded instance lost the key")
+
+        try:
+            return await _measure_all(
+                "1 SDK call",
+                {
+                    "raw pooled httpx (baseline)": (raw_call, 5),
+                    "SDK redis.get": (sdk_get, 5),
+                    "client per call (reference pattern)": (per_call, 0),
+                    "SDK redis.get, embedded mode": (embedded_get, 5),
+                },
+                "raw pooled httpx (baseline)",
+                options,
+                notes={"SDK redis.get, embedded mode": "real dominus_local in-process"},
+            )
+        finally:
+            await raw.aclose()
+            await sdk.aclose()
+            await embedded.aclose()
+
+
+# --- 2. the token ------------------------------------------------------------------------------------------
+
+
+async def token(options: Options, *, callers: int = 1000, mint_delay: float = 0.05) -> tuple[list[Row], list[int]]:
+    """``callers`` concurrent first calls on a fresh client (the mint takes ``mint_delay`` s at the stand-in);
+    baseline: the same number of concurrent calls on the same client once it holds its token."""
+    first = Row("2 token", f"{callers:,} concurrent first calls, fresh client", callers)
+    warm = Row("2 token", f"{callers:,} concurrent calls, token cached (baseline)", callers)
+    mints: list[int] = []
+    with processes.standin(mint_delay) as server:
+        async with httpx.AsyncClient() as stats:
+
+            async def minted() -> int:
+                return int((await stats.get(server.url + "/stats")).json()["mints"])
+
+            for repeat in range(options.repeats):
+                before = await minted()
+                async with Dominus(token="bench-psk", base_url=server.url) as client:
+                    await client.health.ping()  # the warm-up GET is not what is measured
+                    for row in (first, warm):
+                        sample = await _burst(lambda: client.redis.get(KEY), callers)
+                        row.samples.append(sample)
+                    mints.append(await minted() - before)
+                first.baseline.append(warm.samples[-1])
+                warm.baseline.append(warm.samples[-1])
+                options.log(
+                    f"  [2 token] repeat {repeat + 1}: first burst {first.samples[-1].elapsed * 1000:.0f} ms, "
+                    f"warm burst {warm.samples[-1].elapsed * 1000:.0f} ms, mints {mints[-1]}"
+                )
+    first.note = f"mints per fresh client: {', '.join(map(str, mints))}"
+    return [warm, first], mints
+
+
+async def _burst(call: Callable[[], Awaitable[Any]], callers: int) -> Sample:
+    latencies: list[float] = []
+    reset_peak_rss()
+
+    async def one() -> None:
+        t0 = time.perf_counter()
+        await call()
+        latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(callers)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Sample(
+        calls=len(latencies),
+        elapsed=elapsed,
+        p50_ms=latencies[len(latencies) // 2] * 1000,
+        p99_ms=latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        rss_mib=peak_rss_mib(),
+    )
+
+
+# --- 3. FastAPI ---------------------------------------------------------------------------------------------
+
+
+async def fastapi(options: Options) -> list[Row]:
+    """``GET /item`` bare vs behind middleware + CurrentUser + cached page guard, uvicorn on loopback."""
+    from benchmarks.fastapi_app import PAGE
+    from dominus_fastapi.testing import create_test_user
+
+    psk = secrets.token_hex(32)
+    with processes.LocalServe(psk, env={"DOMINUS_LOCAL_BCRYPT_ROUNDS": "4"}) as backend:
+        async with Dominus(token=psk, base_url=backend.url) as admin:
+            user = await create_test_user(admin, pages=[PAGE])
+        apps: dict[str, processes.Server] = {}
+        try:
+            for name in ("bare", "guarded"):
+                port = processes.free_port()
+                apps[name] = processes.Server(
+                    ["-m", "uvicorn", "--factory", f"benchmarks.fastapi_app:{name}", "--port", str(port),
+                     "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
+                    port=port,
+                    env={"DOMINUS_BASE_URL": backend.url, "DOMINUS_TOKEN": psk},
+                ).start()
+            auth = {"Authorization": f"Bearer {user.access_token}"}
+            bare = RawGet(apps["bare"].port, "/item", auth)
+            guarded = RawGet(apps["guarded"].port, "/item", auth)
+            try:
+                return await _measure_all(
+                    "3 FastAPI",
+                    {
+                        "bare endpoint (baseline)": (bare, 20),
+                        "middleware + CurrentUser + page guard": (guarded, 20),
+                    },
+                    "bare endpoint (baseline)",
+                    options,
+                    rss_pids={"bare endpoint (baseline)": apps["bare"].pid,
+                              "middleware + CurrentUser + page guard": apps["guarded"].pid},
+                    notes={"middleware + CurrentUser + page guard": "peak RSS of the app server"},
+                )
+            finally:
+                await bare.aclose()
+                await guarded.aclose()
+        finally:
+            for server in apps.values():
+                server.stop()
+
+
+# --- 4. dominus_local ----------------------------------------------------------------------------------------
+
+
+TABLE = "bench_orders"
+ROWS = 20_000
+MATCHES = 20
+
+
+async def local(options: Options) -> tuple[list[Row], dict[str, float]]:
+    """Whisperer get/set, Scribe indexed query and insert, Portal login against ``dominus-local serve``
+    (SQLite and local files); baseline: the SDK's ``redis.get`` against the stand-in (protocol cost only)."""
+    psk = secrets.token_hex(32)
+    rows: list[Row] = []
+    with processes.standin() as standin, processes.LocalServe(psk) as backend:
+        client = Dominus(token=psk, base_url=backend.url)
+        floor = Dominus(token="bench-psk", base_url=standin.url)
+        data_dir = tempfile.mkdtemp(prefix="dominus-bench-embedded-")
+        embedded = Dominus(base_url=f"embedded://{data_dir}")
+        try:
+            await client.redis.set(KEY, "v" * 64)
+            await embedded.redis.set(KEY, "v" * 64)
+            await _scribe_table(client)
+            password = "bench-" + secrets.token_hex(8)
+            await client.auth.create_user("benchuser", "benchuser@example.test", password)
+            counter = iter(range(10**9))
+
+            async def floor_get() -> None:
+                await floor.redis.get(KEY)
+
+            async def get() -> None:
+                await client.redis.get(KEY)
+
+            async def embedded_get() -> None:
+                await embedded.redis.get(KEY)
+
+            async def put() -> None:
+                await client.redis.set(f"bench/set/{next(counter) % 1000}", "v" * 64, ttl=600)
+
+            async def query() -> None:
+                page = await client.db.query(TABLE, filters={"account": next(counter) % (ROWS // MATCHES)}, limit=50)
+                if page["total"] != MATCHES:
+                    raise RuntimeError(f"indexed query found {page['total']} rows, expected {MATCHES}")
+
+            async def insert() -> None:
+                n = next(counter)
+                await client.db.insert(TABLE, {"account": n % 1000, "status": "open", "amount": "1.50", "note": "x"})
+
+            async def login() -> None:
+                await client.portal.login("benchuser", password)
+
+            baseline = "SDK redis.get vs stand-in (baseline)"
+            pid = {name: backend.pid for name in ("Whisperer get", "Whisperer set", "Scribe indexed query",
+                                                   "Scribe insert", "Portal login (bcrypt cost 12)")}
+            rows += await _measure_all(
+                "4 dominus_local",
+                {
+                    baseline: (floor_get, 5),
+                    "Whisperer get": (get, 5),
+                    "Whisperer get, embedded (same work in-process)": (embedded_get, 5),
+                    "Whisperer set": (put, 2),
+                    "Scribe indexed query": (query, 2),
+                    "Scribe insert": (insert, 2),
+                },
+                baseline,
+                options,
+                rss_pids=pid,
+                notes={"Whisperer get": "dominus-local serve, SQLite"},
+            )
+            rows += await _measure_all(
+                "4 dominus_local login",
+                {baseline: (floor_get, 2), "Portal login (bcrypt cost 12)": (login, 1)},
+                baseline,
+                options,
+                rss_pids=pid,
+            )
+        finally:
+            await client.aclose()
+            await floor.aclose()
+            await embedded.aclose()
+    return rows, {"bcrypt_cost12_ms": _bcrypt_ms(12), "bcrypt_cost4_ms": _bcrypt_ms(4)}
+
+
+async def _scribe_table(client: Dominus) -> None:
+    await client.ddl.create_table(
+        "public",
+        TABLE,
+        [
+            {"name": "id", "type": "bigserial", "primary_key": True},
+            {"name": "account", "type": "integer", "nullable": False},
+            {"name": "status", "type": "varchar(20)"},
+            {"name": "amount", "type": "numeric(12,2)"},
+            {"name": "note", "type": "text"},
+        ],
+    )
+    keys = ROWS // MATCHES
+    batch = 1000
+    for start in range(0, ROWS, batch):
+        await client.db.bulk_insert(
+            TABLE,
+            [{"account": i % keys, "status": "open", "amount": "2.50", "note": f"n{i}"}
+             for i in range(start, start + batch)],
+        )
+    await client.ddl.create_index("public", TABLE, f"{TABLE}_account", ["account"])
+
+
+def _bcrypt_ms(cost: int) -> float:
+    hashed = bcrypt.hashpw(b"benchmark-password", bcrypt.gensalt(cost))
+    started = time.perf_counter()
+    for _ in range(3):
+        bcrypt.checkpw(b"benchmark-password", hashed)
+    return (time.perf_counter() - started) / 3 * 1000
+
+
+__all__ = ["Options", "fastapi", "local", "sdk_call", "token"]
