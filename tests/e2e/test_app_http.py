@@ -1,0 +1,287 @@
+"""The example app through HTTP, in-process: its lifespan runs (``LifespanManager``) on an embedded backend
+with the demo data, and a browser-like ``httpx`` client signs in through the portal router's form sign-in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from dominus_fastapi import Dominus, SecureTableError
+from dominus_fastapi.testing import APP_ORIGIN, mailed_token
+from example_app import create_app
+
+HTML = {"Accept": "text/html"}
+ADMIN = ("admin", "admin-password")
+DEMO = ("demo", "demo-password")
+
+
+@asynccontextmanager
+async def browser(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A cookie-keeping client that sends ``Origin`` on writes, like a browser on the app's own pages."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=APP_ORIGIN, headers={"Origin": APP_ORIGIN}
+    ) as http:
+        yield http
+
+
+async def sign_in(http: httpx.AsyncClient, username: str, password: str, next_path: str = "/dashboard") -> None:
+    response = await http.post("/auth/login", data={"username": username, "password": password, "next": next_path})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == next_path
+    assert "dominus_session" in http.cookies
+
+
+def nav_titles(html: str) -> list[str]:
+    nav = html.split('id="nav"', 1)[1].split('class="app-links"', 1)[0]
+    return re.findall(r">([^<>]+)</(?:a|span)>", nav)
+
+
+async def test_anonymous_visitors_go_to_the_login_form(dominus_app_client: httpx.AsyncClient) -> None:
+    home = await dominus_app_client.get("/", headers=HTML)
+    assert home.status_code == 303 and home.headers["location"] == "/login"
+    login = await dominus_app_client.get("/login", headers=HTML)
+    assert login.status_code == 200
+    assert 'action="/auth/login"' in login.text and 'name="password"' in login.text
+    page = await dominus_app_client.get("/dashboard/files", headers=HTML)
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=/dashboard/files"
+    api = await dominus_app_client.get("/api/me")
+    assert api.status_code == 401 and api.json()["code"] == "not_authenticated"
+
+
+async def test_wrong_password_returns_to_the_form_with_a_message(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as http:
+        response = await http.post("/auth/login", data={"username": "admin", "password": "nope-nope", "next": "/x"})
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login?error=invalid_credentials")
+        form = await http.get(response.headers["location"], headers=HTML)
+        assert form.status_code == 401 and "Wrong username or password." in form.text
+        assert "dominus_session" not in http.cookies
+
+
+async def test_navigation_and_admin_page_differ_between_admin_and_demo(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as admin, browser(dominus_asgi_app) as demo:
+        await sign_in(admin, *ADMIN)
+        await sign_in(demo, *DEMO)
+        admin_dash = await admin.get("/dashboard", headers=HTML)
+        demo_dash = await demo.get("/dashboard", headers=HTML)
+        assert admin_dash.status_code == demo_dash.status_code == 200
+        assert nav_titles(admin_dash.text) == ["Dashboard", "Reports", "Files", "Admin", "Users"]
+        assert nav_titles(demo_dash.text) == ["Dashboard", "Files"]  # acme is not a retail tenant: no Reports
+
+        users = await admin.get("/dashboard/admin/users", headers=HTML)
+        assert users.status_code == 200 and "demo@example.com" in users.text
+        refused = await demo.get("/dashboard/admin/users", headers=HTML)
+        assert refused.status_code == 403 and "Not allowed" in refused.text and "missing_scope" in refused.text
+
+        assert (await admin.get("/api/users")).json()["total"] == 2
+        api_refused = await demo.get("/api/users")
+        assert api_refused.status_code == 403 and api_refused.json()["code"] == "page_access_denied"
+        admin_nav = (await admin.get("/api/navigation")).json()["items"]
+        demo_nav = (await demo.get("/api/navigation")).json()["items"]
+        assert [item["title"] for item in admin_nav] == ["Dashboard", "Reports", "Files", "Admin"]
+        assert [item["title"] for item in demo_nav] == ["Dashboard", "Files"]
+
+
+async def test_switching_tenant_changes_the_dashboard(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as demo:
+        await sign_in(demo, *DEMO)
+        before = await demo.get("/dashboard", headers=HTML)
+        assert 'id="tenant-name">Acme Health<' in before.text
+        assert (await demo.get("/dashboard/reports", headers=HTML)).status_code == 403
+
+        switched = await demo.post("/auth/switch-tenant", json={"tenant_id": "globex"})
+        assert switched.status_code == 200 and switched.json()["tenant"]["slug"] == "globex"
+        after = await demo.get("/dashboard", headers=HTML)
+        assert 'id="tenant-name">Globex Retail<' in after.text
+        assert nav_titles(after.text) == ["Dashboard", "Reports", "Files"]
+        assert (await demo.get("/dashboard/reports", headers=HTML)).status_code == 200
+        assert (await demo.get("/api/me")).json()["tenant"]["slug"] == "globex"
+
+
+async def test_reports_are_audited_per_tenant_and_bad_input_writes_nothing(
+    dominus_asgi_app: Any, dominus: Dominus
+) -> None:
+    async with browser(dominus_asgi_app) as admin:
+        await sign_in(admin, *ADMIN)
+        form = {"title": "Q3 revenue", "amount": "1234.5", "note": "preliminary", "reason": "quarterly close"}
+        added = await admin.post("/dashboard/reports", data=form)
+        assert added.status_code == 303 and added.headers["location"].startswith("/dashboard/reports?ok=")
+
+        bad = await admin.post("/dashboard/reports", data={"title": " ", "amount": "lots", "reason": ""},
+                               headers=HTML)
+        assert bad.status_code == 400
+        for field in ("title", "amount", "reason"):
+            assert f"<li>{field}: " in bad.text
+        api_bad = await admin.post("/api/reports", json={"title": "x", "amount": "1", "reason": ""})
+        assert api_bad.status_code == 422 and api_bad.json()["detail"][0]["loc"] == ["body", "reason"]
+
+        page = await admin.get("/dashboard/reports", headers=HTML)
+        assert page.text.count("<td>Q3 revenue</td>") == 1 and "1234.50" in page.text
+        rows = (await admin.get("/api/reports", params={"reason": "test check"})).json()
+        assert [(row["title"], row["author"]) for row in rows["rows"]] == [("Q3 revenue", "admin")]
+
+        # The write and its reason are in the audit trail, and the table is secure: no reason, no read.
+        audit = await dominus.logs.query(category="audit", search="tenant_acme.reports")
+        assert any(entry["context"].get("reason") == "quarterly close" for entry in audit)
+        assert "quarterly close" in page.text
+        with pytest.raises(SecureTableError):
+            await dominus.db.query("reports", "tenant_acme")
+        assert (await dominus.db.query("reports", "tenant_acme", reason="test", actor="machine"))["total"] == 1
+
+
+async def test_files_upload_download_and_tenant_isolation(dominus_asgi_app: Any) -> None:
+    content = bytes(range(256)) * 40 + b"\x00end"
+    async with browser(dominus_asgi_app) as admin, browser(dominus_asgi_app) as demo:
+        await sign_in(admin, *ADMIN)
+        await sign_in(demo, *DEMO)
+        uploaded = await admin.post(
+            "/dashboard/files", files={"upload": ("data file.bin", content, "application/octet-stream")}
+        )
+        assert uploaded.status_code == 303, uploaded.text
+        listing = await admin.get("/dashboard/files", headers=HTML)
+        assert "data file.bin" in listing.text
+        download = await admin.get("/dashboard/files/download", params={"path": "data file.bin"})
+        assert download.status_code == 200 and download.content == content
+        assert "attachment" in download.headers["content-disposition"]
+
+        # The demo user reads acme's files but may not write them (no files.write).
+        assert (await demo.get("/api/files/content", params={"path": "data file.bin"})).content == content
+        refused = await demo.post("/api/files", files={"upload": ("x.txt", b"x", "text/plain")})
+        assert refused.status_code == 403 and refused.json()["code"] == "missing_scope"
+        assert 'id="upload-form"' not in (await demo.get("/dashboard/files", headers=HTML)).text
+
+        # Another tenant sees none of them.
+        assert (await demo.post("/auth/switch-tenant", json={"tenant_id": "globex"})).status_code == 200
+        assert (await demo.get("/api/files")).json() == {"files": []}
+        missing = await demo.get("/api/files/content", params={"path": "data file.bin"})
+        assert missing.status_code == 404
+
+
+async def test_view_counter_and_log_page(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as admin:
+        await sign_in(admin, *ADMIN)
+        first = await admin.get("/dashboard", headers=HTML)
+        second = await admin.get("/dashboard", headers=HTML)
+        count = int(re.search(r'id="views">(\d+)<', first.text).group(1))  # type: ignore[union-attr]
+        assert f'id="views">{count + 1}<' in second.text
+        assert (await admin.post("/api/views")).json() == {"value": count + 2}
+
+        await admin.post("/dashboard/files", files={"upload": ("log-me.txt", b"hi", "text/plain")})
+        logs_page = await admin.get("/dashboard/logs", params={"search": "uploaded"}, headers=HTML)
+        assert logs_page.status_code == 200 and "File uploaded" in logs_page.text
+        entries = (await admin.get("/api/logs", params={"level": "info"})).json()["entries"]
+        assert any(entry["message"] == "File uploaded" for entry in entries)
+        assert (await admin.get("/api/logs", params={"level": "loud"})).status_code == 422
+
+
+async def test_theme_preference_is_applied_to_the_page(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as demo:
+        await sign_in(demo, *DEMO)
+        assert '<html lang="en" data-theme="system">' in (await demo.get("/dashboard", headers=HTML)).text
+        saved = await demo.post("/dashboard/account/preferences", data={"theme": "dark"})
+        assert saved.status_code == 303
+        assert '<html lang="en" data-theme="dark">' in (await demo.get("/dashboard", headers=HTML)).text
+        refused = await demo.post("/dashboard/account/preferences", data={"theme": "neon"})
+        assert "error=theme" in refused.headers["location"]
+        assert '<html lang="en" data-theme="dark">' in (await demo.get("/dashboard", headers=HTML)).text
+
+        await demo.post("/dashboard/account/profile", data={"display_name": "Demo Person", "bio": "hello"})
+        assert 'value="Demo Person"' in (await demo.get("/dashboard/account", headers=HTML)).text
+
+
+async def test_invitation_through_the_outbox(dominus_asgi_app: Any, dominus: Dominus) -> None:
+    async with browser(dominus_asgi_app) as admin, browser(dominus_asgi_app) as guest:
+        await sign_in(admin, *ADMIN)
+        bad = await admin.post("/dashboard/admin/users/invite", data={"username": "carol", "email": "nope"},
+                               headers=HTML)
+        assert bad.status_code == 400 and "email: enter an e-mail address" in bad.text
+        invited = await admin.post(
+            "/dashboard/admin/users/invite", data={"username": "carol", "email": "carol@example.com"}
+        )
+        assert invited.status_code == 303
+        duplicate = await admin.post(
+            "/dashboard/admin/users/invite", data={"username": "carol", "email": "carol2@example.com"}, headers=HTML
+        )
+        assert duplicate.status_code == 400
+
+        outbox = await guest.get("/outbox", headers=HTML)
+        assert "admin invited you" in outbox.text and "carol@example.com" in outbox.text
+        link = re.search(r'class="action" href="([^"]+accept-invitation[^"]+)"', outbox.text).group(1)  # type: ignore[union-attr]
+        token = parse_qs(urlsplit(link.replace("&amp;", "&")).query)["token"][0]
+        assert token == await mailed_token(dominus, "carol@example.com", "invitation")
+
+        mismatch = await guest.post("/accept-invitation", data={"token": token, "password": "carol-pass-1",
+                                                                "confirm_password": "other-pass-1"}, headers=HTML)
+        assert mismatch.status_code == 400 and "confirm_password" in mismatch.text
+        accepted = await guest.post("/accept-invitation", data={"token": token, "password": "carol-pass-1",
+                                                                "confirm_password": "carol-pass-1"})
+        assert accepted.headers["location"] == "/login?notice=invitation_accepted"
+        response = await guest.post("/auth/login", data={"username": "carol", "password": "carol-pass-1"})
+        assert response.status_code == 303 and "dominus_session" in guest.cookies
+
+
+async def test_password_reset_through_the_outbox_ends_old_sessions(dominus_asgi_app: Any, dominus: Dominus) -> None:
+    async with browser(dominus_asgi_app) as old, browser(dominus_asgi_app) as fresh:
+        await sign_in(old, *DEMO)
+        assert (await old.get("/dashboard", headers=HTML)).status_code == 200
+
+        sent = await fresh.post("/forgot-password", data={"email": "demo@example.com"}, headers=HTML)
+        assert sent.status_code == 200 and 'id="reset-sent"' in sent.text
+        token = await mailed_token(dominus, "demo@example.com", "password-reset")
+        form = await fresh.get("/reset-password", params={"token": token}, headers=HTML)
+        assert f'value="{token}"' in form.text
+        short = await fresh.post("/reset-password", data={"token": token, "new_password": "short",
+                                                          "confirm_password": "short"}, headers=HTML)
+        assert short.status_code == 400 and "new_password: must be at least 8 characters" in short.text
+        done = await fresh.post("/reset-password", data={"token": token, "new_password": "brand-new-pass",
+                                                         "confirm_password": "brand-new-pass"})
+        assert done.headers["location"] == "/login?notice=password_reset"
+        reused = await fresh.post("/reset-password", data={"token": token, "new_password": "another-pass",
+                                                           "confirm_password": "another-pass"}, headers=HTML)
+        assert reused.status_code == 400 and "token" in reused.text
+
+        ended = await old.get("/dashboard", headers=HTML)
+        assert ended.status_code == 303 and ended.headers["location"].startswith("/login")
+        assert "dominus_session" not in old.cookies  # the dead session's cookies were cleared
+        refused = await fresh.post("/auth/login", data={"username": "demo", "password": "demo-password"})
+        assert refused.headers["location"].startswith("/login?error=invalid_credentials")
+        await sign_in(fresh, "demo", "brand-new-pass")
+
+
+async def test_change_password_ends_the_other_sessions(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as here, browser(dominus_asgi_app) as elsewhere:
+        await sign_in(here, *ADMIN)
+        await sign_in(elsewhere, *ADMIN)
+        wrong = await here.post("/dashboard/account/password", data={
+            "current_password": "not-it-at-all", "new_password": "admin-pass-2", "confirm_password": "admin-pass-2"})
+        assert "error=current_password" in wrong.headers["location"]
+        changed = await here.post("/dashboard/account/password", data={
+            "current_password": "admin-password", "new_password": "admin-pass-2", "confirm_password": "admin-pass-2"})
+        assert "ok=" in changed.headers["location"] and "1%20other%20session" in changed.headers["location"]
+        assert (await here.get("/dashboard", headers=HTML)).status_code == 200
+        assert (await elsewhere.get("/dashboard", headers=HTML)).status_code == 303
+
+
+async def test_outbox_is_off_unless_enabled(dominus: Dominus) -> None:
+    from asgi_lifespan import LifespanManager
+
+    app = create_app(dev_outbox=False)
+    async with LifespanManager(app) as manager, browser(manager.app) as http:
+        response = await http.get("/outbox", headers=HTML)
+        assert response.status_code == 404 and "Outbox" not in response.text.split("<main>", 1)[1]
+
+
+async def test_api_routes_are_in_the_openapi_document(dominus_app_client: httpx.AsyncClient) -> None:
+    paths = (await dominus_app_client.get("/openapi.json")).json()["paths"]
+    for path in ("/api/me", "/api/navigation", "/api/views", "/api/reports", "/api/files", "/api/files/content",
+                 "/api/users", "/api/users/invitations", "/api/logs", "/auth/login", "/auth/switch-tenant"):
+        assert path in paths, path
+    assert "/dashboard" not in paths  # the HTML pages stay out of the API document
+    assert (await dominus_app_client.get("/docs")).status_code == 200
