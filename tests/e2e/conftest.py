@@ -68,7 +68,7 @@ class ExampleAppServer:
         if "DOMINUS_BASE_URL" not in self.env:
             command += ["--data-dir", str(self.data_dir)]
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            self.process = subprocess.Popen(
                 [*command, *self.args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
