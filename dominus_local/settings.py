@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,7 +28,12 @@ class LocalSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="DOMINUS_LOCAL_", extra="ignore", populate_by_name=True, validate_default=True
+        env_prefix="DOMINUS_LOCAL_",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+        # URLs may carry passwords: a validation error names the field and the reason, never the value.
+        hide_input_in_errors=True,
     )
 
     data_dir: Path | None = None
@@ -60,9 +66,16 @@ class LocalSettings(BaseSettings):
     """Largest request body on every other route (spec 3.1: at least 16 MiB; the default leaves room for a
     16 MiB payload inside its JSON and base64)."""
     cache_url: str | None = None
+    """Whisperer's store: ``redis://[[user]:password@]host:port/db`` (or ``rediss://``); default: a table of the
+    database."""
     storage_url: str | None = None
+    """Archivist's bytes: ``s3://BUCKET[/PREFIX]?endpoint_url=URL&region=REGION[&presign=true]`` (AWS credentials
+    from the environment) or ``file:///directory``; default: ``<data_dir>/blobs``, or memory."""
     mail_url: str | None = None
+    """Courier's delivery: ``smtp://[user:pass@]host:port[?starttls=true]`` or ``smtps://...``; default (or
+    ``outbox:``): the outbox only."""
     db_pool_size: int = Field(default=10, ge=1, le=1000)
+    """Connections the PostgreSQL pool keeps open (and as many more under load)."""
     open_database_url: str | None = None
     """Scribe's open SQL area (SQLAlchemy async URL); default: SQLite ``<data_dir>/open.db``, or in memory."""
 
@@ -90,6 +103,67 @@ class LocalSettings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(map(str, FAULT_ERROR_STATUSES))}")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        scheme, sep, rest = value.partition("://")
+        if scheme in ("postgresql", "postgres") and sep:
+            return f"postgresql+asyncpg://{rest}"  # the driver this server uses for PostgreSQL
+        if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg") or not sep:
+            raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+        return value
+
+    @field_validator("cache_url")
+    @classmethod
+    def _known_cache(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        if not parts.hostname:
+            raise ValueError("needs a host")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError("the path must be a database number, e.g. redis://host:6379/0")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if value.startswith("file://"):
+            if not value.removeprefix("file://").startswith("/"):
+                raise ValueError("a file:// URL needs an absolute path, e.g. file:///var/lib/dominus/blobs")
+            return value
+        if value.startswith("s3://"):
+            from dominus_local.stores.blobs_s3 import parse_s3_url
+
+            parse_s3_url(value)
+            return value
+        raise ValueError("must be an s3:// or file:// URL")
+
+    @field_validator("mail_url")
+    @classmethod
+    def _known_mail(cls, value: str | None) -> str | None:
+        if value in (None, "", "outbox:"):
+            return None
+        assert value is not None
+        from dominus_local.stores.mail import parse_smtp_url
+
+        parse_smtp_url(value)
+        return value
+
     @field_validator("data_dir", mode="before")
     @classmethod
     def _expand_data_dir(cls, value: Any) -> Any:
@@ -109,6 +183,40 @@ class LocalSettings(BaseSettings):
         if self.data_dir is None:
             return "sqlite+aiosqlite://"
         return f"sqlite+aiosqlite:///{self.data_dir / 'dominus.db'}"
+
+    def backends(self) -> dict[str, str]:
+        """The backend of each store, as ``{"database"|"cache"|"storage"|"mail": "<name>: <where>"}``, with
+        every password masked: what ``dominus-local info`` prints."""
+        from sqlalchemy.engine import make_url
+
+        db_url = make_url(self.resolved_database_url())
+        database = "postgresql" if db_url.get_backend_name() == "postgresql" else "sqlite"
+        out = {"database": f"{database}: {db_url.render_as_string(hide_password=True)}"}
+        if self.cache_url:
+            from dominus_local.stores.kv_redis import redact_redis_url
+
+            out["cache"] = f"redis: {redact_redis_url(self.cache_url)}"
+        else:
+            out["cache"] = f"{database}: the whisperer_kv table of the database"
+        if self.storage_url and self.storage_url.startswith("s3://"):
+            from dominus_local.stores.blobs_s3 import parse_s3_url
+
+            loc = parse_s3_url(self.storage_url)
+            where = f"bucket {loc.bucket}" + (f", prefix {loc.prefix}" if loc.prefix else "")
+            out["storage"] = f"s3: {where}, endpoint {loc.endpoint_url or 'AWS'}, region {loc.region}"
+        elif self.storage_url:
+            out["storage"] = f"directory: {self.storage_url.removeprefix('file://')}"
+        elif self.data_dir is not None:
+            out["storage"] = f"directory: {self.data_dir / 'blobs'}"
+        else:
+            out["storage"] = "memory: blobs end with the process"
+        if self.mail_url:
+            from dominus_local.stores.mail import parse_smtp_url
+
+            out["mail"] = f"smtp: {parse_smtp_url(self.mail_url).describe()} (every message also kept in the outbox)"
+        else:
+            out["mail"] = "outbox: messages kept in the database, not delivered"
+        return out
 
     def configured_psk(self) -> str | None:
         """The PSK given by argument or environment, if any (never logged)."""

@@ -62,6 +62,7 @@ from starlette.responses import Response
 
 from dominus_local.errors import ApiError, conflict, forbidden, invalid, not_found, too_large
 from dominus_local.routing import Principal, RequestContext, ServiceRouter
+from dominus_local.services import health
 from dominus_local.state import LocalState
 from dominus_local.stores.blobs import BlobNotFoundError, BlobStore, DirectoryBlobStore, MemoryBlobStore
 from dominus_local.stores.database import metadata
@@ -132,12 +133,22 @@ def archive(state: LocalState) -> Archive:
     return value
 
 
-def _open_blob_store(state: LocalState) -> BlobStore:
+async def _open_blob_store(state: LocalState) -> BlobStore:
     url = state.settings.storage_url
     if url:
         if url.startswith("file://"):
             return DirectoryBlobStore(url.removeprefix("file://"))
-        raise ValueError("storage_url: only file:// URLs are supported by this server build")
+        if url.startswith("s3://"):
+            from dominus_local.stores.blobs_s3 import S3BlobStore
+
+            store = S3BlobStore(url)
+            try:
+                await store.open()
+            except BaseException:
+                await store.close()
+                raise
+            return store
+        raise ValueError("storage_url: only s3:// and file:// URLs are supported")
     if state.settings.data_dir is not None:
         return DirectoryBlobStore(state.settings.data_dir / "blobs")
     return MemoryBlobStore()
@@ -175,13 +186,26 @@ def _wall_clock(state: LocalState) -> Clock:
 
 @router.on_startup
 async def _start(state: LocalState) -> None:
-    blobs = _open_blob_store(state)
+    blobs = await _open_blob_store(state)
     async with state.db.begin() as conn:
         keep = [row.blob_key for row in await conn.execute(select(_o.blob_key))]
     await blobs.sweep(keep)
     state.extras["archivist"] = Archive(
         blobs=blobs, url_key=_url_key(state.settings.data_dir), clock=_wall_clock(state)
     )
+
+
+async def probe(state: LocalState) -> str:
+    """Archivist's health entry: its metadata table and its blob store (S3, directory or memory) answer."""
+    current = state.extras.get("archivist")
+    if current is None:
+        return "down"
+    await state.db.ping()
+    await current.blobs.ping()
+    return "up"
+
+
+health.register_probe("archivist", probe)
 
 
 @router.on_shutdown
@@ -603,9 +627,15 @@ async def download(ctx: RequestContext) -> dict[str, Any]:
                 raise invalid("actor_user_id", "is required to access a compliance object")
             await _audit(conn, ctx, "download", row, actor, expires_seconds=expires_seconds)
     expires = int(state.clock()) + expires_seconds
-    token = make_download_token(state, row.id, expires)
+    presign = getattr(state.blobs, "presigned_url", None) if getattr(state.blobs, "presigns", False) else None
+    if presign is not None:
+        url = await presign(
+            row.blob_key, expires_seconds=expires_seconds, filename=row.filename, content_type=row.content_type
+        )
+    else:
+        url = f"{_origin(ctx)}/archivist/blob/{make_download_token(state, row.id, expires)}"
     return {
-        "download_url": f"{_origin(ctx)}/archivist/blob/{token}",
+        "download_url": url,
         "expires_at": format_timestamp(datetime.fromtimestamp(expires, timezone.utc)),
         "id": row.id,
         "path": row.path,

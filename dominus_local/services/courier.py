@@ -24,7 +24,7 @@ from dominus_local.errors import ApiError, invalid
 from dominus_local.routing import RequestContext, ServiceRouter
 from dominus_local.services import health
 from dominus_local.state import LocalState
-from dominus_local.stores.mail import MailMessage, MailStore, OutboxMailStore, recipients
+from dominus_local.stores.mail import MailMessage, MailStore, open_mail_store, recipients
 from dominus_local.validate import Fields, format_timestamp, new_id, utcnow
 
 MAX_RECIPIENTS = 50
@@ -158,7 +158,7 @@ def runtime(state: LocalState) -> CourierRuntime:
     if not isinstance(found, CourierRuntime):
         wall_clock = getattr(state.extras.get("app"), "wall_clock", None)
         clock = _from_unix(wall_clock) if callable(wall_clock) else utcnow
-        found = CourierRuntime(store=OutboxMailStore(), clock=clock)
+        found = CourierRuntime(store=open_mail_store(state.settings.mail_url), clock=clock)
         state.extras["courier"] = found
     return found
 
@@ -169,7 +169,14 @@ def _from_unix(wall_clock: Callable[[], float]) -> Callable[[], datetime]:
 
 @router.on_startup
 async def _start(state: LocalState) -> None:
-    runtime(state)
+    await runtime(state).store.start(state.db)
+
+
+@router.on_shutdown
+async def _stop(state: LocalState) -> None:
+    found = state.extras.pop("courier", None)
+    if isinstance(found, CourierRuntime):
+        await found.store.close()
 
 
 async def probe(state: LocalState) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from dominus_local.errors import ApiError, invalid, too_large, unprocessable
 from dominus_local.routing import Principal, RequestContext, ServiceRouter
+from dominus_local.services import health
 from dominus_local.state import LocalState
 from dominus_local.stores.kv import INT64_MAX, INT64_MIN, KVEntry, KVStore, NotIntegerError, SqlKVStore, WrongTypeError
 from dominus_local.validate import Fields
@@ -47,9 +48,33 @@ def kv_store(state: LocalState) -> KVStore:
 @router.on_startup
 async def _start(state: LocalState) -> None:
     # The app's injectable Unix clock, when there is one, so tests drive expiry with one fake clock.
-    store = SqlKVStore(state.db, clock=getattr(state.extras.get("app"), "wall_clock", None))
-    await store.purge_expired()
+    clock = getattr(state.extras.get("app"), "wall_clock", None)
+    store: KVStore
+    if state.settings.cache_url:
+        from dominus_local.stores.kv_redis import RedisKVStore
+
+        store = RedisKVStore(state.settings.cache_url, clock=clock)
+        try:
+            await store.ping()
+        except BaseException:
+            await store.close()
+            raise
+    else:
+        store = SqlKVStore(state.db, clock=clock)
+        await store.purge_expired()
     state.extras["whisperer"] = store
+
+
+async def probe(state: LocalState) -> str:
+    """Whisperer's health entry: its store answers (Redis, or the database)."""
+    store = state.extras.get("whisperer")
+    if store is None:
+        return "down"
+    await store.ping()
+    return "up"
+
+
+health.register_probe("whisperer", probe)
 
 
 @router.on_shutdown

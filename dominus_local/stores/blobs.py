@@ -55,6 +55,10 @@ class BlobStore(abc.ABC):
         another process sharing the store is about to commit. Returns how many were removed."""
         return 0
 
+    async def ping(self) -> None:
+        """Raise when the store cannot be reached (health checks); nothing to check by default."""
+        return None
+
     async def close(self) -> None:
         """Release what the store holds (nothing by default)."""
         return None

@@ -121,6 +121,10 @@ class KVStore(abc.ABC):
     async def purge_expired(self) -> int:
         """Drop expired entries for good; returns how many were dropped."""
 
+    async def ping(self) -> None:
+        """Raise when the store cannot be reached (health checks); nothing to check by default."""
+        return None
+
     async def close(self) -> None:
         """Release what the store holds (nothing by default)."""
         return None
@@ -165,6 +169,9 @@ class SqlKVStore(KVStore):
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    async def ping(self) -> None:
+        await self._db.ping()
 
     async def _run(self, op: Callable[[AsyncConnection, int], Awaitable[_T]]) -> _T:
         for attempt in range(self._RETRIES):

@@ -2,32 +2,50 @@
 
 :class:`MailStore` is the interface Courier writes to. :class:`OutboxMailStore` keeps every message in the
 ``courier_outbox`` table, inside the caller's transaction, so a message is recorded exactly when the request
-that sent it commits (a Portal sign-up that fails leaves no verification mail behind). SMTP delivery is a
-later addition behind the same interface: it reads the undelivered messages and records the outcome with
-:meth:`MailStore.mark_delivery`.
+that sent it commits (a Portal sign-up that fails leaves no verification mail behind).
+:class:`SmtpMailStore` (``DOMINUS_LOCAL_MAIL_URL=smtp://[user:pass@]host:port[?starttls=true]``, or ``smtps://``
+for implicit TLS) keeps the same outbox and also delivers every message to the relay, from a background task
+that runs after the sending request committed. Delivery is claimed per message in the ``courier_delivery``
+table (a lease), so several processes sharing the database never send one message twice while they all run;
+a process that dies between the relay's acceptance and recording it may leave one message to be sent again
+when its lease ends (SMTP gives no way to make that exactly-once). A failed attempt is recorded in the
+message's ``delivery_error`` and retried with a growing delay; a permanent refusal (5xx) is not retried.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+import asyncio
+import contextlib
+import email.utils
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     RowMapping,
     String,
     Table,
     Text,
     and_,
+    delete,
     func,
+    insert,
+    or_,
     select,
     update,
 )
@@ -36,6 +54,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from dominus_local.stores.database import metadata
 from dominus_local.validate import format_timestamp
+
+if TYPE_CHECKING:
+    from dominus_local.stores.database import Database
+
+logger = logging.getLogger("dominus_local.courier")
 
 outbox_table = Table(
     "courier_outbox",
@@ -126,6 +149,14 @@ class MailStore(abc.ABC):
     async def mark_delivery(self, conn: AsyncConnection, message_id: str, *, error: str | None) -> None:
         """Record a delivery attempt: delivered when ``error`` is ``None``, else the short failure message."""
 
+    async def start(self, db: Database) -> None:
+        """Begin background work on ``db`` (delivery); nothing by default."""
+        return None
+
+    async def close(self) -> None:
+        """Stop background work and release what the store holds; nothing by default."""
+        return None
+
 
 class OutboxMailStore(MailStore):
     """Keeps every message in the ``courier_outbox`` table of the server's database."""
@@ -208,6 +239,316 @@ class OutboxMailStore(MailStore):
         if error is None:
             values["delivered"] = True
         await conn.execute(update(outbox_table).where(outbox_table.c.message_id == message_id).values(**values))
+
+
+delivery_table = Table(
+    "courier_delivery",
+    metadata,
+    Column(
+        "message_id",
+        String(36),
+        ForeignKey("courier_outbox.message_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("attempts", Integer, nullable=False, default=0),
+    # The process that holds the claim (``None`` between attempts) and until when: the lease end while
+    # claimed, the earliest next attempt otherwise.
+    Column("owner", String(32), nullable=True),
+    Column("not_before_ms", BigInteger, nullable=False),
+    Column("given_up", Boolean, nullable=False, default=False),
+)
+"""Delivery bookkeeping of :class:`SmtpMailStore`: claims (leases) and retry times, one row per message that
+was tried at least once; removed when the message is delivered."""
+
+
+@dataclass(frozen=True)
+class SmtpRelay:
+    """Where and how to reach the SMTP relay; the password stays out of the repr."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = False
+    tls: bool = False
+    timeout: float = 10.0
+
+    def describe(self) -> str:
+        """``smtp://host:port`` (never the credentials)."""
+        scheme = "smtps" if self.tls else "smtp"
+        return f"{scheme}://{self.host}:{self.port}" + ("?starttls=true" if self.starttls else "")
+
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def parse_smtp_url(url: str) -> SmtpRelay:
+    """``smtp://[user:pass@]host:port[?starttls=true&timeout=S]`` or ``smtps://...`` (implicit TLS).
+
+    Raises ``ValueError`` naming the wrong part, never quoting the password."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("must start with smtp:// or smtps://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    if not parts.hostname:
+        raise ValueError("needs a host")
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(params) - {"starttls", "timeout"})
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: starttls, timeout")
+    try:
+        timeout = float(params.get("timeout", "10"))
+    except ValueError:
+        raise ValueError("timeout must be a number of seconds") from None
+    if not 0 < timeout <= 300:
+        raise ValueError("timeout must be between 0 and 300 seconds")
+    tls = parts.scheme == "smtps"
+    starttls = params.get("starttls", "").lower() in _TRUE
+    if tls and starttls:
+        raise ValueError("smtps:// already uses TLS; starttls=true is for smtp://")
+    return SmtpRelay(
+        host=parts.hostname,
+        port=port if port is not None else (465 if tls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        starttls=starttls,
+        tls=tls,
+        timeout=timeout,
+    )
+
+
+class _Permanent(Exception):
+    """The relay refused the message for good (5xx)."""
+
+
+class SmtpMailStore(OutboxMailStore):
+    """The outbox, plus delivery of every message to an SMTP relay through aiosmtplib.
+
+    :meth:`start` launches the delivery task; :meth:`deliver_pending` runs one round by hand (tests, tools).
+    ``clock`` gives Unix seconds (leases and retry times); ``poll_seconds`` is how often the task looks for
+    messages submitted by other processes; a message submitted here wakes it at once.
+    """
+
+    LEASE_SECONDS = 300
+    MAX_ATTEMPTS = 8
+    BACKOFF_BASE_SECONDS = 5.0
+    BACKOFF_MAX_SECONDS = 600.0
+
+    def __init__(
+        self, url: str, *, clock: Callable[[], float] | None = None, poll_seconds: float = 2.0, batch: int = 20
+    ) -> None:
+        self.relay = parse_smtp_url(url)
+        self.clock: Callable[[], float] = clock or time.time
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self.owner = secrets.token_hex(8)
+        self._db: Database | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._round = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"SmtpMailStore({self.relay.describe()!r})"
+
+    async def submit(self, conn: AsyncConnection, message: MailMessage) -> None:
+        await super().submit(conn, message)
+        self._wake.set()
+
+    async def start(self, db: Database) -> None:
+        self._db = db
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="courier-smtp-delivery")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            if self._wake.is_set():
+                self._wake.clear()
+                await asyncio.sleep(0.05)  # let the submitting request commit
+            try:
+                await self.deliver_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("SMTP delivery round failed")
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def deliver_pending(self) -> int:
+        """Claim and send every message that is due, in batches; returns how many the relay accepted."""
+        if self._db is None:
+            raise RuntimeError("SmtpMailStore.start() was not called")
+        delivered = 0
+        async with self._round:
+            while True:
+                claimed = await self._claim(self._db)
+                if not claimed:
+                    return delivered
+                for message in claimed:
+                    delivered += await self._deliver(self._db, message)
+
+    async def _claim(self, db: Database) -> list[MailMessage]:
+        now = self._now_ms()
+        o, d = outbox_table.c, delivery_table.c
+        query = (
+            select(outbox_table, d.message_id.label("tried"))
+            .select_from(outbox_table.outerjoin(delivery_table, d.message_id == o.message_id))
+            .where(
+                o.delivered.is_(False),
+                or_(d.message_id.is_(None), and_(d.given_up.is_(False), d.not_before_ms <= now)),
+            )
+            .order_by(o.submitted_at, o.message_id)
+            .limit(self.batch)
+        )
+        if db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=outbox_table)
+        claimed: list[MailMessage] = []
+        lease_end = now + 1000 * self.LEASE_SECONDS
+        async with db.begin() as conn:
+            for row in (await conn.execute(query)).mappings().all():
+                if row["tried"] is None:
+                    await conn.execute(
+                        insert(delivery_table).values(
+                            message_id=row["message_id"], attempts=0, owner=self.owner, not_before_ms=lease_end
+                        )
+                    )
+                else:
+                    done = await conn.execute(
+                        update(delivery_table)
+                        .where(d.message_id == row["message_id"], d.not_before_ms <= now, d.given_up.is_(False))
+                        .values(owner=self.owner, not_before_ms=lease_end)
+                    )
+                    if done.rowcount != 1:
+                        continue
+                claimed.append(_message(row))
+        return claimed
+
+    async def _deliver(self, db: Database, message: MailMessage) -> int:
+        error: str | None = None
+        permanent = False
+        try:
+            await self._send(message)
+        except _Permanent as exc:
+            error, permanent = str(exc), True
+        except Exception as exc:
+            error = _short_error(exc)
+        d = delivery_table.c
+        async with db.begin() as conn:
+            await self.mark_delivery(conn, message.message_id, error=error)
+            if error is None:
+                await conn.execute(delete(delivery_table).where(d.message_id == message.message_id))
+                return 1
+            attempts = int(
+                (await conn.execute(select(d.attempts).where(d.message_id == message.message_id))).scalar_one()
+            ) + 1
+            delay = min(self.BACKOFF_MAX_SECONDS, self.BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
+            await conn.execute(
+                update(delivery_table)
+                .where(d.message_id == message.message_id)
+                .values(
+                    attempts=attempts,
+                    owner=None,
+                    not_before_ms=self._now_ms() + int(delay * 1000),
+                    given_up=permanent or attempts >= self.MAX_ATTEMPTS,
+                )
+            )
+        logger.warning("SMTP delivery of message %s failed (attempt %d): %s", message.message_id, attempts, error)
+        return 0
+
+    def _email(self, message: MailMessage) -> EmailMessage:
+        mail = EmailMessage()
+        mail["Subject"] = message.subject
+        mail["From"] = message.from_address
+        mail["To"] = ", ".join(message.to)
+        if message.reply_to:
+            mail["Reply-To"] = message.reply_to
+        mail["Message-ID"] = f"<{message.message_id}@dominus-local>"
+        mail["Date"] = email.utils.format_datetime(message.submitted_at)
+        if message.tag:
+            mail["X-Dominus-Tag"] = message.tag
+        mail["X-Dominus-Template"] = message.template_alias
+        mail.set_content(message.text_body)
+        mail.add_alternative(message.html_body, subtype="html")
+        return mail
+
+    async def _send(self, message: MailMessage) -> None:
+        import aiosmtplib
+
+        relay = self.relay
+        try:
+            await aiosmtplib.send(
+                self._email(message),
+                hostname=relay.host,
+                port=relay.port,
+                username=relay.username,
+                password=relay.password,
+                use_tls=relay.tls,
+                start_tls=relay.starttls,
+                timeout=relay.timeout,
+            )
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600:
+                raise _Permanent(f"relay refused the message: {exc.code} {exc.message}"[:300]) from None
+            raise
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise _Permanent(f"relay refused every recipient ({len(exc.recipients)})") from None
+
+    async def check(self, conn: AsyncConnection) -> dict[str, Any]:
+        """The outbox is essential; the relay is not: an unreachable relay makes the store ``degraded``."""
+        await conn.execute(select(outbox_table.c.message_id).limit(1))
+        smtp = "up"
+        try:
+            await self.ping()
+        except Exception as exc:
+            smtp = "down"
+            return {"status": "degraded", "outbox": "up", "smtp": smtp, "smtp_error": _short_error(exc)}
+        return {"status": "up", "outbox": "up", "smtp": smtp}
+
+    async def ping(self) -> None:
+        """Connect to the relay, say EHLO (and STARTTLS / log in as configured), then QUIT."""
+        import aiosmtplib
+
+        relay = self.relay
+        client = aiosmtplib.SMTP(
+            hostname=relay.host,
+            port=relay.port,
+            use_tls=relay.tls,
+            start_tls=relay.starttls,
+            timeout=min(relay.timeout, 3.0),
+        )
+        await client.connect()
+        try:
+            if relay.username is not None and relay.password is not None:
+                await client.login(relay.username, relay.password)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.quit()
+
+
+def _short_error(exc: BaseException) -> str:
+    """A one-line description of a delivery failure (exception type and text, at most 300 characters)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def open_mail_store(url: str | None, *, clock: Callable[[], float] | None = None) -> MailStore:
+    """The mail store a ``mail_url`` asks for: :class:`SmtpMailStore` for ``smtp://`` / ``smtps://``, the plain
+    outbox when it is unset or ``outbox:``."""
+    if not url or url == "outbox:":
+        return OutboxMailStore()
+    return SmtpMailStore(url, clock=clock)
 
 
 def _recipients(text: str) -> tuple[str, ...]:
