@@ -165,6 +165,7 @@ def test_fragment_compiles(block: Block) -> None:
 
 @pytest.mark.parametrize("group", GROUPS, ids=lambda g: g.id)
 async def test_snippet(group: Group, readme_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(ROOT)  # snippets run from the root of a clone
     if "pytest" in group.options:
         run_pytest_module(group, tmp_path)
         return
@@ -174,7 +175,7 @@ async def test_snippet(group: Group, readme_env: None, monkeypatch: pytest.Monke
     namespace: dict[str, Any] = {"__name__": "readme_snippet"}
     try:
         for block in group.blocks:
-            result = eval(compiled(block), namespace)  # noqa: S307 - the README's own code
+            result = eval(compiled(block), namespace)
             if inspect.isawaitable(result):
                 await result
     finally:
@@ -199,3 +200,78 @@ def run_pytest_module(group: Group, tmp_path: Path) -> None:
     assert done.returncode == 0, f"{group.id}:\n{done.stdout}\n{done.stderr}"
     assert re.search(r"\b\d+ passed\b", done.stdout), done.stdout
     assert not re.search(r"\b(failed|skipped|error)\b", done.stdout.splitlines()[-1]), done.stdout
+
+
+# --- the tables ----------------------------------------------------------------------------------------------
+
+
+def table_rows(section: str, heading: str) -> list[list[str]]:
+    """The body rows of the first table under ``### heading`` in ``section``, as lists of cell texts."""
+    _, body = section_text(README.read_text(encoding="utf-8"), section)
+    after = body[body.index(f"### {heading}\n") :]
+    rows: list[list[str]] = []
+    for line in after.split("\n")[1:]:
+        if line.startswith("### "):
+            break
+        if line.startswith("|") and not set(line) <= set("|- "):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    assert rows, f"no table under {heading!r}"
+    return rows[1:]  # without the header row
+
+
+def routes_of(cell: str) -> set[tuple[str, str]]:
+    """``(method, path)`` pairs of a cell such as ```GET`/`PUT /profile`, `POST /logout```."""
+    found: set[tuple[str, str]] = set()
+    methods: list[str] = []
+    for token in re.findall(r"`([^`]+)`", cell):
+        parts = token.split()
+        if len(parts) == 1:
+            methods.append(parts[0])
+            continue
+        for method in [*methods, parts[0]]:
+            found.add((method, parts[1]))
+        methods = []
+    return found
+
+
+def test_portal_router_table_lists_every_route() -> None:
+    from fastapi.routing import APIRoute
+
+    from dominus_fastapi import get_portal_router
+
+    documented = set().union(*(routes_of(row[0]) for row in table_rows("fastapi", "The portal router")))
+    router = get_portal_router("")
+    actual = {
+        (method, route.path) for route in router.routes if isinstance(route, APIRoute) for method in route.methods or ()
+    }
+    assert documented == actual
+
+
+def test_error_status_table_matches_the_handlers() -> None:
+    import dominus_fastapi as package
+    from dominus_fastapi.handlers import error_response
+
+    rows = table_rows("fastapi", "Errors become HTTP answers")
+    covered: set[str] = set()
+    for cell, status_cell in rows:
+        status = int(re.match(r"\d+", status_cell).group())  # type: ignore[union-attr]
+        for name in re.findall(r"`(\w+)`", cell):
+            cls = getattr(package, name)
+            covered.add(name)
+            upstream = 503 if f"503 `{name}`" in cell else (500 if f"other `{name}`" in cell else None)
+            error = (
+                cls("failed", status_code=upstream, retry_after=5)
+                if "retry_after" in inspect.signature(cls).parameters
+                else cls("failed", status_code=upstream)
+            )
+            response = error_response(error)
+            assert response.status_code == status, (name, cell)
+            if "Retry-After" in status_cell:
+                assert response.headers["retry-after"] == "5", name
+            if "WWW-Authenticate" in status_cell:
+                assert response.headers["www-authenticate"] == "Bearer", name
+        if "413 / 422" in status_cell:
+            for kept in (413, 422):
+                assert error_response(package.ValidationError("too big", status_code=kept)).status_code == kept
+    errors = {name for name in package.__all__ if name.endswith("Error") and name != "DominusError"}
+    assert errors <= covered, f"missing from the table: {sorted(errors - covered)}"
