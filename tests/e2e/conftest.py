@@ -98,6 +98,14 @@ class ExampleAppServer:
             self.process.kill()
             self.process.wait()
 
+    def restart(self) -> ExampleAppServer:
+        """Stop, then start again on the same data dir (and a new free port)."""
+        self.stop()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = self.data_dir.parent / f"{self.data_dir.name}-app-{self.port}.log"
+        return self.start()
+
     def __enter__(self) -> ExampleAppServer:
         return self.start()
 
@@ -105,8 +113,9 @@ class ExampleAppServer:
         self.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleAppServer]:
-    """One running ``python -m example_app`` for a test module."""
+    """One running ``python -m example_app`` shared by the run and browser tests (it starts in seconds, not
+    milliseconds, so it is started once)."""
     with ExampleAppServer(tmp_path_factory.mktemp("example-app") / "data") as server:
         yield server
