@@ -73,6 +73,9 @@ APP_ORIGIN = "http://127.0.0.1"
 """Where test clients send their requests: plain http to a loopback host, so cookies are not ``Secure``."""
 TEST_PASSWORD = "test-password-1"
 """The password of users made by the factory unless one is given (test data only)."""
+APP_LIFESPAN_TIMEOUT = 60.0
+"""Seconds the app's startup and shutdown may take: the first startup in a process imports and starts the
+embedded backend, which can exceed ``LifespanManager``'s 5-second default on a busy machine."""
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,9 @@ def dominus_app() -> Any:
 @async_fixture
 async def dominus_asgi_app(dominus: Dominus, dominus_app: Any) -> AsyncIterator[Any]:
     """The app with its lifespan running; its ``dominus_lifespan()`` shares the test's backend."""
-    async with LifespanManager(dominus_app) as manager:
+    async with LifespanManager(
+        dominus_app, startup_timeout=APP_LIFESPAN_TIMEOUT, shutdown_timeout=APP_LIFESPAN_TIMEOUT
+    ) as manager:
         yield manager.app
 
 
