@@ -12,7 +12,8 @@ both SQLite and PostgreSQL support; compare with ``func.lower(column) == value.l
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -21,7 +22,9 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Connection,
     DateTime,
+    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -31,6 +34,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     delete,
+    event,
     func,
     insert,
     select,
@@ -47,11 +51,14 @@ from dominus_local.stores.database import metadata
 from dominus_local.validate import is_uuid, new_id, utcnow
 
 __all__ = [
+    "ACTIVE_CACHE_SECONDS",
     "ADMIN_SLUG",
     "JUNCTIONS",
+    "ActiveCache",
     "Junction",
     "SubjectAccess",
     "access_for",
+    "active_session_expiry",
     "categories",
     "check_password",
     "client_for_psk",
@@ -369,14 +376,104 @@ async def subject_is_active(conn: AsyncConnection, subject_type: str, sub: str) 
 
 async def session_is_active(conn: AsyncConnection, sid: str) -> bool:
     """Whether session ``sid`` exists, is not revoked and has not expired (spec 5.5 step 5)."""
+    return await active_session_expiry(conn, sid) is not None
+
+
+async def active_session_expiry(conn: AsyncConnection, sid: str) -> datetime | None:
+    """When session ``sid`` expires (aware UTC) if it is active now (exists, not revoked, not expired), else
+    ``None``."""
     if not is_uuid(sid):
-        return False
+        return None
     row = (
         await conn.execute(select(sessions.c.revoked_at, sessions.c.expires_at).where(sessions.c.id == sid.lower()))
     ).first()
     if row is None or row.revoked_at is not None:
-        return False
-    return _aware(row.expires_at) > utcnow()
+        return None
+    expires_at = _aware(row.expires_at)
+    return expires_at if expires_at > utcnow() else None
+
+
+ACTIVE_CACHE_SECONDS = 1.0
+"""How long a positive subject/session check may be reused when nothing in this process changed them."""
+
+_WATCHED_TABLES = (users.name, clients.name, sessions.name)
+
+
+class ActiveCache:
+    """A short-lived in-process memo of the token checks of spec 5.5 steps 4 and 5 (subject active, session
+    active), so that a request does not need a database transaction for them.
+
+    Only positive answers are kept, each for at most ``ttl`` seconds (``clock``: monotonic seconds) and never
+    past the session's own expiry. Every statement of this process that may change a subject's status or a
+    session (anything but ``SELECT`` and plain ``INSERT`` that names the users, clients or sessions table:
+    status changes, deletions, every kind of revocation) empties the cache when it runs and again when its
+    transaction commits, so a check that started before a revocation cannot store a stale answer. This makes
+    revocation immediate inside the process; writes by *another* process are seen after at most ``ttl``
+    seconds, which is why the server uses the cache only on SQLite (one serving process per database) and
+    never on PostgreSQL, where several processes may share one database.
+    """
+
+    def __init__(self, ttl: float = ACTIVE_CACHE_SECONDS, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.epoch = 0
+        self._subjects: dict[tuple[str, str], float] = {}
+        self._sessions: dict[str, tuple[float, datetime]] = {}
+        self._dirty = f"dominus_identity_dirty_{id(self)}"
+
+    def invalidate(self) -> None:
+        """Forget every answer (and make checks that are running now not store theirs)."""
+        self.epoch += 1
+        self._subjects.clear()
+        self._sessions.clear()
+
+    def hit(self, subject_type: str, sub: str, sid: str | None) -> bool:
+        """Whether both checks are known to pass (``sid`` ``None``: only the subject's)."""
+        now = self.clock()
+        until = self._subjects.get((subject_type, sub))
+        if until is None or now >= until:
+            return False
+        if sid is None:
+            return True
+        entry = self._sessions.get(sid)
+        return entry is not None and now < entry[0] and entry[1] > utcnow()
+
+    def remember(
+        self, epoch: int, subject_type: str, sub: str, sid: str | None, session_expires: datetime | None
+    ) -> None:
+        """Keep a positive answer obtained from a check that started at ``epoch`` (dropped if it is stale)."""
+        if epoch != self.epoch or self.ttl <= 0:
+            return
+        if len(self._subjects) > 10_000 or len(self._sessions) > 10_000:
+            self._subjects.clear()
+            self._sessions.clear()
+        until = self.clock() + self.ttl
+        self._subjects[subject_type, sub] = until
+        if sid is not None and session_expires is not None:
+            self._sessions[sid] = (until, session_expires)
+
+    def watch(self, engine: Engine) -> None:
+        """Listen to ``engine`` (a sync engine, e.g. ``AsyncEngine.sync_engine``) for identity writes."""
+        event.listen(engine, "before_cursor_execute", self._before_execute)
+        event.listen(engine, "commit", self._after_commit)
+        event.listen(engine, "rollback", self._after_rollback)
+
+    def _before_execute(
+        self, conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        head = statement.lstrip()[:6].upper()
+        if head == "SELECT" or (head == "INSERT" and "ON CONFLICT" not in statement.upper()):
+            return
+        if any(name in statement for name in _WATCHED_TABLES):
+            conn.info[self._dirty] = True
+            self.invalidate()
+
+    def _after_commit(self, conn: Connection) -> None:
+        if conn.info.pop(self._dirty, False):
+            self.invalidate()
+
+    def _after_rollback(self, conn: Connection) -> None:
+        conn.info.pop(self._dirty, None)
 
 
 async def revoke_sessions(
