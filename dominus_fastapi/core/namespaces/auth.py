@@ -52,7 +52,13 @@ _SCOPE_PAGE = 1000
 
 class _LocalValidator(Protocol):
     async def validate_jwt(
-        self, token: str, *, audience: str | Sequence[str] | None = None, leeway: float = 0
+        self,
+        token: str,
+        *,
+        audience: str | Sequence[str] | None = None,
+        leeway: float = 0,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -254,17 +260,26 @@ class AuthNamespace(Namespace):
         return self._jwks
 
     async def validate_jwt(
-        self, token: str, *, audience: str | Sequence[str] | None = None, leeway: float = 0
+        self,
+        token: str,
+        *,
+        audience: str | Sequence[str] | None = None,
+        leeway: float = 0,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> dict[str, Any]:
         """Check a token locally against the gateway's cached key set and return its claims (spec 5.10).
 
         The same check as the client's root ``validate_jwt``: RS256 only, ``exp``/``nbf`` enforced with
         ``leeway`` seconds, ``aud`` checked only when ``audience`` is given, no server round trip beyond the
         cached key-set fetch. A local check cannot see a revoked session. Raises ``AuthenticationError``
-        (``invalid_token`` or ``token_expired``).
+        (``invalid_token`` or ``token_expired``). ``timeout`` and ``max_retries`` are accepted for uniformity,
+        as on the root method.
         """
         validator = cast(_LocalValidator, self._client)
-        return await validator.validate_jwt(token, audience=audience, leeway=leeway)
+        return await validator.validate_jwt(
+            token, audience=audience, leeway=leeway, timeout=timeout, max_retries=max_retries
+        )
 
     # --- Guardian endpoints (spec 7.6) -------------------------------------------------------------------
 
