@@ -275,3 +275,42 @@ def test_error_status_table_matches_the_handlers() -> None:
                 assert error_response(package.ValidationError("too big", status_code=kept)).status_code == kept
     errors = {name for name in package.__all__ if name.endswith("Error") and name != "DominusError"}
     assert errors <= covered, f"missing from the table: {sorted(errors - covered)}"
+
+
+NAMESPACES = [
+    "secrets",
+    "db",
+    "secure",
+    "open",
+    "redis",
+    "files",
+    "auth",
+    "ddl",
+    "logs",
+    "portal",
+    "courier",
+    "health",
+    "admin",
+]
+
+
+async def test_every_method_takes_the_per_call_options() -> None:
+    """The tour's claim: every method of the client and of its namespaces takes ``timeout=`` and
+    ``max_retries=``."""
+    client = dominus_fastapi.Dominus(base_url="http://127.0.0.1:9", token="unused")
+    try:
+        methods = [getattr(client, name) for name in ("get", "upsert", "get_public_key", "validate_jwt", "mint_jwt")]
+        for name in NAMESPACES:
+            namespace = getattr(client, name)
+            methods += [
+                getattr(namespace, attr)
+                for attr in dir(namespace)
+                if not attr.startswith("_") and inspect.iscoroutinefunction(getattr(namespace, attr))
+            ]
+        assert len(methods) > 200
+        lacking = [
+            m.__qualname__ for m in methods if not {"timeout", "max_retries"} <= set(inspect.signature(m).parameters)
+        ]
+        assert lacking == []
+    finally:
+        await client.aclose()
