@@ -333,6 +333,27 @@ def _no_cookies() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
+class _NoCookies(httpx.Cookies):
+    """The cookie store of the SDK's own clients: always empty, and ``Set-Cookie`` is not even parsed (httpx
+    would otherwise build a ``urllib`` request for every response just to offer it to the jar)."""
+
+    def __init__(self) -> None:
+        super().__init__(_no_cookies())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        return None
+
+
+def _without_cookies(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """``client`` with a :class:`_NoCookies` store (it keeps its rejecting jar if httpx's layout changes)."""
+    if isinstance(getattr(client, "_cookies", None), httpx.Cookies):
+        client._cookies = _NoCookies()
+    return client
+
+
 def _limits() -> httpx.Limits:
     return httpx.Limits(
         max_connections=POOL_MAX_CONNECTIONS,
@@ -357,20 +378,24 @@ class Transport:
             if http_client is not None:
                 raise ValueError("http_client cannot be combined with an embedded: base URL")
             self.embedded = EmbeddedTransport(self.hosts.data_dir, settings.psk)
-            self.http = httpx.AsyncClient(
-                transport=self.embedded, trust_env=False, follow_redirects=False, cookies=_no_cookies()
+            self.http = _without_cookies(
+                httpx.AsyncClient(
+                    transport=self.embedded, trust_env=False, follow_redirects=False, cookies=_no_cookies()
+                )
             )
             self._owns_http = True
         elif http_client is not None:
             self.http = http_client
             self._owns_http = False
         else:
-            self.http = httpx.AsyncClient(
-                transport=ShardedPoolTransport(_limits()),
-                trust_env=False,
-                follow_redirects=False,
-                mounts=_proxy_mounts(settings),
-                cookies=_no_cookies(),
+            self.http = _without_cookies(
+                httpx.AsyncClient(
+                    transport=ShardedPoolTransport(_limits()),
+                    trust_env=False,
+                    follow_redirects=False,
+                    mounts=_proxy_mounts(settings),
+                    cookies=_no_cookies(),
+                )
             )
             self._owns_http = True
         self.breakers: dict[str, CircuitBreaker] = {
@@ -386,6 +411,8 @@ class Transport:
         self.warm = False
         self._warm_lock = asyncio.Lock()
         self.closed = False
+        self._urls: dict[tuple[str, str], httpx.URL] = {}
+        self._timeouts: dict[float, httpx.Timeout] = {}
 
     def _monotonic(self) -> float:
         return self.policy.clock()
@@ -547,14 +574,29 @@ class Transport:
                 timeout = HEALTH_TIMEOUT
             else:
                 timeout = self.settings.timeout
-        return httpx.Timeout(timeout, connect=min(timeout, self.settings.connect_timeout))
+        found = self._timeouts.get(timeout)
+        if found is None:
+            found = httpx.Timeout(timeout, connect=min(timeout, self.settings.connect_timeout))
+            if len(self._timeouts) < 64:
+                self._timeouts[timeout] = found
+        return found
 
-    def _url(self, host: Host, path: str, query: str) -> str:
+    def _url(self, host: Host, path: str, query: str) -> httpx.URL:
+        """The parsed URL; those without a query are parsed once and reused (httpx parses strings per call)."""
+        if not query:
+            found = self._urls.get((host, path))
+            if found is not None:
+                return found
         if self.embedded is not None:
             origin = EMBEDDED_ORIGIN
         else:
             origin = self.hosts.gateway_url if host == "gateway" else self.hosts.base_url
-        return f"{origin}{path}?{query}" if query else f"{origin}{path}"
+        url = httpx.URL(f"{origin}{path}?{query}" if query else f"{origin}{path}")
+        if not query:
+            if len(self._urls) >= 1024:
+                self._urls.clear()
+            self._urls[host, path] = url
+        return url
 
     async def _execute(
         self,
