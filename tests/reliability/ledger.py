@@ -88,13 +88,15 @@ class SecretWatch:
         return len(self._texts)
 
     def leaks(self) -> list[str]:
-        """``"<origin>: <secret prefix>..."`` for each captured text that contains a registered secret."""
+        """``"<origin>: <secret prefix>..."`` for each captured text that contains a registered secret; each
+        scanned text counts as one case of the suite ``secrets hygiene``."""
         found = []
         with self._lock:
-            for origin, text in self._texts:
-                for secret in self._secrets:
-                    if secret in text:
-                        found.append(f"{origin}: {secret[:4]}...")
+            texts, known = list(self._texts), set(self._secrets)
+        for origin, text in texts:
+            leaked = [secret for secret in known if secret in text]
+            TALLY.record("secrets hygiene", not leaked, origin)
+            found.extend(f"{origin}: {secret[:4]}..." for secret in leaked)
         return found
 
 
