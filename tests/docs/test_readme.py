@@ -82,10 +82,10 @@ def parse_blocks(text: str, section: str) -> list[Block]:
     index = 0
     while index < len(lines):
         match = FENCE.match(lines[index])
-        if match is None or not match.group("info").strip():
+        if match is None:
             index += 1
             continue
-        words = match.group("info").split()
+        words = match.group("info").split() or [""]
         start = index + 1
         index = start
         while not lines[index].startswith("```"):
@@ -152,7 +152,7 @@ def test_sections_have_runnable_blocks() -> None:
         assert [b for b in BLOCKS if b.section == name and b.language == "python"], f"no python block in {name}"
     for block in BLOCKS:
         assert block.language in ("python", "py", "bash", "text", "toml", "ini"), (
-            f"README.md:{block.line}: unknown fence language {block.language!r}"
+            f"README.md:{block.line}: fence language {block.language!r}: name one (python, py, bash, text, ...)"
         )
         unknown = block.options - RUN_OPTIONS
         assert not unknown, f"README.md:{block.line}: unknown fence options {sorted(unknown)}"
