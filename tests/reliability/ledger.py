@@ -22,7 +22,10 @@ from typing import Any
 
 import pytest
 
-__all__ = ["TALLY", "WATCH", "CaptureHandler", "SecretWatch", "Tally"]
+__all__ = ["SCALE", "TALLY", "WATCH", "CaptureHandler", "SecretWatch", "Tally"]
+
+SCALE = max(1, int(os.environ.get("DOMINUS_RELIABILITY_SCALE", "1")))
+"""Soak factor: rounds of the fault workloads and fuzzing examples are multiplied by it (default 1, as in CI)."""
 
 
 @dataclass

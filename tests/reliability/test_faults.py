@@ -17,14 +17,14 @@ from dominus_fastapi import Dominus
 from dominus_fastapi.core.errors import CircuitOpenError
 from dominus_local.idempotency import idempotency_keys
 from tests.conftest import FakeClock, InProcessServer, make_fast
-from tests.reliability.ledger import TALLY
+from tests.reliability.ledger import SCALE, TALLY
 from tests.reliability.load import Workload
 
 DATA_PATHS = ["/api/scribe/data/", "/api/whisperer/", "/api/archivist/", "/api/portal/"]
 """Faults hit the workload's paths; the mint, health and admin paths stay clean so that control works."""
 
 WORKERS = 6
-ROUNDS = 3
+ROUNDS = 3 * SCALE
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 - a latency spike past the client's timeout (the server keeps running what the client gave up on);
 - SIGKILL and restart on the same port and data directory in the middle of the mixed workload;
-- durability: SQLite in WAL mode, killed with SIGKILL during write bursts, twice over.
+- durability: SQLite in WAL mode (and PostgreSQL when ``DOMINUS_TEST_POSTGRES_URL`` names a server), killed
+  with SIGKILL during write bursts, twice over.
 
 The SDK's backoff sleeps and its breaker clock are fake (``make_fast``); the only real waits are for the
 subprocess to start and for requests that the server still holds.
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import pytest
 
 from dominus_fastapi import Dominus
 from tests.conftest import FakeClock, make_fast
-from tests.reliability.ledger import TALLY, WATCH
+from tests.reliability.ledger import SCALE, TALLY, WATCH
 from tests.reliability.load import LEDGER_TABLE, Workload
 from tests.servers import LocalServer
 
@@ -29,6 +32,7 @@ pytestmark = pytest.mark.slow
 
 DATA_PATHS = ["/api/scribe/data/", "/api/whisperer/", "/api/archivist/", "/api/portal/"]
 SERVER_ENV = {"DOMINUS_LOCAL_BCRYPT_ROUNDS": "4"}
+POSTGRES_ENV = "DOMINUS_TEST_POSTGRES_URL"
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +107,7 @@ async def test_latency_spike_past_the_timeout(server: LocalServer) -> None:
         clock.advance(30)  # the breaker's recovery period: one probe closes it
         await client.db.query(LEDGER_TABLE, limit=1)
         assert client._transport.breakers["orchestrator"].state == "closed"
-        await after.run(admin, workers=6, rounds=2)  # with the default timeout, everything goes through again
+        await after.run(admin, workers=6, rounds=2 * SCALE)  # with the default timeout, everything goes through again
         assert after.failed() == [], [(op.error, op.message) for op in after.failed()]
         assert await spike.reconcile(admin) == []
         assert await after.reconcile(admin, only_not_run=True) == []
@@ -135,7 +139,7 @@ async def test_sigkill_and_restart_mid_traffic(server: LocalServer) -> None:
         restarted_at = len(workload.ops)
         while not running.done():
             recent = [op for op in workload.ops[restarted_at:] if op.acked]
-            if len(recent) >= 40:
+            if len(recent) >= 40 * SCALE:
                 stop.set()
             await asyncio.sleep(0.01)
         await running
@@ -154,22 +158,58 @@ async def test_sqlite_wal_survives_sigkill_during_write_bursts(server: LocalServ
     write is present exactly once (the database runs in WAL mode)."""
     with contextlib.closing(sqlite3.connect(f"file:{server.data_dir / 'dominus.db'}?mode=ro", uri=True)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    await _bursts_cut_by_sigkill(server, "wal")
+
+
+@pytest.mark.skipif(
+    not os.environ.get(POSTGRES_ENV), reason=f"{POSTGRES_ENV} is not set (scripts/services.sh starts PostgreSQL)"
+)
+async def test_postgresql_survives_sigkill_during_write_bursts(tmp_path: Path) -> None:
+    """The same bursts on a server whose database is PostgreSQL (a fresh database of its own)."""
+    import asyncpg
+
+    admin_url = os.environ[POSTGRES_ENV]
+    name = "t_durability_" + uuid.uuid4().hex[:12]
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    env = {**SERVER_ENV, "DOMINUS_LOCAL_DATABASE_URL": f"{base}/{name}"}
+    local = LocalServer(data_dir=tmp_path / "data", env=env)
+    await asyncio.to_thread(local.start)
+    try:
+        await _bursts_cut_by_sigkill(local, "pg")
+    finally:
+        WATCH.capture("dominus-local serve output", local.output())
+        await asyncio.to_thread(local.stop)
+        connection = await asyncpg.connect(admin_url)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+async def _bursts_cut_by_sigkill(server: LocalServer, tag: str) -> None:
+    """Bursts of inserts and increments from eight coroutines, each cut by SIGKILL after 40 acknowledgements;
+    after the restarts, every acknowledged write is present exactly once and nothing is half-applied."""
+    assert server.psk is not None
+    WATCH.secret(server.psk)
     admin, _ = _client(server)
     try:
         await Workload.prepare(admin)
     finally:
         await admin.aclose()
-    bursts = [Workload(f"wal-{n}") for n in range(2)]
+    bursts = [Workload(f"{tag}-{n}") for n in range(2)]
     for burst in bursts:
         client, _ = _client(server, max_retries=0)
         stop = asyncio.Event()
         try:
             running = asyncio.create_task(
-                burst.run(
-                    client, workers=8, rounds=1000, kinds=("insert", "incr"), pause_after_failure=_pause, stop=stop
-                )
+                burst.run(client, workers=8, rounds=1000, kinds=("insert", "incr"), stop=stop)
             )
-            while len(burst.acked()) < 40 and not running.done():
+            while len(burst.acked()) < 40 * SCALE and not running.done():
                 await asyncio.sleep(0.005)
             _kill(server)
             stop.set()
@@ -180,7 +220,7 @@ async def test_sqlite_wal_survives_sigkill_during_write_bursts(server: LocalServ
     admin, _ = _client(server)
     try:
         for burst in bursts:
-            assert len(burst.acked()) >= 40
+            assert len(burst.acked()) >= 40 * SCALE
             assert await burst.reconcile(admin, suite="durability") == []
         rows = (await admin.db.query(LEDGER_TABLE, limit=1))["total"]
         assert rows >= sum(len(b.acked("insert")) for b in bursts)

@@ -35,7 +35,7 @@ from dominus_fastapi.core import wire
 from dominus_fastapi.core.transport import DropAwareASGITransport
 from dominus_local import LocalSettings, create_app
 from tests.conftest import LOCAL_ORIGIN, make_fast
-from tests.reliability.ledger import TALLY, WATCH
+from tests.reliability.ledger import SCALE, TALLY, WATCH
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -44,7 +44,7 @@ ENDPOINTS: list[dict[str, Any]] = json.loads(
 )
 FUZZED = [e for e in ENDPOINTS if e["path"].startswith(("/api/", "/jwt/"))]
 PASSWORD = WATCH.secret("fuzz-user-password-1")
-EXAMPLES = 6
+EXAMPLES = 6 * SCALE
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -141,7 +141,7 @@ bodies = st.one_of(
 )
 
 
-@settings(FUZZ_SETTINGS, max_examples=200)
+@settings(FUZZ_SETTINGS, max_examples=200 * SCALE)
 @given(content=bodies, path=st.sampled_from(["/api/warden/secrets", "/api/scribe/data/public/t/query", "/jwt/mint"]))
 async def test_framing_never_fails_the_server(fuzzed: Fuzzed, content: bytes, path: str) -> None:
     token = fuzzed.psk if path == "/jwt/mint" else fuzzed.service
