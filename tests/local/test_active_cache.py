@@ -153,3 +153,17 @@ def _claim(token: str, name: str) -> str:
     value = jwt.decode(token, options={"verify_signature": False})[name]
     assert isinstance(value, str)
     return value
+
+
+async def test_a_remembered_signature_does_not_outlive_the_token(server: Harness, token: str) -> None:
+    assert (await server.call("GET", "/api/probe/service", token=token)).status_code == 200
+    head, payload, signature = token.split(".")
+    forged = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    refused = await server.call("GET", "/api/probe/service", token=forged)
+    assert refused.status_code == 401
+    assert error_code(refused) == "invalid_token"
+    assert (await server.call("GET", "/api/probe/service", token=token)).status_code == 200
+    server.wall.advance(900 + 6)  # past exp and the 5 s leeway
+    expired = await server.call("GET", "/api/probe/service", token=token)
+    assert expired.status_code == 401
+    assert error_code(expired) == "token_expired"
