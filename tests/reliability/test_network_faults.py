@@ -119,6 +119,45 @@ async def test_latency_spike_past_the_timeout(server: LocalServer) -> None:
     assert client._transport.pool_connections() == 0
 
 
+def _server_sockets(server: LocalServer) -> int:
+    """Sockets the server process holds open (its listener, the clients' connections, database sockets)."""
+    assert server.process is not None
+    fds = Path(f"/proc/{server.process.pid}/fd")
+    count = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+async def test_connections_dropped_after_the_request_was_read(server: LocalServer) -> None:
+    """uvicorn closes a quarter of the connections after running the request: keyed writes are replayed and
+    applied once, and once the client closes, the server holds no more sockets than before it came."""
+    admin, _ = _client(server)
+    try:
+        await Workload.prepare(admin)
+        await admin.health.ping()
+        before = _server_sockets(server)
+        client, _ = _client(server, max_retries=4)
+        workload = Workload("network-drops")
+        try:
+            await client.health.ping()
+            await admin.admin.set_faults(error_rate=0.25, drop_after_read=True, paths=DATA_PATHS)
+            await workload.run(client, workers=6, rounds=3 * SCALE)
+        finally:
+            await admin.admin.set_faults()
+            await client.aclose()
+        assert await workload.reconcile(admin) == []
+        assert len(workload.acked("insert")) >= len(workload.ops) // 5 // 2
+        deadline = time.monotonic() + 10
+        while _server_sockets(server) > before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # the server notices the closed connections
+        after = _server_sockets(server)
+        assert TALLY.record("faults: nothing left in flight", after <= before, f"{after} sockets, {before} before")
+    finally:
+        await admin.aclose()
+
+
 async def test_sigkill_and_restart_mid_traffic(server: LocalServer) -> None:
     """The server dies (SIGKILL) while six coroutines run the mixed workload and comes back on the same port:
     every acknowledged write is there exactly once, nothing is half-applied, and the client recovers."""
