@@ -314,3 +314,76 @@ async def test_every_method_takes_the_per_call_options() -> None:
         assert lacking == []
     finally:
         await client.aclose()
+
+
+# --- the guards table, against a real app and backend (fixtures of the dominus_fastapi.testing plugin) -----
+
+
+def guard_app() -> Any:
+    """One route per guard of the README's table, each set up so that a signed-in user is refused."""
+    from fastapi import Depends, FastAPI
+
+    from dominus_fastapi import (
+        dominus_lifespan,
+        require_jwt,
+        require_page_access,
+        require_psk,
+        require_scopes,
+        setup_dominus,
+    )
+
+    app = FastAPI(lifespan=dominus_lifespan())
+    setup_dominus(app)
+    guards = {
+        "require_jwt": require_jwt(subject_type="client"),
+        "require_scopes": require_scopes("nobody.has"),
+        "require_psk": require_psk(scopes=("nobody.has",)),
+        "require_page_access": require_page_access("/guarded", redirect_to="/login"),
+    }
+    for name, guard in guards.items():
+
+        async def endpoint() -> dict[str, str]:
+            return {"passed": "yes"}
+
+        app.add_api_route(f"/{name}", endpoint, dependencies=[Depends(guard)])
+    return app
+
+
+@pytest.fixture
+def dominus_app() -> Any:
+    return guard_app()
+
+
+def answers(cell: str) -> set[tuple[int, str]]:
+    return {(int(status), code) for status, code in re.findall(r"(\d{3}) `(\w+)`", cell)}
+
+
+async def test_guard_table_matches_the_guards(
+    dominus: dominus_fastapi.Dominus, dominus_app_client: Any, dominus_user_client: Any
+) -> None:
+    page = await dominus.auth.create_page("/guarded", "Guarded")
+    scope = await dominus.auth.create_scope("guarded.view", "Open the guarded page")
+    await dominus.auth.add_page_scopes(page["id"], [scope["id"]])
+    user = await dominus_user_client(tenants=["acme"])
+    machine = await dominus.auth.create_client("readme-machine")
+
+    rows = table_rows("fastapi", "Guards")
+    assert len(rows) == 4
+    for _, here, anonymous_cell, refused_cell in rows:
+        name = re.match(r"`(\w+)\(", here).group(1)  # type: ignore[union-attr]
+        path = f"/{name}"
+        anonymous = await dominus_app_client.get(path)
+        assert {(anonymous.status_code, anonymous.json()["code"])} == answers(anonymous_cell), name
+        if name == "require_psk":
+            refused = [
+                await dominus_app_client.get(path, headers={"X-Dominus-PSK": "not-a-psk"}),
+                await dominus_app_client.get(path, headers={"X-Dominus-PSK": machine["psk"]}),
+            ]
+        else:
+            refused = [await user.get(path)]
+        assert {(r.status_code, r.json()["code"]) for r in refused} == answers(refused_cell), name
+
+    # "With redirect_to=, an anonymous browser gets a 303 to the sign-in page instead of the 401."
+    browser = await dominus_app_client.get("/require_page_access", headers={"Accept": "text/html"})
+    assert browser.status_code == 303
+    assert browser.headers["location"] == "/login?next=/require_page_access"
