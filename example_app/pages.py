@@ -11,10 +11,11 @@ is written.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import ValidationError as PydanticValidationError
@@ -52,6 +53,7 @@ ADMIN_PAGE: Final = "/dashboard/admin/users"
 REPORTS_PAGE: Final = "/dashboard/reports"
 FILES_PAGE: Final = "/dashboard/files"
 THEMES: Final = ("system", "light", "dark")
+FLASH_COOKIE: Final = "example_flash"
 LOGIN_ERRORS: Final = {
     "invalid_credentials": "Wrong username or password.",
     "account_inactive": "This account is not active.",
@@ -84,7 +86,7 @@ class Page:
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         """Render ``template`` inside the signed-in layout."""
-        return render(
+        response = render(
             self.request,
             template,
             status_code,
@@ -92,6 +94,9 @@ class Page:
             theme=self.preferences.get("theme", "system"),
             **context,
         )
+        if FLASH_COOKIE in self.request.cookies:
+            response.delete_cookie(FLASH_COOKIE, path="/", httponly=True, samesite="lax")
+        return response
 
 
 async def get_page(request: Request, user: CurrentUser, portal: PortalDep) -> Page:
@@ -99,8 +104,7 @@ async def get_page(request: Request, user: CurrentUser, portal: PortalDep) -> Pa
     me, navigation, preferences = await asyncio.gather(
         portal.me(), portal.get_navigation(), portal.get_preferences()
     )
-    flash = {key: request.query_params[key] for key in ("ok", "error") if request.query_params.get(key)}
-    return Page(request, user, dict(me), list(navigation.get("items") or []), dict(preferences), flash)
+    return Page(request, user, dict(me), list(navigation.get("items") or []), dict(preferences), read_flash(request))
 
 
 PageDep = Annotated[Page, Depends(get_page)]
@@ -117,9 +121,30 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 
 
 def back(path: str, **flash: str) -> RedirectResponse:
-    """A 303 back to ``path`` with a message for the next page (``ok=`` or ``error=``)."""
-    query = "&".join(f"{key}={quote(value)}" for key, value in flash.items())
-    return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
+    """A 303 back to ``path`` with a message for the next page (``ok=`` or ``error=``).
+
+    The message travels in a short-lived cookie, not in the URL, so that nobody can put words on the app's
+    pages with a crafted link; the next page shows it once and deletes the cookie.
+    """
+    response = RedirectResponse(path, status_code=303)
+    if flash:
+        value = base64.urlsafe_b64encode(json.dumps(flash).encode()).decode()
+        response.set_cookie(FLASH_COOKIE, value, max_age=60, path="/", httponly=True, samesite="lax")
+    return response
+
+
+def read_flash(request: Request) -> dict[str, str]:
+    """The message :func:`back` left for this page (``ok`` and/or ``error``), if any."""
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {key: str(data[key])[:500] for key in ("ok", "error") if data.get(key)}
 
 
 def field_errors(exc: PydanticValidationError) -> list[str]:
