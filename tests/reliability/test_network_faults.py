@@ -78,10 +78,6 @@ def _in_progress_keys(data_dir: Path) -> int:
     return int(count)
 
 
-async def _pause() -> None:
-    await asyncio.sleep(0.02)  # a failed call while the subprocess restarts: do not spin
-
-
 async def test_latency_spike_past_the_timeout(server: LocalServer) -> None:
     """Answers held 1 s against a 0.25 s timeout: calls time out (the breaker opens), the server still finishes
     what it was given, and afterwards nothing is duplicated or half-applied and the load completes again."""
@@ -165,16 +161,28 @@ async def test_sigkill_and_restart_mid_traffic(server: LocalServer) -> None:
     client, clock = _client(server, max_retries=2)
     workload = Workload("sigkill")
     stop = asyncio.Event()
+    back = asyncio.Event()
+
+    async def wait_for_restart() -> None:
+        """After a failure: while the server is down, wait for it; afterwards, back off one (fake) second, as a
+        caller would, so that an open breaker reaches its probe."""
+        if not back.is_set():
+            await back.wait()
+        else:
+            clock.advance(1)
+            await asyncio.sleep(0.01)
+
     try:
         await Workload.prepare(admin)
         await client.health.ping()
         running = asyncio.create_task(
-            workload.run(client, workers=6, rounds=1000, pause_after_failure=_pause, stop=stop)
+            workload.run(client, workers=6, rounds=1000, pause_after_failure=wait_for_restart, stop=stop)
         )
         while len(workload.acked()) < 30 and not running.done():
             await asyncio.sleep(0.01)
         await asyncio.to_thread(_kill_and_restart, server)
         clock.advance(30)  # let the breaker probe the restarted server
+        back.set()
         restarted_at = len(workload.ops)
         while not running.done():
             recent = [op for op in workload.ops[restarted_at:] if op.acked]
@@ -187,6 +195,7 @@ async def test_sigkill_and_restart_mid_traffic(server: LocalServer) -> None:
         assert await workload.reconcile(admin) == []
     finally:
         stop.set()
+        back.set()
         await client.aclose()
         await admin.aclose()
     assert client._transport.pool_connections() == 0
