@@ -65,6 +65,19 @@ async def test_wrong_password_returns_to_the_form_with_a_message(dominus_asgi_ap
         assert "dominus_session" not in http.cookies
 
 
+async def test_sign_out_ends_the_session(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as http:
+        await sign_in(http, *DEMO)
+        token = http.cookies["dominus_session"]
+        out = await http.post("/auth/logout", data={"next": "/login?notice=signed_out"})
+        assert out.status_code == 303 and out.headers["location"] == "/login?notice=signed_out"
+        assert "dominus_session" not in http.cookies
+        assert "You are signed out." in (await http.get(out.headers["location"], headers=HTML)).text
+        http.cookies.set("dominus_session", token)  # the old cookie, replayed, no longer opens a page
+        replayed = await http.get("/dashboard", headers=HTML)
+        assert replayed.status_code == 303 and replayed.headers["location"] == "/login?next=/dashboard"
+
+
 async def test_navigation_and_admin_page_differ_between_admin_and_demo(dominus_asgi_app: Any) -> None:
     async with browser(dominus_asgi_app) as admin, browser(dominus_asgi_app) as demo:
         await sign_in(admin, *ADMIN)
