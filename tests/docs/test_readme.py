@@ -8,10 +8,12 @@ The convention (also in the README's Development section): in the sections check
 - ``pytest``: the block is a pytest test module; it is written to a file and run by pytest in a subprocess,
   with the ``dominus_fastapi.testing`` plugin that the installed package registers.
 
-A block fenced ```` ```py ```` (or ```` ```python fragment ````) is a fragment: it is compiled, not run.
-Runnable blocks use top-level ``await`` (as ``python -m asyncio`` allows) and state what they show with
-``assert``. Each group runs in an environment without ``DOMINUS_*`` variables (snippets name ``embedded:``, a fresh
-in-memory backend, themselves); the default ``dominus`` client is reset before and closed after the group.
+A block fenced ```` ```py ```` (or ```` ```python fragment ````) is a fragment: it is compiled, not run. Every
+fence names its language. Runnable blocks use top-level ``await`` (as ``python -m asyncio`` allows) and state
+what they show with ``assert``. Each group runs from the repository root in an environment without
+``DOMINUS_*`` variables (snippets name ``embedded:``, a fresh in-memory backend, themselves), and the default
+``dominus`` client is reset before and closed after it. The tables of guards, error statuses and portal
+routes, and the per-call options claim, have tests of their own at the end of this module.
 """
 
 from __future__ import annotations
