@@ -45,14 +45,14 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _json_part(part: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
 def _parts(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     head, body, signature = token.split(".")
-    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return (
-        json.loads(base64.urlsafe_b64decode(pad(head))),
-        json.loads(base64.urlsafe_b64decode(pad(body))),
-        signature,
-    )
+    return _json_part(head), _json_part(body), signature
 
 
 def _hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
@@ -173,9 +173,9 @@ async def test_forged_tokens_are_refused_by_the_server(tokens: Tokens) -> None:
                 accepted.append(f"{name} on {method} {path}: {response.status_code} {code}")
     assert accepted == []
     # The real tokens still work, so the refusals above are about the forgeries.
-    ok = await tokens.server.raw("GET", "/api/health/ping", headers={"Authorization": f"Bearer {tokens.service}"})
+    ping = await tokens.server.raw("GET", "/api/health/ping", headers={"Authorization": f"Bearer {tokens.service}"})
     me = await tokens.server.raw("GET", "/api/portal/auth/me", headers={"Authorization": f"Bearer {tokens.user}"})
-    assert (ok.status_code, me.status_code) == (200, 200)
+    assert (ping.status_code, me.status_code) == (200, 200)
 
 
 @pytest.mark.parametrize("when", ["expired", "not yet valid"], ids=str)
