@@ -263,15 +263,17 @@ class DominusLocalApp:
             settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         creds: Credentials = await anyio.to_thread.run_sync(lambda: load_credentials(settings, clock=self.wall_clock))
         self.state.extras["security"] = creds
-        await self.state.db.create_all()
-        async with self.state.db.begin() as conn:
-            self.state.extras["bootstrap_client_id"] = await identity.ensure_bootstrap_client(conn, creds.psk)
-        await self.idempotency.purge_expired()
-        for router in self.routers:
-            for hook in router.startup:
-                await hook(self.state)
-        if settings.seed_demo:
-            await _seed_demo(self.state)
+        # Several processes may start at once on one PostgreSQL database: they prepare it one at a time.
+        async with self.state.db.startup_lock():
+            await self.state.db.create_all()
+            async with self.state.db.begin() as conn:
+                self.state.extras["bootstrap_client_id"] = await identity.ensure_bootstrap_client(conn, creds.psk)
+            await self.idempotency.purge_expired()
+            for router in self.routers:
+                for hook in router.startup:
+                    await hook(self.state)
+            if settings.seed_demo:
+                await _seed_demo(self.state)
         self.started_at = self.clock()
         self.state.ready = True
 

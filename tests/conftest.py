@@ -1,13 +1,28 @@
-"""Shared fixtures: a real ``dominus_local`` in-process, SDK clients bound to it, fake clocks and sleeps."""
+"""Shared fixtures: a real ``dominus_local`` in-process, SDK clients bound to it, fake clocks and sleeps.
+
+Backend switch: when ``scripts/services.sh`` (run by ``scripts/test``) exports the ``DOMINUS_TEST_*_URL``
+variables, every test server of every folder runs on those real backends instead of the embedded defaults:
+
+* ``DOMINUS_TEST_POSTGRES_URL`` (a maintenance database): each test gets a fresh PostgreSQL database, dropped
+  afterwards (fixture :func:`database`; ``tests/data`` and ``tests/local`` bring their own of the same kind);
+* ``DOMINUS_TEST_CACHE_URL``: Redis, with a key prefix of the test's own;
+* ``DOMINUS_TEST_STORAGE_URL``: S3, with a key prefix of the test's own inside the bucket;
+* ``DOMINUS_TEST_MAIL_URL``: SMTP delivery to the sink.
+
+They reach the servers as the ``DOMINUS_LOCAL_*_URL`` settings, the way an operator configures them.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -96,6 +111,83 @@ def parse_minted(metrics_text: str) -> int:
     match = re.search(r"^dominus_local_tokens_minted_total\s+([0-9.e+]+)$", metrics_text, re.MULTILINE)
     assert match is not None, "metrics carry no dominus_local_tokens_minted_total"
     return int(float(match.group(1)))
+
+
+POSTGRES_ENV = "DOMINUS_TEST_POSTGRES_URL"
+CACHE_ENV = "DOMINUS_TEST_CACHE_URL"
+STORAGE_ENV = "DOMINUS_TEST_STORAGE_URL"
+MAIL_ENV = "DOMINUS_TEST_MAIL_URL"
+_OWN_DATABASE_FIXTURE = ("local",)
+"""Test folders whose conftest gives each server a fresh PostgreSQL database in its own way."""
+
+
+def backend_set() -> str:
+    """``"real"`` when the tests run on PostgreSQL/Redis/S3/SMTP, ``"default"`` on the embedded defaults."""
+    given = any(os.environ.get(name) for name in (POSTGRES_ENV, CACHE_ENV, STORAGE_ENV, MAIL_ENV))
+    return "real" if given else "default"
+
+
+def with_key_prefix(url: str, prefix: str) -> str:
+    """``url`` (``redis://`` or ``s3://``) with a key prefix for one test, so tests never see each other's keys."""
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        return urlunsplit(parts._replace(path=f"/{prefix}"))
+    query = f"{parts.query}&key_prefix={prefix}:" if parts.query else f"key_prefix={prefix}:"
+    return urlunsplit(parts._replace(query=query))
+
+
+async def create_database(admin_url: str) -> tuple[str, str]:
+    """A fresh database on the PostgreSQL server of ``admin_url``: ``(name, postgresql+asyncpg URL)``."""
+    import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+    name = "t_" + uuid.uuid4().hex
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return name, f"{base}/{name}"
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(autouse=True)
+def backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every server of the test at the real cache, storage and mail backends, when they are given."""
+    tag = "t" + uuid.uuid4().hex[:12]
+    for source, target in (
+        (CACHE_ENV, "DOMINUS_LOCAL_CACHE_URL"),
+        (STORAGE_ENV, "DOMINUS_LOCAL_STORAGE_URL"),
+        (MAIL_ENV, "DOMINUS_LOCAL_MAIL_URL"),
+    ):
+        url = os.environ.get(source)
+        if url:
+            monkeypatch.setenv(target, url if source == MAIL_ENV else with_key_prefix(url, tag))
+
+
+@pytest.fixture(autouse=True)
+async def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """A fresh PostgreSQL database per test when ``DOMINUS_TEST_POSTGRES_URL`` is set; else the defaults."""
+    admin_url = os.environ.get(POSTGRES_ENV)
+    folder = request.node.path.parent.name
+    if not admin_url or folder in _OWN_DATABASE_FIXTURE:
+        yield
+        return
+    name, url = await create_database(admin_url)
+    monkeypatch.setenv("DOMINUS_LOCAL_DATABASE_URL", url)
+    try:
+        yield
+    finally:
+        await drop_database(admin_url, name)
 
 
 @pytest.fixture

@@ -20,6 +20,11 @@ from sqlalchemy.pool import StaticPool
 metadata = MetaData()
 """Tables of every service; each service module adds its own, prefixed with the service name."""
 
+_CREATE_LOCK = 0x646F6D696E7573
+"""PostgreSQL advisory-lock key held while the tables are created ("dominus" in ASCII)."""
+_STARTUP_LOCK = _CREATE_LOCK + 1
+"""PostgreSQL advisory-lock key held while a server prepares the database at start."""
+
 
 class Database:
     """One async engine and its transaction helper."""
@@ -47,8 +52,29 @@ class Database:
         return self.engine.dialect.name
 
     async def create_all(self) -> None:
+        """Create the missing tables. On PostgreSQL an advisory lock serialises this across processes, so
+        several servers starting at once on one database do not race to create the same table."""
         async with self.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})")
             await conn.run_sync(metadata.create_all)
+
+    @contextlib.asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """Held while a server prepares the database (tables, bootstrap rows, seeds). On PostgreSQL it is a
+        session advisory lock on a connection of its own, so servers starting at once on one database
+        prepare it one after the other; elsewhere there is nothing to share and it is a no-op."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql(f"SELECT pg_advisory_lock({_STARTUP_LOCK})")
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_STARTUP_LOCK})")
+                await conn.commit()
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
