@@ -153,6 +153,7 @@ class JwksCache:
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
         self.fetch_count = 0
+        self._verified: dict[tuple[str, Any], dict[str, Any]] = {}
 
     async def _refresh(self) -> list[dict[str, Any]]:
         try:
@@ -170,7 +171,22 @@ class JwksCache:
         self.fetch_count += 1
         self._keys = [k for k in keys if isinstance(k, dict)]
         self._fetched_at = self.clock()
+        self._verified.clear()
         return self._keys
+
+    def verified(self, key: tuple[str, Any]) -> dict[str, Any] | None:
+        """Claims of a token (with the audience it was checked for) whose signature verified against the
+        current key set, while that key set is fresh; ``None`` otherwise."""
+        claims = self._verified.get(key)
+        if claims is None or self._keys is None or self.clock() - self._fetched_at >= self._ttl:
+            return None
+        return dict(claims)
+
+    def remember(self, key: tuple[str, Any], claims: Mapping[str, Any]) -> None:
+        """Record a successful signature check (forgotten whenever the key set is fetched again)."""
+        if len(self._verified) >= _VERIFIED_LIMIT:
+            self._verified.clear()
+        self._verified[key] = dict(claims)
 
     async def keys(self) -> list[dict[str, Any]]:
         """The cached keys, fetched when missing or older than the TTL."""
@@ -193,6 +209,10 @@ class JwksCache:
         return [k for k in keys if k.get("kid") == kid]
 
 
+_VERIFIED_LIMIT = 4096
+"""How many verified tokens a key-set cache remembers (a busy app sees the same session tokens again and again)."""
+
+
 def _invalid(reason: str) -> AuthenticationError:
     return AuthenticationError(f"Invalid token: {reason}", code="invalid_token")
 
@@ -212,9 +232,16 @@ async def verify_token(
     required; ``exp`` and ``nbf`` are checked against ``clock`` with ``leeway`` seconds. ``aud`` is checked
     only when ``audience`` is given. Raises :class:`AuthenticationError` with code ``token_expired`` or
     ``invalid_token``.
+
+    A token whose signature (and audience) checked out is remembered by ``jwks`` while its key set stays the
+    same, so checking it again costs only the time checks.
     """
     if not isinstance(token, str) or token.count(".") != 2:
         raise _invalid("not a JWS compact token")
+    memo = (token, audience if audience is None or isinstance(audience, str) else tuple(audience))
+    known = jwks.verified(memo)
+    if known is not None:
+        return _check_times(known, clock=clock, leeway=leeway)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -250,6 +277,11 @@ async def verify_token(
             continue
     if claims is None:
         raise _invalid("bad signature")
+    jwks.remember(memo, claims)
+    return _check_times(claims, clock=clock, leeway=leeway)
+
+
+def _check_times(claims: dict[str, Any], *, clock: Clock, leeway: float) -> dict[str, Any]:
     now = clock()
     exp = claims.get("exp")
     if not isinstance(exp, int | float):
