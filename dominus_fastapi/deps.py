@@ -81,7 +81,7 @@ elsewhere passes its own scheme to ``get_portal_router(token_url=...)``.
 """
 
 
-def get_dominus(connection: HTTPConnection) -> Dominus:
+async def get_dominus(connection: HTTPConnection) -> Dominus:
     """The app's ``Dominus`` client (lifespan state, else ``app.state.dominus``)."""
     client = find_client(connection.scope)
     if client is None:
@@ -95,67 +95,67 @@ def get_dominus(connection: HTTPConnection) -> Dominus:
 DominusDep = Annotated[Dominus, Depends(get_dominus)]
 
 
-def get_secrets(client: DominusDep) -> SecretsNamespace:
+async def get_secrets(client: DominusDep) -> SecretsNamespace:
     """``client.secrets`` (Warden)."""
     return client.secrets
 
 
-def get_db(client: DominusDep) -> DbNamespace:
+async def get_db(client: DominusDep) -> DbNamespace:
     """``client.db`` (Scribe table data)."""
     return client.db
 
 
-def get_secure(client: DominusDep) -> SecureNamespace:
+async def get_secure(client: DominusDep) -> SecureNamespace:
     """``client.secure`` (Scribe audited access)."""
     return client.secure
 
 
-def get_open(client: DominusDep) -> OpenNamespace:
+async def get_open(client: DominusDep) -> OpenNamespace:
     """``client.open`` (Scribe open SQL)."""
     return client.open
 
 
-def get_redis(client: DominusDep) -> RedisNamespace:
+async def get_redis(client: DominusDep) -> RedisNamespace:
     """``client.redis`` (Whisperer)."""
     return client.redis
 
 
-def get_files(client: DominusDep) -> FilesNamespace:
+async def get_files(client: DominusDep) -> FilesNamespace:
     """``client.files`` (Archivist)."""
     return client.files
 
 
-def get_auth(client: DominusDep) -> AuthNamespace:
+async def get_auth(client: DominusDep) -> AuthNamespace:
     """``client.auth`` (Guardian; every call needs an administrator client)."""
     return client.auth
 
 
-def get_ddl(client: DominusDep) -> DdlNamespace:
+async def get_ddl(client: DominusDep) -> DdlNamespace:
     """``client.ddl`` (Smith)."""
     return client.ddl
 
 
-def get_logs(client: DominusDep) -> LogsNamespace:
+async def get_logs(client: DominusDep) -> LogsNamespace:
     """``client.logs`` (Herald)."""
     return client.logs
 
 
-def get_courier(client: DominusDep) -> CourierNamespace:
+async def get_courier(client: DominusDep) -> CourierNamespace:
     """``client.courier`` (Courier)."""
     return client.courier
 
 
-def get_health(client: DominusDep) -> HealthNamespace:
+async def get_health(client: DominusDep) -> HealthNamespace:
     """``client.health``."""
     return client.health
 
 
-def get_admin(client: DominusDep) -> AdminNamespace:
+async def get_admin(client: DominusDep) -> AdminNamespace:
     """``client.admin``."""
     return client.admin
 
 
-def get_session(connection: HTTPConnection) -> PortalSession | None:
+async def get_session(connection: HTTPConnection) -> PortalSession | None:
     """The request's Portal session as the middleware identified it, or ``None`` (anonymous)."""
     return connection.scope.get(SESSION_SCOPE_KEY)
 
@@ -163,14 +163,14 @@ def get_session(connection: HTTPConnection) -> PortalSession | None:
 SessionDep = Annotated[PortalSession | None, Depends(get_session)]
 
 
-def get_portal(client: DominusDep, session: SessionDep) -> PortalNamespace:
+async def get_portal(client: DominusDep, session: SessionDep) -> PortalNamespace:
     """``client.portal`` bound to the request's session (``client.as_user(token).portal``), else unbound."""
     if session is None:
         return client.portal
     return client.as_user(session.access_token).portal
 
 
-def get_current_user(
+async def get_current_user(
     session: SessionDep, _bearer: Annotated[str | None, Depends(oauth2_scheme)] = None
 ) -> DominusUser:
     """The signed-in subject; 401 ``not_authenticated`` (with ``WWW-Authenticate: Bearer``) when anonymous."""
