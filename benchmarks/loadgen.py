@@ -19,14 +19,25 @@ class RawGet:
         self._free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._all: list[asyncio.StreamWriter] = []
 
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self._all.append(writer)
+        return reader, writer
+
     async def __call__(self) -> bytes:
-        if self._free:
-            reader, writer = self._free.pop()
-        else:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            self._all.append(writer)
+        reused = bool(self._free)
+        reader, writer = self._free.pop() if reused else await self._connect()
         writer.write(self.request)
-        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not reused:
+                raise
+            # The server closed an idle keep-alive connection (uvicorn does after 5 s): use a new one.
+            writer.close()
+            reader, writer = await self._connect()
+            writer.write(self.request)
+            head = await reader.readuntil(b"\r\n\r\n")
         status = head[9:12]
         length = 0
         for line in head.split(b"\r\n")[1:]:
