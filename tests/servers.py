@@ -65,6 +65,7 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DOMINUS_", "CB_"))}
+        env["DOMINUS_LOCAL_BCRYPT_ROUNDS"] = "4"  # test passwords need no real cost; a test may set another
         env.update(self.env)
         if self.psk is not None:
             env["DOMINUS_LOCAL_PSK"] = self.psk
