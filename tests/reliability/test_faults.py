@@ -55,10 +55,10 @@ async def _assert_no_leaks(server: InProcessServer) -> None:
     """No idempotency key left in progress and no database connection checked out."""
     async with server.local.state.db.begin() as conn:
         running = (await conn.execute(select(func.count()).where(idempotency_keys.c.status.is_(None)))).scalar_one()
-    assert TALLY.record("faults: nothing left in flight", running == 0, f"{running} keys in progress")
+    assert TALLY.record("faults: breaker, leaks and tokens", running == 0, f"{running} keys in progress")
     pool = server.local.state.db.engine.sync_engine.pool
     checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
-    assert TALLY.record("faults: nothing left in flight", checked_out == 0, f"{checked_out} connections out")
+    assert TALLY.record("faults: breaker, leaks and tokens", checked_out == 0, f"{checked_out} connections out")
 
 
 async def test_cold_start_of_ten_seconds_is_ridden_out(local_server: InProcessServer, admin: Dominus) -> None:
@@ -145,9 +145,30 @@ async def test_breaker_opens_under_an_outage_and_recovers(local_server: InProces
     assert await outage.reconcile(admin, only_not_run=True) == []
     assert await recovered.reconcile(admin, only_not_run=True) == []
     assert recovered.failed() == []
-    TALLY.record("faults: breaker opened and recovered", breaker.state == "closed")
+    TALLY.record("faults: breaker, leaks and tokens", breaker.state == "closed")
     await _assert_no_leaks(local_server)
 
 
 def _routes(server: InProcessServer) -> list[str]:
     return sorted({path for (_, path, _) in server.local.metrics.requests if path.startswith(tuple(DATA_PATHS))})
+
+
+async def test_service_token_expiring_mid_traffic(local_server: InProcessServer, admin: Dominus) -> None:
+    """The server's clock jumps past the service token's lifetime while the load runs: every coroutine's
+    401 leads to one shared new mint, and every operation still succeeds exactly once."""
+    client = await _load_client(local_server)
+    first = Workload("token-expiry-1")
+    second = Workload("token-expiry-2")
+    try:
+        await first.run(client, workers=WORKERS, rounds=1)
+        minted = await local_server.tokens_minted()
+        local_server.wall.advance(1000)  # past the 900 s token lifetime (and within the counters' 1 h TTL)
+        await second.run(client, workers=WORKERS, rounds=ROUNDS)
+        new_mints = await local_server.tokens_minted() - minted
+    finally:
+        await _close(client)
+    assert await first.reconcile(admin, only_not_run=True) == []
+    assert await second.reconcile(admin, only_not_run=True) == []
+    assert first.failed() == [] and second.failed() == [], [(op.error, op.message) for op in second.failed()]
+    assert TALLY.record("faults: breaker, leaks and tokens", 1 <= new_mints <= 2, f"{new_mints} new mints")
+    await _assert_no_leaks(local_server)

@@ -98,7 +98,7 @@ async def test_latency_spike_past_the_timeout(server: LocalServer) -> None:
         deadline = time.monotonic() + 15
         while _in_progress_keys(server.data_dir) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)  # requests the client gave up on are still running on the server
-        TALLY.record("faults: nothing left in flight", _in_progress_keys(server.data_dir) == 0)
+        TALLY.record("faults: breaker, leaks and tokens", _in_progress_keys(server.data_dir) == 0)
 
         clock.advance(30)  # the breaker's recovery period: one probe closes it
         await client.db.query(LEDGER_TABLE, limit=1)
@@ -108,7 +108,7 @@ async def test_latency_spike_past_the_timeout(server: LocalServer) -> None:
         assert await spike.reconcile(admin) == []
         assert await after.reconcile(admin, only_not_run=True) == []
         connections = client._transport.pool_connections()
-        assert TALLY.record("faults: nothing left in flight", connections <= 20, f"{connections} pooled")
+        assert TALLY.record("faults: breaker, leaks and tokens", connections <= 20, f"{connections} pooled")
     finally:
         await client.aclose()
         await admin.aclose()
@@ -149,7 +149,7 @@ async def test_connections_dropped_after_the_request_was_read(server: LocalServe
         while _server_sockets(server) > before and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # the server notices the closed connections
         after = _server_sockets(server)
-        assert TALLY.record("faults: nothing left in flight", after <= before, f"{after} sockets, {before} before")
+        assert TALLY.record("faults: breaker, leaks and tokens", after <= before, f"{after} sockets, {before} before")
     finally:
         await admin.aclose()
 
