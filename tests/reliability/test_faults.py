@@ -172,3 +172,41 @@ async def test_service_token_expiring_mid_traffic(local_server: InProcessServer,
     assert first.failed() == [] and second.failed() == [], [(op.error, op.message) for op in second.failed()]
     assert TALLY.record("faults: breaker, leaks and tokens", 1 <= new_mints <= 2, f"{new_mints} new mints")
     await _assert_no_leaks(local_server)
+
+
+async def test_secure_writes_with_lost_answers_leave_one_audit_record_each(
+    local_server: InProcessServer, admin: Dominus
+) -> None:
+    """Audited writes to a secure table lose their answers a third of the time: each replayed write is stored
+    once and leaves exactly one audit record (spec 8.3), carrying its request id."""
+    await admin.ddl.create_table(
+        "public",
+        "vault",
+        [{"name": "id", "type": "serial", "primary_key": True}, {"name": "op_id", "type": "text"}],
+    )
+    await admin.auth.create_secure_table("vault")
+    client = await _load_client(local_server, max_retries=6)
+    await admin.admin.set_faults(error_rate=0.33, drop_after_read=True, paths=["/api/scribe/data/"])
+    local_server.local.faults.rng = random.Random(11)
+    acked: list[str] = []
+    try:
+        for n in range(20):
+            op_id = f"vault-{n}"
+            await client.db.insert("vault", {"op_id": op_id}, reason="reliability check", actor="machine")
+            acked.append(op_id)
+    finally:
+        await admin.admin.set_faults()
+        await _close(client)
+    sent = local_server.requests_to("/api/scribe/data/{schema}/{table}/insert")
+    assert sent > len(acked) + 1, "some answers were lost and the writes sent again"
+    rows = (await admin.db.query("vault", limit=1000, reason="reconcile", actor="machine"))["rows"]
+    stored = sorted(row["op_id"] for row in rows)
+    audits = await admin.logs.query(category="audit", limit=1000)
+    inserts = [a for a in audits if a.get("context", {}).get("operation") == "insert"]
+    checks = {
+        "every acknowledged secure insert stored once": stored == sorted(acked),
+        "one audit record per insert": len(inserts) == len(acked),
+        "distinct request ids": len({a["context"].get("request_id") for a in inserts}) == len(acked),
+    }
+    failed = [name for name, ok in checks.items() if not TALLY.record("faults", ok, name)]
+    assert failed == [], (len(stored), len(inserts), len(acked))
