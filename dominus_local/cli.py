@@ -73,14 +73,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from sqlalchemy.engine import make_url
-
     from dominus_local.security import PSK_FILE, SIGNING_KEY_FILE, load_signing_key
 
     settings = _settings(args.data_dir)
     data_dir = settings.data_dir
     print(f"data directory: {data_dir or '(in memory)'}")
-    print(f"database: {make_url(settings.resolved_database_url()).render_as_string(hide_password=True)}")
+    for store, backend in settings.backends().items():
+        print(f"{store}: {backend}")
     if data_dir is not None and (data_dir / SIGNING_KEY_FILE).exists():
         print(f"signing key id (kid): {load_signing_key(data_dir).kid}")
     else:

@@ -8,7 +8,7 @@
 # Needs root (PostgreSQL runs as the `postgres` user) or an invoking user who may run initdb; installs
 # redis-server (apt) and PostgreSQL (apt) when missing, and the Python pieces through scripts/setup.sh.
 # Exported for the tests:
-#   DOMINUS_TEST_DATABASE_URL  maintenance database of the PostgreSQL server (tests create their own databases)
+#   DOMINUS_TEST_POSTGRES_URL  maintenance database of the PostgreSQL server (tests create their own databases)
 #   DOMINUS_TEST_CACHE_URL     redis://127.0.0.1:PORT/0
 #   DOMINUS_TEST_STORAGE_URL   s3://dominus-test?endpoint_url=http://127.0.0.1:PORT&region=us-east-1
 #   DOMINUS_TEST_MAIL_URL      smtp://127.0.0.1:PORT (an aiosmtpd sink writing to a Maildir)
@@ -94,7 +94,7 @@ services_start() {
     "-c listen_addresses=127.0.0.1 -p $pgport -k $pgdata -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
     start >/dev/null
   _SERVICES_PIDS+=("$(head -1 "$pgdata/postmaster.pid")")
-  export DOMINUS_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$pgport/postgres"
+  export DOMINUS_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$pgport/postgres"
 
   # Redis: no persistence.
   command -v redis-server >/dev/null || _apt_install redis-server

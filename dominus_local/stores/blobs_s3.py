@@ -90,10 +90,9 @@ class S3BlobStore(BlobStore):
 
     async def open(self) -> None:
         """Create the client, then the bucket when it is missing (a race with another process is harmless)."""
-        import aioboto3
         from botocore.config import Config
 
-        session = aioboto3.Session()
+        session = _session()
         config = Config(retries={"max_attempts": 3, "mode": "standard"}, signature_version="s3v4")
         self._client = await self._stack.enter_async_context(
             session.client(
@@ -212,6 +211,19 @@ class S3BlobStore(BlobStore):
     async def close(self) -> None:
         self._client = None
         await self._stack.aclose()
+
+
+_SESSIONS: list[Any] = []
+
+
+def _session() -> Any:
+    """One aioboto3 session per process: it loads the S3 service model once (a second or so), and every
+    store's client reuses it. Credentials are still resolved per client, from the environment."""
+    if not _SESSIONS:
+        import aioboto3
+
+        _SESSIONS.append(aioboto3.Session())
+    return _SESSIONS[0]
 
 
 def _code(exc: Any) -> str:
