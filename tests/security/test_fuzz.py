@@ -6,7 +6,8 @@
   its path parameters with hostile or random text, sent with the credential its auth kind needs.
 
 A case passes when the answer is a framed envelope with a status below 500 (501 ``not_implemented`` is a
-legitimate answer of this server for features it does not offer) and nothing was logged as unhandled. One
+legitimate answer of this server for features it does not offer), a ``validation_failed`` answer names the
+field in its details, and nothing was logged as unhandled. One
 server serves the whole module; injected faults that a fuzzed ``/api/admin/faults`` call may switch on are
 switched off after every example. ``derandomize=True`` keeps the case counts the same from run to run.
 """
@@ -109,6 +110,11 @@ def _acceptable(response: httpx.Response) -> tuple[bool, str]:
     framed = isinstance(body, dict) and body.get("success") is (response.status_code == 200)
     code = body.get("code") if isinstance(body, dict) else None
     ok = framed and (response.status_code < 500 or response.status_code == 501)
+    if ok and code == "validation_failed":
+        # Bad input gets an answer that names the field (spec 4.1: details.field, or details.errors).
+        details = body.get("details") or {}
+        named = details.get("field") or any(e.get("field") for e in details.get("errors", [])) or details.get("missing")
+        ok = bool(named)
     return ok, f"{response.status_code} {code}"
 
 
