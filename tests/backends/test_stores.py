@@ -148,8 +148,9 @@ async def test_archivist_on_s3_replaces_removes_and_refuses_corrupt_blobs(tmp_pa
         await files.delete(first["id"])
         assert await blobs.keys() == []
     async with file_server(tmp_path / "capped", upload_max_bytes=1024) as server:
-        with pytest.raises(Exception):
+        with pytest.raises(ValidationError) as refused:
             await server.admin.files.upload(b"\0" * 1025, "big.bin")
+        assert refused.value.status_code == 413
         assert await server.state.extras["archivist"].blobs.keys() == []
 
 
