@@ -21,12 +21,13 @@ cookie-authenticated writes are checked by :class:`~dominus_fastapi.middleware.P
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -363,6 +364,23 @@ def _validation_error(exc: PydanticValidationError, location: str) -> RequestVal
     )
 
 
+class _NoInputEchoRoute(APIRoute):
+    """A route whose 422 answers leave out each error's ``input``: Portal bodies carry passwords, PSKs and
+    tokens, which must never come back in an error (and raw non-UTF-8 input could not even be encoded)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+                raise RequestValidationError(errors) from None
+
+        return handle
+
+
 def _require_session(session: Annotated[PortalSession | None, Depends(get_session)]) -> PortalSession:
     return _require(session)
 
@@ -389,7 +407,7 @@ def get_portal_router(
     ``session_config`` applies only when the app has no :class:`PortalSessionMiddleware` (whose settings
     otherwise win, so cookies are written and cleared with identical attributes).
     """
-    router = APIRouter(prefix=prefix, tags=list(tags or ["auth"]))
+    router = APIRouter(prefix=prefix, tags=list(tags or ["auth"]), route_class=_NoInputEchoRoute)
     fallback = session_config or SessionConfig()
     bearer = OAuth2PasswordBearer(tokenUrl=token_url or f"{prefix}/token", auto_error=False)
 
@@ -443,7 +461,7 @@ def get_portal_router(
             else:
                 try:
                     raw = await request.json()
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep to parse
                     raise RequestValidationError(
                         [{"type": "json_invalid", "loc": ("body",), "msg": "Body must be a JSON object", "input": None}]
                     ) from None
