@@ -223,3 +223,53 @@ async def test_credentials_are_stored_only_as_digests(tmp_path: Any) -> None:
     with sqlite3.connect(tmp_path / "data" / "dominus.db") as db:
         tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert any("client" in t for t in tables)
+
+
+PORTAL_BODY_ROUTES = [
+    ("POST", "/auth/login"),
+    ("POST", "/auth/token"),
+    ("POST", "/auth/login/client"),
+    ("POST", "/auth/refresh"),
+    ("POST", "/auth/switch-tenant"),
+    ("POST", "/auth/check-access"),
+    ("PUT", "/auth/profile"),
+    ("PUT", "/auth/preferences"),
+    ("POST", "/auth/change-password"),
+    ("POST", "/auth/password-reset/request"),
+    ("POST", "/auth/password-reset/confirm"),
+    ("POST", "/auth/register"),
+    ("POST", "/auth/verify-email"),
+    ("POST", "/auth/resend-verification"),
+    ("POST", "/auth/accept-invitation"),
+]
+SECRET_FIELDS = ("password", "current_password", "new_password", "psk", "token", "refresh_token")
+
+
+async def test_portal_routes_refuse_bad_bodies_without_echoing_them(dominus: Dominus, dominus_asgi_app: Any) -> None:
+    """Malformed bodies on the portal routes get a 4xx (never a 500, also for bytes that are not UTF-8), and the
+    answer never repeats the secrets the body carried."""
+    user = await create_test_user(dominus, tenants=["acme"])
+    secret = WATCH.secret("echoed-secret-" + "7" * 12)
+    bodies: list[tuple[str, dict[str, Any]]] = [
+        ("json", dict.fromkeys(SECRET_FIELDS, secret)),  # every other field missing
+        ("json", {**dict.fromkeys(SECRET_FIELDS, secret), "tenant_id": [], "theme": {}, "path": 5}),
+    ]
+    raw = [b"\xff\xfe\xfd", b"{", b'{"a":' * 3000, b"null"]
+    content_types = ["application/json", "application/x-www-form-urlencoded", "text/plain", "multipart/form-data"]
+    failures: list[str] = []
+    async with signed_in_client(dominus_asgi_app, user) as http:
+        for method, path in PORTAL_BODY_ROUTES:
+            attempts: list[tuple[str, Any]] = []
+            for _, body in bodies:
+                attempts.append(("json", await http.request(method, path, json=body)))
+                form = {k: str(v) for k, v in body.items()}
+                attempts.append(("form", await http.request(method, path, data=form)))
+            for content in raw:
+                for content_type in content_types:
+                    response = await http.request(method, path, content=content, headers={"content-type": content_type})
+                    attempts.append((f"{content[:6]!r} as {content_type}", response))
+            for what, response in attempts:
+                ok = response.status_code < 500 and secret not in response.text
+                if not TALLY.record("attacks: portal bad bodies", ok, f"{method} {path} {what}"):
+                    failures.append(f"{method} {path} {what}: {response.status_code} {response.text[:120]}")
+    assert failures == []
