@@ -7,6 +7,8 @@ The app under test is the integration tests' app (``tests/fastapi/apps.py``) on 
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 from typing import Any
 from urllib.parse import urlsplit
@@ -272,4 +274,49 @@ async def test_portal_routes_refuse_bad_bodies_without_echoing_them(dominus: Dom
                 ok = response.status_code < 500 and secret not in response.text
                 if not TALLY.record("attacks: portal bad bodies", ok, f"{method} {path} {what}"):
                     failures.append(f"{method} {path} {what}: {response.status_code} {response.text[:120]}")
+    assert failures == []
+
+
+def _b64_json(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+async def test_forged_sessions_never_sign_in_to_the_app(dominus: Dominus, dominus_asgi_app: Any) -> None:
+    """Forged or mangled session tokens, as Bearer header, as cookies or both: public routes still answer,
+    signed-in routes answer 401, and nothing fails with a 5xx."""
+    user = await create_test_user(dominus, tenants=["acme"])
+    WATCH.secret(user.access_token)
+    head, payload, signature = user.access_token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    forged = {
+        "alg none": f"{_b64_json({'alg': 'none'})}.{payload}.",
+        "claims tampered to admin": f"{head}.{_b64_json({**claims, 'roles': ['admin']})}.{signature}",
+        "signature altered": f"{head}.{payload}.{signature[:-2]}xx",
+        "HS256 header": f"{_b64_json({'alg': 'HS256', 'kid': 'x'})}.{payload}.{signature}",
+        "kid traversal": f"{_b64_json({'alg': 'RS256', 'kid': '../../etc/passwd'})}.{payload}.{signature}",
+        "header is a list": f"{_b64_json([1, 2])}.{payload}.{signature}",
+        "claims are a list": f"{head}.{_b64_json([1])}.{signature}",
+        "exp as text": f"{head}.{_b64_json({**claims, 'exp': 'soon'})}.{signature}",
+        "10 000 characters": "x" * 10_000,
+        "three dots": "a.b.c",
+        "non-ASCII": "ünïcode.tökén.sïg",
+        "NUL": "a\x00b",
+        "empty": "",
+    }
+    failures: list[str] = []
+    transport = httpx.ASGITransport(app=dominus_asgi_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=APP_ORIGIN) as http:
+        for name, token in forged.items():
+            for path in ("/public", "/whoami", "/auth/me", "/auth/sessions"):
+                for how in ("bearer", "cookie", "both"):
+                    headers: dict[str, bytes] = {}
+                    if how in ("bearer", "both"):
+                        headers["authorization"] = f"Bearer {token}".encode()
+                    if how in ("cookie", "both"):
+                        headers["cookie"] = f"dominus_session={token}; dominus_refresh={token}".encode()
+                    response = await http.get(path, headers=headers)
+                    expected = 200 if path == "/public" else 401
+                    ok = response.status_code == expected
+                    if not TALLY.record("attacks: forged tokens (FastAPI app)", ok, f"{name} {path} {how}"):
+                        failures.append(f"{name} {path} {how}: {response.status_code}")
     assert failures == []
