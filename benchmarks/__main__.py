@@ -72,20 +72,45 @@ async def run(arguments: argparse.Namespace) -> int:
     mints: list[int] = []
     facts: dict[str, float] = {}
     machine = machine_facts()
+    try:
+        await _scenarios(only, options, rows, mints, facts)
+    finally:
+        # Whatever was measured is reported, also when a later scenario fails.
+        _report(arguments, options, machine, rows, mints, facts)
+    return 0
+
+
+async def _scenarios(
+    only: list[str], options: scenarios.Options, rows: list[Row], mints: list[int], facts: dict[str, float]
+) -> None:
     if "sdk" in only:
         print("scenario 1: SDK call", flush=True)
         rows += await scenarios.sdk_call(options)
     if "token" in only:
         print("scenario 2: token", flush=True)
-        token_rows, mints = await scenarios.token(options)
+        token_rows, token_mints = await scenarios.token(options)
         rows += token_rows
+        mints += token_mints
     if "fastapi" in only:
         print("scenario 3: FastAPI", flush=True)
         rows += await scenarios.fastapi(options)
     if "local" in only:
         print("scenario 4: dominus_local", flush=True)
-        local_rows, facts = await scenarios.local(options)
+        local_rows, local_facts = await scenarios.local(options)
         rows += local_rows
+        facts.update(local_facts)
+
+
+def _report(
+    arguments: argparse.Namespace,
+    options: scenarios.Options,
+    machine: dict[str, Any],
+    rows: list[Row],
+    mints: list[int],
+    facts: dict[str, float],
+) -> None:
+    if not rows:
+        return
     table = markdown_table(rows)
     verdicts = checks(rows, mints, facts)
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
@@ -105,7 +130,6 @@ async def run(arguments: argparse.Namespace) -> int:
                 "checks": verdicts}
     written = _write(Path(arguments.out), report, document)
     print(f"written: {', '.join(written)}")
-    return 0
 
 
 def _write(out: Path, report: str, document: dict[str, Any]) -> list[str]:

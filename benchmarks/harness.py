@@ -27,6 +27,8 @@ class Sample:
     p99_ms: float
     rss_mib: float
     errors: int = 0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    """Every call's latency in seconds, sorted (kept to merge slices)."""
 
     @property
     def rate(self) -> float:
@@ -103,6 +105,20 @@ async def run_load(
         p50_ms=_percentile(latencies, 0.50) * 1000,
         p99_ms=_percentile(latencies, 0.99) * 1000,
         rss_mib=peak_rss_mib(rss_pid),
+        latencies=latencies,
+    )
+
+
+def merge(samples: Sequence[Sample]) -> Sample:
+    """One sample from several slices of the same measurement (calls and times add up)."""
+    latencies = sorted(value for sample in samples for value in sample.latencies)
+    return Sample(
+        calls=sum(sample.calls for sample in samples),
+        elapsed=sum(sample.elapsed for sample in samples),
+        p50_ms=_percentile(latencies, 0.50) * 1000,
+        p99_ms=_percentile(latencies, 0.99) * 1000,
+        rss_mib=max(sample.rss_mib for sample in samples),
+        latencies=latencies,
     )
 
 
