@@ -156,8 +156,10 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
 
 # --- The connection pool ------------------------------------------------------------------------------------
 
-POOL_SHARDS = 8
-"""How many independent connection pools share the client's connection limit (chosen by measurement)."""
+POOL_SHARDS = 32
+"""How many independent connection pools share the client's connection limit. Chosen by measurement (64
+concurrent callers, loopback): 1 pool lost most of its throughput, 8 kept it but with a p99 up to 9x the
+p50, 32 gave the best throughput with a p99 about 2x the p50."""
 
 
 class _Shard:
