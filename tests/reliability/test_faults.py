@@ -1,4 +1,6 @@
-"""Fault scenarios against an in-process ``dominus_local``, driven by the mixed workload of ``load.py``.
+"""Fault scenarios against an in-process ``dominus_local``, driven by the mixed workload of ``load.py``: a
+10-second cold start, bursts of 502/503/504, answers lost after the request ran, a full outage that opens the
+breaker, the service token expiring mid-traffic, and audited secure-table writes whose answers are lost.
 
 Fake clocks only: the SDK's backoff sleeps move both its own clock and the server's monotonic clock, so a
 10-second cold start or a 30-second breaker recovery take no wall time. Fault picks use a seeded generator,
