@@ -160,6 +160,27 @@ async def drop_database(admin_url: str, name: str) -> None:
         await admin.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_storage_client() -> None:
+    """Open one S3 client before the first test when S3 is in use: loading the S3 service model takes a
+    few seconds once per process, which would otherwise fall into the first test server's start-up."""
+    url = os.environ.get(STORAGE_ENV)
+    if not url:
+        return
+    import asyncio
+
+    from dominus_local.stores.blobs_s3 import S3BlobStore
+
+    async def warm() -> None:
+        store = S3BlobStore(url)
+        try:
+            await store.open()
+        finally:
+            await store.close()
+
+    asyncio.run(warm())
+
+
 @pytest.fixture(autouse=True)
 def backends(monkeypatch: pytest.MonkeyPatch) -> None:
     """Point every server of the test at the real cache, storage and mail backends, when they are given."""

@@ -349,6 +349,7 @@ class SmtpMailStore(OutboxMailStore):
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._round = asyncio.Lock()
+        self._stopping = False
 
     def __repr__(self) -> str:
         return f"SmtpMailStore({self.relay.describe()!r})"
@@ -363,16 +364,26 @@ class SmtpMailStore(OutboxMailStore):
             self._task = asyncio.create_task(self._run(), name="courier-smtp-delivery")
 
     async def close(self) -> None:
+        """Stop the delivery task: it finishes the message in hand (so no database call is cut short), and is
+        cancelled only if that takes longer than the relay timeout."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.relay.timeout + 5)
+        except asyncio.TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            if self._stopping:
+                return
             if self._wake.is_set():
                 self._wake.clear()
                 await asyncio.sleep(0.05)  # let the submitting request commit
@@ -392,12 +403,13 @@ class SmtpMailStore(OutboxMailStore):
             raise RuntimeError("SmtpMailStore.start() was not called")
         delivered = 0
         async with self._round:
-            while True:
+            while not self._stopping:
                 claimed = await self._claim(self._db)
                 if not claimed:
                     return delivered
                 for message in claimed:
                     delivered += await self._deliver(self._db, message)
+        return delivered
 
     async def _claim(self, db: Database) -> list[MailMessage]:
         now = self._now_ms()
