@@ -285,3 +285,31 @@ def test_info_names_every_backend_without_secrets(tmp_path: Path) -> None:
     ).stdout
     assert "database: sqlite:" in defaults and "cache: sqlite:" in defaults
     assert f"storage: directory: {tmp_path / 'blobs'}" in defaults and "mail: outbox:" in defaults
+
+
+@pytest.mark.parametrize(
+    ("setting", "template", "error"),
+    [
+        ("cache_url", "redis://:hidden-pass@127.0.0.1:{port}/0", "redis.exceptions.ConnectionError"),
+        (
+            "storage_url",
+            "s3://unreachable?endpoint_url=http://127.0.0.1:{port}",
+            "botocore.exceptions.EndpointConnectionError",
+        ),
+    ],
+)
+async def test_an_unreachable_backend_stops_the_start_without_leaking_secrets(
+    setting: str, template: str, error: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from dominus_local import create_app
+
+    module, _, name = error.rpartition(".")
+    expected: type[BaseException] = getattr(importlib.import_module(module), name)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    app = create_app(LocalSettings(psk="q" * 64, **{setting: template.format(port=free_port())}))
+    with pytest.raises(expected) as info:
+        await app.startup()
+    await app.shutdown()
+    assert "hidden-pass" not in str(info.value) and "hidden-pass" not in caplog.text
