@@ -91,10 +91,11 @@ class LocalServer:
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:
-            if self.process.poll() is not None:
+            code = self.process.poll()
+            if code is not None:
                 output = self.output()
                 self.stop()
-                raise RuntimeError(f"dominus-local serve exited with {self.process.returncode}:\n{output}")
+                raise RuntimeError(f"dominus-local serve exited with {code}:\n{output}")
             try:
                 if httpx.get(f"{self.url}/api/health", timeout=2.0).status_code == 200:
                     break
