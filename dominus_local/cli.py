@@ -141,8 +141,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dominus-local`` console script."""
+    from pydantic import ValidationError
+
     args = _parser().parse_args(argv)
-    code: int = args.run(args)
+    try:
+        code: int = args.run(args)
+    except ValidationError as exc:
+        # Names each setting and the reason; the values (URLs may hold passwords) are never shown.
+        print(f"dominus-local: invalid settings: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

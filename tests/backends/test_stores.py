@@ -313,3 +313,14 @@ async def test_an_unreachable_backend_stops_the_start_without_leaking_secrets(
         await app.startup()
     await app.shutdown()
     assert "hidden-pass" not in str(info.value) and "hidden-pass" not in caplog.text
+
+
+def test_cli_refuses_a_bad_url_by_name_without_a_traceback() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOMINUS_")}
+    env["DOMINUS_LOCAL_MAIL_URL"] = "smtp://mailer:very-secret@:25"
+    done = subprocess.run(
+        [sys.executable, "-m", "dominus_local.cli", "info"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert "invalid settings" in done.stderr and "mail_url" in done.stderr and "needs a host" in done.stderr
+    assert "very-secret" not in done.stderr + done.stdout and "Traceback" not in done.stderr
