@@ -38,9 +38,9 @@ from dominus_local.validate import new_id, utcnow
 
 __all__ = ["DEFAULT_ADMIN_PASSWORD", "DEFAULT_DEMO_PASSWORD", "seed_demo"]
 
-DEFAULT_ADMIN_PASSWORD = "admin-password"
+DEFAULT_ADMIN_PASSWORD = "dominus-admin"
 """Development default of the demo ``admin`` user's password (``DOMINUS_LOCAL_DEMO_ADMIN_PASSWORD``)."""
-DEFAULT_DEMO_PASSWORD = "demo-password"
+DEFAULT_DEMO_PASSWORD = "dominus-user"
 """Development default of the demo ``demo`` user's password (``DOMINUS_LOCAL_DEMO_USER_PASSWORD``)."""
 
 _CATEGORIES = (
@@ -190,7 +190,7 @@ async def seed_demo(
 
         for username, email, roles, tenants in (
             ("admin", "admin@example.com", ("admin", "member"), ("acme", "globex")),
-            ("demo", "demo@example.com", ("member", "analyst"), ("acme", "globex")),
+            ("demo", "user@example.com", ("member", "analyst"), ("acme", "globex")),
         ):
             ident, _ = await _ensure(
                 conn,

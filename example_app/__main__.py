@@ -27,8 +27,8 @@ MARKER: Final = ".example-app"
 """A file the app writes into its data dir; ``--reset`` only ever clears a directory that has it."""
 
 DEMO_ACCOUNTS: Final = (
-    ("admin", "admin@example.com", "admin-password", "DOMINUS_LOCAL_DEMO_ADMIN_PASSWORD", "sees every page"),
-    ("demo", "demo@example.com", "demo-password", "DOMINUS_LOCAL_DEMO_USER_PASSWORD", "no admin page"),
+    ("admin", "admin@example.com", "dominus-admin", "DOMINUS_LOCAL_DEMO_ADMIN_PASSWORD", "sees every page"),
+    ("demo", "user@example.com", "dominus-user", "DOMINUS_LOCAL_DEMO_USER_PASSWORD", "no admin page"),
 )
 """The demo data's accounts: username, e-mail, development password, the variable that replaces it, role."""
 

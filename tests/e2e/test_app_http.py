@@ -18,8 +18,8 @@ from dominus_fastapi.testing import APP_ORIGIN, mailed_token
 from example_app import create_app
 
 HTML = {"Accept": "text/html"}
-ADMIN = ("admin", "admin-password")
-DEMO = ("demo", "demo-password")
+ADMIN = ("admin", "dominus-admin")
+DEMO = ("demo", "dominus-user")
 
 
 @asynccontextmanager
@@ -89,7 +89,7 @@ async def test_navigation_and_admin_page_differ_between_admin_and_demo(dominus_a
         assert nav_titles(demo_dash.text) == ["Dashboard", "Files"]  # acme is not a retail tenant: no Reports
 
         users = await admin.get("/dashboard/admin/users", headers=HTML)
-        assert users.status_code == 200 and "demo@example.com" in users.text
+        assert users.status_code == 200 and "user@example.com" in users.text
         refused = await demo.get("/dashboard/admin/users", headers=HTML)
         assert refused.status_code == 403 and "Not allowed" in refused.text and "missing_scope" in refused.text
 
@@ -252,9 +252,9 @@ async def test_password_reset_through_the_outbox_ends_old_sessions(dominus_asgi_
         await sign_in(old, *DEMO)
         assert (await old.get("/dashboard", headers=HTML)).status_code == 200
 
-        sent = await fresh.post("/forgot-password", data={"email": "demo@example.com"}, headers=HTML)
+        sent = await fresh.post("/forgot-password", data={"email": "user@example.com"}, headers=HTML)
         assert sent.status_code == 200 and 'id="reset-sent"' in sent.text
-        token = await mailed_token(dominus, "demo@example.com", "password-reset")
+        token = await mailed_token(dominus, "user@example.com", "password-reset")
         form = await fresh.get("/reset-password", params={"token": token}, headers=HTML)
         assert f'value="{token}"' in form.text
         short = await fresh.post("/reset-password", data={"token": token, "new_password": "short",
@@ -270,7 +270,7 @@ async def test_password_reset_through_the_outbox_ends_old_sessions(dominus_asgi_
         ended = await old.get("/dashboard", headers=HTML)
         assert ended.status_code == 303 and ended.headers["location"].startswith("/login")
         assert "dominus_session" not in old.cookies  # the dead session's cookies were cleared
-        refused = await fresh.post("/auth/login", data={"username": "demo", "password": "demo-password"})
+        refused = await fresh.post("/auth/login", data={"username": "demo", "password": "dominus-user"})
         assert refused.headers["location"].startswith("/login?error=invalid_credentials")
         await sign_in(fresh, "demo", "brand-new-pass")
 
@@ -284,7 +284,7 @@ async def test_change_password_ends_the_other_sessions(dominus_asgi_app: Any) ->
         assert wrong.status_code == 303
         assert "current_password: is wrong" in (await here.get("/dashboard/account", headers=HTML)).text
         changed = await here.post("/dashboard/account/password", data={
-            "current_password": "admin-password", "new_password": "admin-pass-2", "confirm_password": "admin-pass-2"})
+            "current_password": "dominus-admin", "new_password": "admin-pass-2", "confirm_password": "admin-pass-2"})
         assert changed.status_code == 303
         account = await here.get("/dashboard/account", headers=HTML)
         assert "Password changed; 1 other session(s) ended." in account.text

@@ -75,8 +75,8 @@ def test_navigation_and_admin_page_differ_between_admin_and_demo(
         admin, demo = admin_ctx.new_page(), demo_ctx.new_page()
         admin.goto("/login")
         shot(admin, "login")
-        sign_in(admin, "admin", "admin-password")
-        sign_in(demo, "demo", "demo-password")
+        sign_in(admin, "admin", "dominus-admin")
+        sign_in(demo, "demo", "dominus-user")
         expect(admin.locator("#username")).to_have_text("admin")
         assert nav_titles(admin) == ["Dashboard", "Reports", "Files", "Admin", "Users"]
         assert nav_titles(demo) == ["Dashboard", "Files"]
@@ -85,7 +85,7 @@ def test_navigation_and_admin_page_differ_between_admin_and_demo(
 
         admin.click("#nav >> text=Users")
         expect(admin).to_have_url(re.compile(r"/dashboard/admin/users$"))
-        expect(admin.locator("#users")).to_contain_text("demo@example.com")
+        expect(admin.locator("#users")).to_contain_text("user@example.com")
         shot(admin, "admin-users")
 
         refused = demo.goto("/dashboard/admin/users")
@@ -105,7 +105,7 @@ def test_navigation_and_admin_page_differ_between_admin_and_demo(
 
 def test_switching_tenant_changes_the_dashboard(context: BrowserContext) -> None:
     page = context.new_page()
-    sign_in(page, "demo", "demo-password")
+    sign_in(page, "demo", "dominus-user")
     expect(page.locator("#tenant-name")).to_have_text("Acme Health")
     assert "Reports" not in nav_titles(page)
     page.select_option("#tenant-select", "globex")
@@ -119,7 +119,7 @@ def test_switching_tenant_changes_the_dashboard(context: BrowserContext) -> None
 
 def test_reports_form_writes_a_row_with_its_reason(context: BrowserContext) -> None:
     page = context.new_page()
-    sign_in(page, "admin", "admin-password")
+    sign_in(page, "admin", "dominus-admin")
     page.goto("/dashboard/reports")
     page.fill('input[name="title"]', "Browser row")
     page.fill('input[name="amount"]', "42.10")
@@ -133,7 +133,7 @@ def test_reports_form_writes_a_row_with_its_reason(context: BrowserContext) -> N
 def test_uploaded_file_downloads_with_the_same_bytes(context: BrowserContext, tmp_path: Path) -> None:
     content = bytes(range(256)) * 16 + "é\n".encode()
     page = context.new_page()
-    sign_in(page, "admin", "admin-password")
+    sign_in(page, "admin", "dominus-admin")
     page.goto("/dashboard/files")
     upload = {"name": "browser.bin", "mimeType": "application/octet-stream", "buffer": content}
     page.set_input_files('input[name="upload"]', files=[upload])
@@ -152,7 +152,7 @@ def test_uploaded_file_downloads_with_the_same_bytes(context: BrowserContext, tm
 
 def test_theme_preference_applies_to_the_page(context: BrowserContext) -> None:
     page = context.new_page()
-    sign_in(page, "admin", "admin-password")
+    sign_in(page, "admin", "dominus-admin")
     page.goto("/dashboard/account")
     page.select_option('#preferences-form select[name="theme"]', "dark")
     page.click('#preferences-form button[type="submit"]')
@@ -168,22 +168,22 @@ def test_password_reset_from_the_outbox_ends_old_sessions(chromium: Browser, app
     new_ctx = chromium.new_context(base_url=app_server.url)
     try:
         old, page = old_ctx.new_page(), new_ctx.new_page()
-        sign_in(old, "demo", "demo-password")
+        sign_in(old, "demo", "dominus-user")
 
         page.goto("/login")
         page.click("text=Forgot your password?")
-        page.fill('input[name="email"]', "demo@example.com")
+        page.fill('input[name="email"]', "user@example.com")
         page.click('#forgot-form button[type="submit"]')
         expect(page.locator("#reset-sent")).to_be_visible()
         page.click("#reset-sent >> text=outbox")
-        mail = page.locator('article.mail[data-template="password-reset"][data-to="demo@example.com"]').first
+        mail = page.locator('article.mail[data-template="password-reset"][data-to="user@example.com"]').first
         expect(mail).to_be_visible()
         shot(page, "outbox-reset-mail")
         mail.locator("a.action").click()
         expect(page).to_have_url(re.compile(r"/reset-password\?token="))
         shot(page, "reset-password")
-        page.fill('input[name="new_password"]', "demo-password-2")
-        page.fill('input[name="confirm_password"]', "demo-password-2")
+        page.fill('input[name="new_password"]', "dominus-user-2")
+        page.fill('input[name="confirm_password"]', "dominus-user-2")
         page.click('#reset-form button[type="submit"]')
         expect(page).to_have_url(re.compile(r"/login\?notice=password_reset$"))
 
@@ -192,10 +192,10 @@ def test_password_reset_from_the_outbox_ends_old_sessions(chromium: Browser, app
         shot(old, "old-session-ended")
 
         page.fill('input[name="username"]', "demo")
-        page.fill('input[name="password"]', "demo-password")
+        page.fill('input[name="password"]', "dominus-user")
         page.click('#login-form button[type="submit"]')
         expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
-        sign_in(page, "demo", "demo-password-2")
+        sign_in(page, "demo", "dominus-user-2")
         expect(page.locator("#username")).to_have_text("demo")
     finally:
         old_ctx.close()

@@ -42,16 +42,16 @@ def test_run_prints_the_url_and_accounts_and_keeps_the_data(app_server: ExampleA
     output = app_server.output
     assert f"embedded backend with the demo data in {app_server.data_dir}" in output
     assert f"Open {app_server.url}/ in a browser" in output
-    assert "admin@example.com" in output and "admin-password" in output and "demo-password" in output
+    assert "admin@example.com" in output and "dominus-admin" in output and "dominus-user" in output
     with httpx.Client(base_url=app_server.url, headers={"Origin": app_server.url}) as http:
-        sign_in(http, "admin", "admin-password")
+        sign_in(http, "admin", "dominus-admin")
         added = http.post("/api/reports", json={"title": "kept across restarts", "amount": "1.00", "reason": "check"})
         assert added.status_code == 201, added.text
     assert (app_server.data_dir / MARKER).is_file()
 
     app_server.restart()
     with httpx.Client(base_url=app_server.url, headers={"Origin": app_server.url}) as http:
-        sign_in(http, "admin", "admin-password")
+        sign_in(http, "admin", "dominus-admin")
         rows = http.get("/api/reports", params={"reason": "restart check"}).json()["rows"]
         assert "kept across restarts" in [row["title"] for row in rows]
 
@@ -137,7 +137,7 @@ async def test_the_same_app_on_a_network_server(monkeypatch: pytest.MonkeyPatch,
             transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1",
             headers={"Origin": "http://127.0.0.1"},
         ) as http:
-            login = await http.post("/auth/login", data={"username": "admin", "password": "admin-password"})
+            login = await http.post("/auth/login", data={"username": "admin", "password": "dominus-admin"})
             assert login.status_code == 303
             dashboard = await http.get("/dashboard", headers=HTML)
             assert dashboard.status_code == 200 and 'id="username">admin<' in dashboard.text
