@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from dominus_fastapi.core import wire
+import dominus_fastapi.core.wire as wire
 from dominus_local import identity
 from dominus_local.errors import ApiError
 from dominus_local.faults import ConnectionDropped, FaultDecision, FaultInjector
