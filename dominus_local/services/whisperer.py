@@ -2,7 +2,8 @@
 
 Keys belong to the token's project and environment; inside that, each category (``default`` when absent) is
 a separate key space. The entries live in a :class:`~dominus_local.stores.kv.KVStore`, built at start and
-kept in ``state.extras["whisperer"]``.
+kept in ``state.extras["whisperer"]``: Redis when a cache URL is configured, else the database's table, or a
+dictionary of the process when the instance keeps nothing on disk (no data directory, no database URL).
 
 Where the spec is silent: ``value: null`` is refused like an absent value (spec 1.4), so a stored value is
 never null; ``set`` and ``setnx`` on a hash, and ``mget`` naming a hash, are 422 like every other plain
@@ -23,7 +24,16 @@ from dominus_local.errors import ApiError, invalid, too_large, unprocessable
 from dominus_local.routing import Principal, RequestContext, ServiceRouter
 from dominus_local.services import health
 from dominus_local.state import LocalState
-from dominus_local.stores.kv import INT64_MAX, INT64_MIN, KVEntry, KVStore, NotIntegerError, SqlKVStore, WrongTypeError
+from dominus_local.stores.kv import (
+    INT64_MAX,
+    INT64_MIN,
+    KVEntry,
+    KVStore,
+    MemoryKVStore,
+    NotIntegerError,
+    SqlKVStore,
+    WrongTypeError,
+)
 from dominus_local.validate import Fields
 
 router = ServiceRouter("whisperer")
@@ -59,6 +69,10 @@ async def _start(state: LocalState) -> None:
         except BaseException:
             await store.close()
             raise
+    elif state.settings.data_dir is None and not state.settings.database_url:
+        # Nothing is kept on disk (in-memory SQLite): a dictionary of the process holds the same entries
+        # without a database transaction per operation.
+        store = MemoryKVStore(clock=clock)
     else:
         store = SqlKVStore(state.db, clock=clock)
         await store.purge_expired()

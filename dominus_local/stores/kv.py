@@ -1,9 +1,9 @@
 """The key-value store behind Whisperer: plain values and hashes with a TTL on every key (spec 8.4).
 
 :class:`KVStore` is the interface Whisperer talks to; a Redis implementation can sit behind it unchanged.
-:class:`SqlKVStore` keeps the entries in a table of the shared relational database, so an ephemeral instance
-keeps them in memory and an instance with a data directory keeps them across restarts (an expired key is
-never returned, whether it was purged yet or not).
+:class:`SqlKVStore` keeps the entries in a table of the shared relational database (across restarts when it is on
+disk); :class:`MemoryKVStore` keeps them in a dictionary of the process, for an instance that keeps nothing on
+disk (an expired key is never returned, whether it was purged yet or not).
 
 Keys live in *spaces* (the service builds one per project, environment and category). Each key is either a
 plain JSON value or a hash of field -> JSON value, and carries the TTL it was last written with (for
@@ -372,3 +372,183 @@ class SqlKVStore(KVStore):
             return len(result.all())
 
         return await self._run(op)
+
+
+@dataclass
+class _MemoryRow:
+    kind: Kind
+    text: str  # the value as JSON text, so every read returns a fresh copy, as from the SQL store
+    ttl_seconds: int
+    expires_at_ms: int
+
+
+class MemoryKVStore(KVStore):
+    """Entries in a dictionary of the process: the store of an instance that keeps nothing on disk.
+
+    Same semantics as :class:`SqlKVStore` (expiry to the millisecond, values stored as JSON text so a read
+    never aliases what was written, code-point key order), without a database round trip. Every method runs
+    without yielding to the event loop, so each one is atomic on its own; the store is meant for one event
+    loop (an in-process or single-process instance) and its contents end with the process.
+    """
+
+    PURGE_EVERY = 1000
+    """Expired entries are dropped for good after this many writes (reads ignore them meanwhile)."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self._spaces: dict[str, dict[str, _MemoryRow]] = {}
+        self._writes = 0
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _wrote(self) -> None:
+        self._writes += 1
+        if self._writes % self.PURGE_EVERY == 0:
+            self._purge(self._now_ms())
+
+    def _load(self, space: str, key: str, now_ms: int) -> _MemoryRow | None:
+        keys = self._spaces.get(space)
+        if keys is None:
+            return None
+        row = keys.get(key)
+        if row is None:
+            return None
+        if row.expires_at_ms <= now_ms:
+            self._remove(space, key)
+            return None
+        return row
+
+    def _remove(self, space: str, key: str) -> _MemoryRow | None:
+        keys = self._spaces.get(space)
+        if keys is None:
+            return None
+        row = keys.pop(key, None)
+        if not keys:
+            del self._spaces[space]
+        return row
+
+    def _put(self, space: str, key: str, row: _MemoryRow) -> None:
+        self._spaces.setdefault(space, {})[key] = row
+
+    @staticmethod
+    def _entry(row: _MemoryRow) -> KVEntry:
+        return KVEntry(row.kind, json.loads(row.text), row.ttl_seconds, row.expires_at_ms / 1000)
+
+    async def get(
+        self, space: str, key: str, *, expect: Kind | None = None, nudge: bool = False, nudge_ttl: int | None = None
+    ) -> KVEntry | None:
+        now_ms = self._now_ms()
+        row = self._load(space, key, now_ms)
+        if row is None:
+            return None
+        if expect is not None and row.kind != expect:
+            raise WrongTypeError(key, row.kind)
+        if nudge:
+            row.expires_at_ms = now_ms + 1000 * (nudge_ttl if nudge_ttl is not None else row.ttl_seconds)
+        return self._entry(row)
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> list[KVEntry | None]:
+        now_ms = self._now_ms()
+        out: list[KVEntry | None] = []
+        for space, key in keys:
+            row = self._spaces.get(space, {}).get(key)
+            out.append(None if row is None or row.expires_at_ms <= now_ms else self._entry(row))
+        return out
+
+    async def set(self, space: str, key: str, value: Any, ttl: int) -> None:
+        now_ms = self._now_ms()
+        row = self._load(space, key, now_ms)
+        if row is not None and row.kind != "value":
+            raise WrongTypeError(key, row.kind)
+        self._put(space, key, _MemoryRow("value", _dumps(value), ttl, now_ms + 1000 * ttl))
+        self._wrote()
+
+    async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
+        now_ms = self._now_ms()
+        row = self._load(space, key, now_ms)
+        if row is not None:
+            if row.kind != "value":
+                raise WrongTypeError(key, row.kind)
+            return False, json.loads(row.text)
+        self._put(space, key, _MemoryRow("value", _dumps(value), ttl, now_ms + 1000 * ttl))
+        self._wrote()
+        return True, None
+
+    async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
+        now_ms = self._now_ms()
+        row = self._load(space, key, now_ms)
+        if row is None:
+            if not INT64_MIN <= delta <= INT64_MAX:
+                raise NotIntegerError("the result is outside the 64-bit integer range")
+            self._put(space, key, _MemoryRow("value", _dumps(delta), ttl, now_ms + 1000 * ttl))
+            self._wrote()
+            return delta
+        if row.kind != "value":
+            raise WrongTypeError(key, row.kind)
+        current = json.loads(row.text)
+        if isinstance(current, bool) or not isinstance(current, int):
+            raise NotIntegerError("the key does not hold an integer")
+        result: int = current + delta
+        if not INT64_MIN <= result <= INT64_MAX:
+            raise NotIntegerError("the result is outside the 64-bit integer range")
+        row.text = _dumps(result)
+        self._wrote()
+        return result
+
+    async def delete(self, space: str, key: str) -> bool:
+        row = self._remove(space, key)
+        return row is not None and row.expires_at_ms > self._now_ms()
+
+    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int) -> bool:
+        now_ms = self._now_ms()
+        row = self._load(space, key, now_ms)
+        expires_ms = now_ms + 1000 * ttl
+        if row is None:
+            self._put(space, key, _MemoryRow("hash", _dumps({field: value}), ttl, expires_ms))
+            self._wrote()
+            return True
+        if row.kind != "hash":
+            raise WrongTypeError(key, row.kind)
+        fields = json.loads(row.text)
+        is_new = field not in fields
+        fields[field] = value
+        row.text, row.ttl_seconds, row.expires_at_ms = _dumps(fields), ttl, expires_ms
+        self._wrote()
+        return is_new
+
+    async def hdel(self, space: str, key: str, field: str) -> bool:
+        row = self._load(space, key, self._now_ms())
+        if row is None:
+            return False
+        if row.kind != "hash":
+            raise WrongTypeError(key, row.kind)
+        fields = json.loads(row.text)
+        if field not in fields:
+            return False
+        del fields[field]
+        if fields:
+            row.text = _dumps(fields)
+        else:
+            self._remove(space, key)
+        return True
+
+    async def scan(self, space: str, *, prefix: str = "", after: str | None = None, limit: int = 100) -> list[str]:
+        now_ms = self._now_ms()
+        live = sorted(
+            key
+            for key, row in self._spaces.get(space, {}).items()
+            if row.expires_at_ms > now_ms and key.startswith(prefix) and (after is None or key > after)
+        )
+        return live[:limit]
+
+    def _purge(self, now_ms: int) -> int:
+        dropped = 0
+        for space in list(self._spaces):
+            for key in [k for k, row in self._spaces[space].items() if row.expires_at_ms <= now_ms]:
+                self._remove(space, key)
+                dropped += 1
+        return dropped
+
+    async def purge_expired(self) -> int:
+        return self._purge(self._now_ms())

@@ -9,6 +9,7 @@ import pytest
 
 from dominus_fastapi import Dominus, ValidationError
 from dominus_fastapi.core.namespaces.redis import SetnxResult
+from dominus_local.stores.kv import MemoryKVStore, SqlKVStore
 from tests.conftest import InProcessServer
 
 
@@ -323,3 +324,20 @@ async def test_restart_keeps_unexpired_keys(tmp_path: Any) -> None:
         assert (await second.redis.get("kept"))["found"] is True
     finally:
         await second.aclose()
+
+
+async def test_store_follows_where_the_instance_keeps_its_data(
+    local_server: InProcessServer, local_client: Dominus, tmp_path: Any
+) -> None:
+    # Nothing on disk: a dictionary of the process; a data directory: the database's table (kept on restart).
+    assert isinstance(local_server.local.state.extras["whisperer"], MemoryKVStore)
+    await local_client.redis.set("k", 1)
+    assert (await local_client.redis.get("k"))["value"] == 1
+    on_disk = Dominus(base_url=f"embedded://{tmp_path / 'data'}")
+    try:
+        await on_disk.redis.set("k", 2)
+        instance = on_disk._transport.embedded.instance  # type: ignore[union-attr]
+        assert instance is not None
+        assert isinstance(instance.state.extras["whisperer"], SqlKVStore)
+    finally:
+        await on_disk.aclose()
