@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dominus_local.settings import LocalSettings
-
     from dominus_local.stores.database import Database
 
 
