@@ -20,7 +20,7 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 
 from dominus_fastapi.core.client import Dominus
 from dominus_fastapi.core.namespaces.admin import AdminNamespace
@@ -170,10 +170,27 @@ async def get_portal(client: DominusDep, session: SessionDep) -> PortalNamespace
     return client.as_user(session.access_token).portal
 
 
-async def get_current_user(
-    session: SessionDep, _bearer: Annotated[str | None, Depends(oauth2_scheme)] = None
-) -> DominusUser:
-    """The signed-in subject; 401 ``not_authenticated`` (with ``WWW-Authenticate: Bearer``) when anonymous."""
+class _SessionBearer(OAuth2PasswordBearer):
+    """The same OpenAPI Bearer scheme as :data:`oauth2_scheme`, whose value is the request's Portal session.
+
+    One dependency that both declares the scheme (the lock on ``CurrentUser`` routes in ``/docs``) and reads
+    what the middleware identified: FastAPI resolves each dependency on every request, so ``CurrentUser``
+    costs one scheme read instead of a session provider plus a header read.
+    """
+
+    async def __call__(self, request: Request) -> PortalSession | None:  # type: ignore[override]
+        session: PortalSession | None = request.scope.get(SESSION_SCOPE_KEY)
+        return session
+
+
+_session_bearer = _SessionBearer(tokenUrl="/auth/token", auto_error=False, scheme_name="OAuth2PasswordBearer")
+
+
+async def get_current_user(session: Annotated[PortalSession | None, Depends(_session_bearer)]) -> DominusUser:
+    """The signed-in subject; 401 ``not_authenticated`` (with ``WWW-Authenticate: Bearer``) when anonymous.
+
+    Declares the Bearer scheme of :data:`oauth2_scheme` in OpenAPI; the middleware has verified the token.
+    """
     if session is None:
         raise DominusHTTPException(
             401, "Not signed in", "not_authenticated", headers={"WWW-Authenticate": "Bearer"}

@@ -302,6 +302,14 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _raw_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case) without building a ``Headers`` object per request."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
 @dataclass
 class _Outcome:
     session: PortalSession | None = None
@@ -367,9 +375,9 @@ class PortalSessionMiddleware:
         session = outcome.session
         if (
             self.csrf
-            and scope["type"] == "websocket"
             and session is not None
             and session.via == "cookie"
+            and scope["type"] == "websocket"
             and conn.headers.get("origin") is not None
             and not same_origin(conn.headers["origin"], conn, self.config.allowed_origins)
         ):
@@ -439,7 +447,7 @@ class PortalSessionMiddleware:
     # --- identification -----------------------------------------------------------------------------------
 
     async def _identify(self, conn: HTTPConnection, scope: Scope) -> _Outcome:
-        authorization = conn.headers.get("authorization")
+        authorization = _raw_header(scope, b"authorization")
         if authorization is not None:
             scheme, _, credential = authorization.partition(" ")
             credential = credential.strip()
