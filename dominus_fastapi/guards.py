@@ -48,6 +48,7 @@ from urllib.parse import quote
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from dominus_fastapi.core.client import Dominus
 from dominus_fastapi.core.errors import AuthenticationError
 from dominus_fastapi.handlers import DominusHTTPException
 from dominus_fastapi.middleware import SESSION_SCOPE_KEY, DominusUser, PortalSession, find_client
@@ -206,7 +207,8 @@ class PageAccessGuard(Guard):
     """Portal's page-access rule (spec 8.8) for ``path``, or for the request's own path when ``path`` is None.
 
     Answers are cached per session, active tenant and page for ``cache_seconds`` (``clock`` is injectable for
-    tests), so a page's many requests cost one Portal call. A session the backend finds revoked gets 401.
+    tests), so a page's many requests cost one Portal call, and concurrent requests that find no fresh answer
+    share one Portal call. A session the backend finds revoked gets 401.
     """
 
     def __init__(
@@ -223,6 +225,9 @@ class PageAccessGuard(Guard):
         self.cache_seconds = cache_seconds
         self._clock = clock
         self._cache: OrderedDict[tuple[str, str, str], tuple[float, bool, str]] = OrderedDict()
+        self._inflight: dict[
+            tuple[str, str, str], tuple[asyncio.AbstractEventLoop, asyncio.Task[tuple[bool, str]]]
+        ] = {}
 
     async def check(self, request: Request) -> None:
         session = _session(request)
@@ -236,13 +241,35 @@ class PageAccessGuard(Guard):
     async def _decide(self, request: Request, session: PortalSession, path: str) -> tuple[bool, str]:
         # The answer depends on the active tenant (spec 8.8), which a switch changes within one session.
         key = (session.session_id, session.tenant_id or "", path)
-        now = self._clock()
         cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self.cache_seconds:
+        if cached is not None and self._clock() - cached[0] < self.cache_seconds:
             return cached[1], cached[2]
         client = find_client(request.scope)
         if client is None:
             raise RuntimeError("require_page_access needs the Dominus client: use dominus_lifespan()")
+        # Concurrent requests of one session for one page share one Portal call: when an answer expires
+        # under load, Portal is asked once, not once per waiting request. The call runs in its own task, so
+        # a waiter that is cancelled (its client went away) cancels neither the call nor the other waiters.
+        loop = asyncio.get_running_loop()
+        running = self._inflight.get(key)
+        if running is None or running[0] is not loop or running[1].done():
+            task = loop.create_task(self._ask(client, session, key, path))
+            running = (loop, task)
+            self._inflight[key] = running
+            task.add_done_callback(functools.partial(self._finished, key))
+        return await asyncio.shield(running[1])
+
+    def _finished(self, key: tuple[str, str, str], task: asyncio.Task[tuple[bool, str]]) -> None:
+        running = self._inflight.get(key)
+        if running is not None and running[1] is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too, for when every waiter was cancelled
+
+    async def _ask(
+        self, client: Dominus, session: PortalSession, key: tuple[str, str, str], path: str
+    ) -> tuple[bool, str]:
+        now = self._clock()
         try:
             answer = await client.portal.check_page_access(path, user_token=session.access_token)
         except AuthenticationError as exc:

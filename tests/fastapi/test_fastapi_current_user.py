@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from dominus_fastapi import Dominus, setup_dominus
 from dominus_fastapi.deps import CurrentUser, get_current_user, oauth2_scheme
 from dominus_fastapi.middleware import DominusUser, PortalSession
+from dominus_fastapi.testing import APP_ORIGIN, create_test_user
 
 
 def _app(client: Dominus) -> FastAPI:
@@ -50,3 +53,43 @@ async def test_current_user_can_still_be_overridden(embedded: Dominus) -> None:
     app.dependency_overrides[get_current_user] = lambda: DominusUser(fake)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app.test") as http:
         assert (await http.get("/whoami")).json() == {"id": "u-fake", "type": "user"}
+
+
+async def test_concurrent_requests_share_one_page_access_call(
+    dominus: Dominus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the cached answer is missing or stale, concurrent requests ask Portal once, not once each."""
+    from asgi_lifespan import LifespanManager
+
+    from dominus_fastapi import dominus_lifespan, require_page_access
+    from dominus_fastapi.core.namespaces.portal import PortalNamespace
+
+    real = PortalNamespace.check_page_access
+    calls: list[str] = []
+
+    async def counted(self: PortalNamespace, path: str, **kwargs: Any) -> Any:
+        calls.append(path)
+        return await real(self, path, **kwargs)
+
+    monkeypatch.setattr(PortalNamespace, "check_page_access", counted)
+    now = [100.0]
+    app = FastAPI(lifespan=dominus_lifespan())
+    setup_dominus(app)
+
+    @app.get("/shared")
+    @require_page_access("/shared", cache_seconds=10, clock=lambda: now[0])
+    async def shared() -> dict[str, bool]:
+        return {"open": True}
+
+    user = await create_test_user(dominus, pages=["/shared"])
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        headers = {"Authorization": f"Bearer {user.access_token}"}
+        async with httpx.AsyncClient(transport=transport, base_url=APP_ORIGIN, headers=headers) as http:
+            answers = await asyncio.gather(*(http.get("/shared") for _ in range(20)))
+            assert [a.status_code for a in answers] == [200] * 20
+            assert calls == ["/shared"]
+            now[0] += 11  # stale: asked again, once
+            answers = await asyncio.gather(*(http.get("/shared") for _ in range(20)))
+            assert [a.status_code for a in answers] == [200] * 20
+            assert calls == ["/shared", "/shared"]
