@@ -1,6 +1,7 @@
 """FastAPI dependency providers and their ``Annotated`` aliases.
 
-Every provider is a stable module-level function, so tests can replace one for the whole app::
+Every provider is a stable module-level object (``get_current_user`` is a security scheme, the others are
+functions), so tests can replace one for the whole app::
 
     app.dependency_overrides[get_current_user] = lambda: fake_user
     app.dependency_overrides[get_redis] = lambda: fake_redis
@@ -20,7 +21,7 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import HTTPConnection
 
 from dominus_fastapi.core.client import Dominus
 from dominus_fastapi.core.namespaces.admin import AdminNamespace
@@ -42,6 +43,7 @@ __all__ = [
     "AuthDep",
     "CourierDep",
     "CurrentUser",
+    "CurrentUserScheme",
     "DbDep",
     "DdlDep",
     "DominusDep",
@@ -170,32 +172,30 @@ async def get_portal(client: DominusDep, session: SessionDep) -> PortalNamespace
     return client.as_user(session.access_token).portal
 
 
-class _SessionBearer(OAuth2PasswordBearer):
-    """The same OpenAPI Bearer scheme as :data:`oauth2_scheme`, whose value is the request's Portal session.
+class CurrentUserScheme(OAuth2PasswordBearer):
+    """The provider behind ``CurrentUser``: the signed-in subject of the request.
 
-    One dependency that both declares the scheme (the lock on ``CurrentUser`` routes in ``/docs``) and reads
-    what the middleware identified: FastAPI resolves each dependency on every request, so ``CurrentUser``
-    costs one scheme read instead of a session provider plus a header read.
+    It is the same OpenAPI Bearer scheme as :data:`oauth2_scheme` (so ``CurrentUser`` routes show the lock in
+    ``/docs``) and, as a dependency, reads the session the middleware identified. FastAPI resolves every
+    dependency on every request, so this is one dependency, not a session provider plus a header read.
     """
 
-    async def __call__(self, request: Request) -> PortalSession | None:  # type: ignore[override]
-        session: PortalSession | None = request.scope.get(SESSION_SCOPE_KEY)
-        return session
+    async def __call__(self, connection: HTTPConnection) -> DominusUser:  # type: ignore[override]
+        """The signed-in subject; 401 ``not_authenticated`` (with ``WWW-Authenticate: Bearer``) when anonymous."""
+        session: PortalSession | None = connection.scope.get(SESSION_SCOPE_KEY)
+        if session is None:
+            raise DominusHTTPException(
+                401, "Not signed in", "not_authenticated", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return DominusUser(session)
 
 
-_session_bearer = _SessionBearer(tokenUrl="/auth/token", auto_error=False, scheme_name="OAuth2PasswordBearer")
+get_current_user = CurrentUserScheme(tokenUrl="/auth/token", auto_error=False, scheme_name="OAuth2PasswordBearer")
+"""The signed-in subject; 401 ``not_authenticated`` (with ``WWW-Authenticate: Bearer``) when anonymous.
 
-
-async def get_current_user(session: Annotated[PortalSession | None, Depends(_session_bearer)]) -> DominusUser:
-    """The signed-in subject; 401 ``not_authenticated`` (with ``WWW-Authenticate: Bearer``) when anonymous.
-
-    Declares the Bearer scheme of :data:`oauth2_scheme` in OpenAPI; the middleware has verified the token.
-    """
-    if session is None:
-        raise DominusHTTPException(
-            401, "Not signed in", "not_authenticated", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return DominusUser(session)
+Declares the Bearer scheme of :data:`oauth2_scheme` in OpenAPI; the middleware has verified the token.
+Replace it for a whole app with ``app.dependency_overrides[get_current_user] = ...``.
+"""
 
 
 PortalDep = Annotated[PortalNamespace, Depends(get_portal)]

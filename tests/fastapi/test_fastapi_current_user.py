@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.websockets import WebSocket
 
 from dominus_fastapi import Dominus, setup_dominus
 from dominus_fastapi.deps import CurrentUser, get_current_user, oauth2_scheme
 from dominus_fastapi.middleware import DominusUser, PortalSession
 from dominus_fastapi.testing import APP_ORIGIN, create_test_user
+from tests.fastapi.test_fastapi_middleware import websocket_exchange
 
 
 def _app(client: Dominus) -> FastAPI:
@@ -93,3 +96,20 @@ async def test_concurrent_requests_share_one_page_access_call(
             answers = await asyncio.gather(*(http.get("/shared") for _ in range(20)))
             assert [a.status_code for a in answers] == [200] * 20
             assert calls == ["/shared", "/shared"]
+
+
+async def test_current_user_in_a_websocket_endpoint(embedded: Dominus) -> None:
+    app = _app(embedded)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket, user: CurrentUser) -> None:
+        await websocket.accept()
+        await websocket.send_json({"id": user.id})
+        await websocket.close()
+
+    await embedded.auth.create_user("socket", "socket@example.test", "socket-password-1")
+    login = await embedded.portal.login("socket", "socket-password-1")
+    claims = await embedded.validate_jwt(login["access_token"])
+    sent = await websocket_exchange(app, [(b"authorization", f"Bearer {login['access_token']}".encode())])
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"], sent
+    assert json.loads(sent[1]["text"]) == {"id": claims["sub"]}
