@@ -147,9 +147,12 @@ def _missing_token() -> ApiError:
     )
 
 
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,200}")
+
+
 def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
-    if 0 < len(given) <= 200 and all(0x21 <= ord(ch) <= 0x7E for ch in given):
+    if _REQUEST_ID.fullmatch(given):
         return given
     return str(uuid.uuid4())
 
@@ -252,6 +255,15 @@ class DominusLocalApp:
         self._routes: list[_Route] = [
             _Route(endpoint, _compile(endpoint.path)) for router in self.routers for endpoint in router.endpoints
         ]
+        # What _match answers for each (method, fixed path) pair, worked out once by the same ordered scan:
+        # nearly every request names a fixed path, and the scan tries every route's pattern in turn.
+        self._fixed: dict[tuple[str, str], Endpoint] = {}
+        for route in self._routes:
+            if "{" not in route.endpoint.path:
+                with contextlib.suppress(ApiError):
+                    endpoint, params = self._scan(route.endpoint.method, route.endpoint.path)
+                    if not params:
+                        self._fixed.setdefault((route.endpoint.method, route.endpoint.path), endpoint)
         self.started_at: float | None = None
 
     # --- lifespan -------------------------------------------------------------------------------------------
@@ -330,6 +342,12 @@ class DominusLocalApp:
         return max(0.0, configured, self.faults.cold_start_remaining())
 
     def _match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]]:
+        fixed = self._fixed.get((method, path))
+        if fixed is not None:
+            return fixed, {}
+        return self._scan(method, path)
+
+    def _scan(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]]:
         allowed: list[str] = []
         for route in self._routes:
             found = route.pattern.match(path)

@@ -88,15 +88,67 @@ class DropAwareASGITransport(httpx.ASGITransport):
 
     ``dominus_local`` simulates a dropped connection (fault ``drop_after_read``) by raising out of the app;
     an HTTP server would close the socket, so the client sees :class:`httpx.RemoteProtocolError`.
+
+    The request is handed to the app in one ``http.request`` message and the answer is collected into one
+    ``httpx.Response`` with its content already read: the same exchange as ``httpx.ASGITransport``, without
+    its per-request event, stream iterators and chunked reading (the embedded hot path).
     """
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            return await super().handle_async_request(request)
+            body = request.content
+        except httpx.RequestNotRead:
+            body = await request.aread()
+        url = request.url
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "headers": [(k.lower(), v) for (k, v) in request.headers.raw],
+            "scheme": url.scheme,
+            "path": url.path,
+            "raw_path": url.raw_path.split(b"?")[0],
+            "query_string": url.query,
+            "server": (url.host, url.port),
+            "client": self.client,
+            "root_path": self.root_path,
+        }
+        sent_body = False
+        finished = asyncio.Event()
+        status: int | None = None
+        headers: list[tuple[bytes, bytes]] = []
+        parts: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent_body
+            if sent_body:
+                await finished.wait()
+                return {"type": "http.disconnect"}
+            sent_body = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Mapping[str, Any]) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                if chunk and request.method != "HEAD":
+                    parts.append(chunk)
+                if not message.get("more_body", False):
+                    finished.set()
+
+        try:
+            await self.app(scope, receive, send)
         except Exception as exc:
             raise httpx.RemoteProtocolError(
                 "the embedded server closed the connection without an answer", request=request
             ) from exc
+        if status is None or not finished.is_set():
+            raise httpx.RemoteProtocolError("the embedded server ended without a complete answer", request=request)
+        return httpx.Response(status, headers=headers, content=b"".join(parts), request=request)
 
 
 class EmbeddedTransport(httpx.AsyncBaseTransport):
