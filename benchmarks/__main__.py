@@ -49,6 +49,12 @@ def checks(rows: list[Row], mints: list[int], facts: dict[str, float]) -> list[s
             line(sdk >= 10 * ref, f"SDK at C={c}: {sdk / ref:.1f}x the client-per-call pattern (target >= 10)")
             emb = _row(rows, "SDK redis.get, embedded mode", c)["calls_per_s"]
             line(emb >= 5 * sdk, f"embedded at C={c}: {emb / sdk:.1f}x the loopback SDK call (target >= 5)")
+            if scenarios.SERVED in names:
+                served = _row(rows, scenarios.SERVED, c)["calls_per_s"]
+                lines.append(
+                    f"INFO  embedded at C={c}: {emb / served:.1f}x the SDK call to dominus-local serve "
+                    "(same server work, in memory, over loopback)"
+                )
     if mints:
         line(all(m == 1 for m in mints), f"mints per 1,000 concurrent first calls: {mints} (target: exactly 1)")
     if "middleware + CurrentUser + page guard" in names:

@@ -99,11 +99,12 @@ def standin(mint_delay: float = 0.0) -> Server:
 
 
 class LocalServe(Server):
-    """``dominus-local serve`` with its own temporary data directory and PSK."""
+    """``dominus-local serve`` with its own temporary data directory (or, ``in_memory=True``, none) and PSK."""
 
-    def __init__(self, psk: str, *, env: Mapping[str, str] | None = None) -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="dominus-bench-"))
+    def __init__(self, psk: str, *, env: Mapping[str, str] | None = None, in_memory: bool = False) -> None:
+        self.data_dir: Path | None = None if in_memory else Path(tempfile.mkdtemp(prefix="dominus-bench-"))
         port = free_port()
+        where = [] if self.data_dir is None else ["--data-dir", str(self.data_dir)]
         super().__init__(
             [
                 "-m",
@@ -113,8 +114,7 @@ class LocalServe(Server):
                 "127.0.0.1",
                 "--port",
                 str(port),
-                "--data-dir",
-                str(self.data_dir),
+                *where,
                 "--log-level",
                 "warning",
             ],
@@ -125,4 +125,5 @@ class LocalServe(Server):
 
     def stop(self) -> None:
         super().stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -24,6 +24,7 @@ from dominus_fastapi import Dominus
 from dominus_fastapi.core import wire
 
 KEY = "bench/key"
+SERVED = "SDK redis.get, dominus-local serve"
 WHISPERER_GET = "/api/whisperer/get"
 
 
@@ -89,8 +90,10 @@ async def _measure_all(
 
 
 async def sdk_call(options: Options) -> list[Row]:
-    """``redis.get`` through the SDK, a raw pooled httpx client (baseline), a client per call, embedded mode."""
-    with processes.standin() as server:
+    """``redis.get`` through the SDK, a raw pooled httpx client (baseline), a client per call, embedded mode,
+    and the SDK against ``dominus-local serve`` in memory: the same server work as embedded mode, over loopback."""
+    psk = secrets.token_hex(32)
+    with processes.standin() as server, processes.LocalServe(psk, in_memory=True) as local_server:
         url = server.url
         target = url + WHISPERER_GET
         async with httpx.AsyncClient() as once:
@@ -102,6 +105,8 @@ async def sdk_call(options: Options) -> list[Row]:
         sdk = Dominus(token="bench-psk", base_url=url)
         embedded = Dominus(base_url="embedded:")
         await embedded.redis.set(KEY, "v" * 64)
+        served = Dominus(token=psk, base_url=local_server.url)
+        await served.redis.set(KEY, "v" * 64)
 
         async def raw_call() -> None:
             response = await raw.post(target, content=wire.encode_body(body), headers=headers)
@@ -120,6 +125,10 @@ async def sdk_call(options: Options) -> list[Row]:
             if not (await embedded.redis.get(KEY))["found"]:
                 raise RuntimeError("embedded instance lost the key")
 
+        async def served_get() -> None:
+            if not (await served.redis.get(KEY))["found"]:
+                raise RuntimeError("dominus-local serve lost the key")
+
         try:
             return await _measure_all(
                 "1 SDK call",
@@ -128,15 +137,20 @@ async def sdk_call(options: Options) -> list[Row]:
                     "SDK redis.get": (sdk_get, 5),
                     "client per call (reference pattern)": (per_call, 0),
                     "SDK redis.get, embedded mode": (embedded_get, 5),
+                    SERVED: (served_get, 5),
                 },
                 "raw pooled httpx (baseline)",
                 options,
-                notes={"SDK redis.get, embedded mode": "real dominus_local in-process"},
+                notes={
+                    "SDK redis.get, embedded mode": "real dominus_local in-process, in memory",
+                    SERVED: "the same server, in memory, as another process on loopback",
+                },
             )
         finally:
             await raw.aclose()
             await sdk.aclose()
             await embedded.aclose()
+            await served.aclose()
 
 
 # --- 2. the token ------------------------------------------------------------------------------------------
