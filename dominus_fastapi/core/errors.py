@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from dominus_fastapi.core.wire import CODE_STATUS
+
 __all__ = [
     "AuthenticationError",
     "AuthorizationError",
@@ -166,38 +168,6 @@ class CircuitOpenError(DominusConnectionError):
         self.retry_after = retry_after
 
 
-CODE_CLASS: dict[str, type[DominusError]] = {
-    "invalid_body": ValidationError,
-    "validation_failed": ValidationError,
-    "missing_token": AuthenticationError,
-    "invalid_token": AuthenticationError,
-    "token_expired": AuthenticationError,
-    "session_revoked": AuthenticationError,
-    "refresh_token_invalid": AuthenticationError,
-    "refresh_token_expired": AuthenticationError,
-    "invalid_credentials": AuthenticationError,
-    "forbidden": AuthorizationError,
-    "account_inactive": AuthorizationError,
-    "secure_table_reason_required": SecureTableError,
-    "not_found": NotFoundError,
-    "method_not_allowed": DominusError,
-    "request_timeout": DominusTimeoutError,
-    "conflict": ConflictError,
-    "retention_active": ConflictError,
-    "idempotency_in_progress": ConflictError,
-    "payload_too_large": ValidationError,
-    "unprocessable": ValidationError,
-    "idempotency_key_reused": ValidationError,
-    "rate_limited": RateLimitError,
-    "internal_error": ServiceError,
-    "not_implemented": ServiceError,
-    "upstream_error": ServiceError,
-    "cold_start": ServiceError,
-    "service_unavailable": ServiceError,
-    "upstream_timeout": DominusTimeoutError,
-}
-"""The class for every machine code of spec 4.1."""
-
 STATUS_CLASS: dict[int, type[DominusError]] = {
     400: ValidationError,
     401: AuthenticationError,
@@ -213,17 +183,29 @@ STATUS_CLASS: dict[int, type[DominusError]] = {
 """The class for a status when the code is missing or unknown (other 5xx: ``ServiceError``)."""
 
 
+def _class_for_status(status: int) -> type[DominusError]:
+    if status in STATUS_CLASS:
+        return STATUS_CLASS[status]
+    if 500 <= status <= 599:
+        return ServiceError
+    return DominusError
+
+
+CODE_CLASS: dict[str, type[DominusError]] = {
+    **{code: _class_for_status(status) for code, status in CODE_STATUS.items()},
+    # The one code whose class is narrower than its status's.
+    "secure_table_reason_required": SecureTableError,
+}
+"""The class for every machine code of spec 4.1: its status's class, except for secure tables."""
+
+
 def class_for(status: int | None, code: str | None) -> type[DominusError]:
     """Code first, then status (spec 4.2)."""
     if code and code in CODE_CLASS:
         return CODE_CLASS[code]
     if status is None:
         return DominusError
-    if status in STATUS_CLASS:
-        return STATUS_CLASS[status]
-    if 500 <= status <= 599:
-        return ServiceError
-    return DominusError
+    return _class_for_status(status)
 
 
 def error_from_response(
