@@ -668,9 +668,11 @@ async def tenant_by_slug(conn: AsyncConnection, slug: str) -> dict[str, Any] | N
 # --- the admin category and the bootstrap client (spec 5.9, 7.12) --------------------------------------
 
 
-async def _find_or_create(
+async def find_or_create(
     conn: AsyncConnection, table: Table, key: str, value: str, values: dict[str, Any]
 ) -> tuple[str, bool]:
+    """The id of the row whose ``key`` column equals ``value``, creating it with ``values`` when missing; and
+    whether it was created."""
     found = (await conn.execute(select(table.c.id).where(table.c[key] == value))).scalar()
     if found is not None:
         return str(found), False
@@ -709,7 +711,7 @@ async def link(conn: AsyncConnection, junction: Junction, owner_id: str, target_
 async def reseed_admin_category(conn: AsyncConnection) -> dict[str, int]:
     """Create whatever is missing of the admin category; returns the count created per kind (spec 7.12)."""
     counts = {"tenant_categories": 0, "tenants": 0, "roles": 0, "scopes": 0, "pages": 0, "nav_items": 0}
-    category_id, made = await _find_or_create(
+    category_id, made = await find_or_create(
         conn,
         categories,
         "slug",
@@ -717,7 +719,7 @@ async def reseed_admin_category(conn: AsyncConnection) -> dict[str, int]:
         {"name": "Administration", "description": "Built-in administration category", "color": "#DC2626"},
     )
     counts["tenant_categories"] += made
-    _, made = await _find_or_create(
+    _, made = await find_or_create(
         conn,
         tenants,
         "slug",
@@ -731,16 +733,16 @@ async def reseed_admin_category(conn: AsyncConnection) -> dict[str, int]:
         },
     )
     counts["tenants"] += made
-    scope_id, made = await _find_or_create(
+    scope_id, made = await find_or_create(
         conn, scopes, "slug", ADMIN_SLUG, {"display_name": "Administration", "description": "Full administration"}
     )
     counts["scopes"] += made
-    role_id, made = await _find_or_create(
+    role_id, made = await find_or_create(
         conn, roles, "name", ADMIN_SLUG, {"description": "Administrators of this project"}
     )
     counts["roles"] += made
     await link(conn, JUNCTIONS[("roles", "scopes")], role_id, [scope_id])
-    page_id, made = await _find_or_create(
+    page_id, made = await find_or_create(
         conn,
         pages,
         "path",

@@ -25,10 +25,9 @@ and ``DOMINUS_LOCAL_DEMO_USER_PASSWORD``) for anything shared.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dominus_local import identity as idm
@@ -64,21 +63,6 @@ _PAGES = (
     ("/dashboard/files", "Files", ("files.read",)),
     ("/dashboard/admin/users", "Users", ("users.manage",)),
 )
-
-
-async def _ensure(
-    conn: AsyncConnection, table: Table, key: str, value: str, values: Mapping[str, Any]
-) -> tuple[str, bool]:
-    found = (await conn.execute(select(table.c.id).where(table.c[key] == value))).scalar()
-    if found is not None:
-        return str(found), False
-    ident = new_id()
-    now = utcnow()
-    row = {"id": ident, key: value, **values, "created_at": now}
-    if "updated_at" in table.c:
-        row["updated_at"] = now
-    await conn.execute(insert(table).values(**row))
-    return ident, True
 
 
 async def _link(conn: AsyncConnection, owner: str, relation: str, owner_id: str, ids: Sequence[str]) -> None:
@@ -153,11 +137,11 @@ async def seed_demo(
     async with state.db.begin() as conn:
         await idm.reseed_admin_category(conn)
         for slug, name, color in _CATEGORIES:
-            ids[f"category:{slug}"], _ = await _ensure(
+            ids[f"category:{slug}"], _ = await idm.find_or_create(
                 conn, idm.categories, "slug", slug, {"name": name, "description": f"{name} tenants", "color": color}
             )
         for slug, name, category in _TENANTS:
-            ids[f"tenant:{slug}"], _ = await _ensure(
+            ids[f"tenant:{slug}"], _ = await idm.find_or_create(
                 conn,
                 idm.tenants,
                 "slug",
@@ -172,13 +156,13 @@ async def seed_demo(
             )
         admin_tenant = await idm.tenant_by_slug(conn, idm.ADMIN_SLUG)
         for slug, display in _SCOPES:
-            ids[f"scope:{slug}"], _ = await _ensure(
+            ids[f"scope:{slug}"], _ = await idm.find_or_create(
                 conn, idm.scopes, "slug", slug, {"display_name": display, "description": display}
             )
-        ids["role:member"], _ = await _ensure(
+        ids["role:member"], _ = await idm.find_or_create(
             conn, idm.roles, "name", "member", {"description": "Signed-in members: dashboard and files"}
         )
-        ids["role:analyst"], _ = await _ensure(
+        ids["role:analyst"], _ = await idm.find_or_create(
             conn, idm.roles, "name", "analyst", {"description": "Reports, in retail tenants only"}
         )
         admin_role = (await conn.execute(select(idm.roles.c.id).where(idm.roles.c.name == idm.ADMIN_SLUG))).scalar()
@@ -192,7 +176,7 @@ async def seed_demo(
             ("admin", "admin@example.com", ("admin", "member"), ("acme", "globex")),
             ("demo", "user@example.com", ("member", "analyst"), ("acme", "globex")),
         ):
-            ident, _ = await _ensure(
+            ident, _ = await idm.find_or_create(
                 conn,
                 idm.users,
                 "username",
@@ -207,7 +191,7 @@ async def seed_demo(
             await _link(conn, "users", "tenants", ident, tenant_ids)
 
         for path, name, scopes in _PAGES:
-            page_id, _ = await _ensure(
+            page_id, _ = await idm.find_or_create(
                 conn,
                 idm.pages,
                 "path",
