@@ -2,8 +2,10 @@
 
 Starts what it needs itself: the stand-in gateway (``benchmarks.standin``), ``dominus-local serve`` and two
 uvicorn FastAPI apps, each on a free loopback port, and stops them at the end. Options: ``--repeats`` (3),
-``--duration`` seconds per measurement (2), ``--only`` (``sdk``, ``token``, ``fastapi``, ``local``; repeatable),
-``--out`` (directory, default ``benchmarks/results``).
+``--duration`` seconds per measurement (2), ``--only`` (``sdk``, ``token``, ``fastapi``, ``local``, ``backends``;
+repeatable), ``--out`` (directory, default ``benchmarks/results``). ``backends`` (dominus-local on PostgreSQL and
+Redis vs asyncpg/redis-py directly) needs the servers of ``scripts/services.sh`` and is skipped without them:
+``scripts/services.sh run .venv/bin/python -m benchmarks --only backends``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import scenarios
+from benchmarks import backends, scenarios
 from benchmarks.harness import Row, machine_facts, markdown_table
 
-SCENARIOS = ("sdk", "token", "fastapi", "local")
+SCENARIOS = ("sdk", "token", "fastapi", "local", "backends")
 
 
 def _row(rows: list[Row], variant: str, c: int) -> dict[str, Any]:
@@ -64,6 +66,13 @@ def checks(rows: list[Row], mints: list[int], facts: dict[str, float]) -> list[s
             ratio = _row(rows, "middleware + CurrentUser + page guard", c)["ratio"]
             added = 1 / ratio - 1
             line(added <= 0.15, f"FastAPI at C={c}: guards add {added * 100:.0f}% to the request time (target <= 15%)")
+    for variant, baseline in backends.PAIRS:
+        # No target: how far the platform's operation is from the same operation done directly.
+        ratios = [(c, row.summary()["ratio"]) for c in (1, 16, 64) for row in rows
+                  if row.variant == variant and row.concurrency == c]
+        if ratios:
+            figures = ", ".join(f"C={c} {ratio:.3f}x (1/{1 / ratio:.0f})" for c, ratio in ratios if ratio)
+            lines.append(f"INFO  {variant} vs {baseline.removesuffix(' (baseline)')}, calls/s: {figures}")
     if facts:
         lines.append(
             f"INFO  one bcrypt check: {facts['bcrypt_cost12_ms']:.0f} ms at cost 12 "
@@ -106,6 +115,9 @@ async def _scenarios(
         local_rows, local_facts = await scenarios.local(options)
         rows += local_rows
         facts.update(local_facts)
+    if "backends" in only:
+        print("scenario 4, PostgreSQL/Redis: dominus_local vs asyncpg/redis-py directly", flush=True)
+        rows += await backends.backends(options)
 
 
 def _report(
