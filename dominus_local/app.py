@@ -25,8 +25,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
@@ -219,6 +221,18 @@ def _principal(claims: dict[str, Any], settings: LocalSettings) -> Principal:
     )
 
 
+class _SharedCheck:
+    """A token check in progress, awaited by the requests that arrive while it runs."""
+
+    __slots__ = ("done", "epoch", "outcome")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.done = anyio.Event()
+        self.outcome: bool | ApiError | None = None
+        """``True``: active; an error: refused; ``None``: the check failed otherwise (followers check again)."""
+
+
 class DominusLocalApp:
     """The ASGI application of one ``dominus_local`` instance.
 
@@ -265,6 +279,7 @@ class DominusLocalApp:
                     if not params:
                         self._fixed.setdefault((route.endpoint.method, route.endpoint.path), endpoint)
         self.started_at: float | None = None
+        self._checks: dict[tuple[str, str, str | None], _SharedCheck] = {}
 
     # --- lifespan -------------------------------------------------------------------------------------------
 
@@ -478,26 +493,10 @@ class DominusLocalApp:
         claims = credentials(self.state).signer.verify_token(credential)
         principal = _principal(claims, self.settings)
         cache = self.active_cache
-        if cache is None or not cache.hit(principal.subject_type, principal.sub, principal.sid):
-            epoch = cache.epoch if cache is not None else 0
-            session_expires = None
-            async with self.state.db.begin() as conn:
-                if not await identity.subject_is_active(conn, principal.subject_type, principal.sub):
-                    raise ApiError(
-                        "invalid_token",
-                        "The bearer token's subject no longer exists or is not active",
-                        headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
-                    )
-                if principal.sid is not None:
-                    session_expires = await identity.active_session_expiry(conn, principal.sid)
-                    if session_expires is None:
-                        raise ApiError(
-                            "session_revoked",
-                            "The bearer token's session has ended",
-                            headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
-                        )
-            if cache is not None:
-                cache.remember(epoch, principal.subject_type, principal.sub, principal.sid, session_expires)
+        if cache is None:
+            await self._check_active(principal)
+        elif not cache.hit(principal.subject_type, principal.sub, principal.sid):
+            await self._check_active_shared(principal, cache)
         if endpoint.auth == "service" and principal.is_session:
             raise ApiError("forbidden", "This endpoint takes a service token, not a session token")
         if endpoint.auth == "user" and not principal.is_session:
@@ -505,6 +504,56 @@ class DominusLocalApp:
         if endpoint.admin and not principal.is_admin:
             raise ApiError("forbidden", "This endpoint is for administrators only")
         return principal, None
+
+    async def _check_active(self, principal: Principal) -> datetime | None:
+        """Spec 5.5 steps 4 and 5: the subject is active and so is the session, if any (its expiry returned)."""
+        session_expires = None
+        async with self.state.db.begin() as conn:
+            if not await identity.subject_is_active(conn, principal.subject_type, principal.sub):
+                raise ApiError(
+                    "invalid_token",
+                    "The bearer token's subject no longer exists or is not active",
+                    headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
+                )
+            if principal.sid is not None:
+                session_expires = await identity.active_session_expiry(conn, principal.sid)
+                if session_expires is None:
+                    raise ApiError(
+                        "session_revoked",
+                        "The bearer token's session has ended",
+                        headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE},
+                    )
+        return session_expires
+
+    async def _check_active_shared(self, principal: Principal, cache: identity.ActiveCache) -> None:
+        """:meth:`_check_active` through the cache, one check at a time per (subject, session).
+
+        Requests that arrive while the same check is running wait for it and share its answer, unless an
+        identity write happened meanwhile (the cache's epoch moved): then they check for themselves. Without
+        this, every request of a busy client would query the database each time the remembered answer expires.
+        """
+        key = (principal.subject_type, principal.sub, principal.sid)
+        running = self._checks.get(key)
+        if running is not None:
+            await running.done.wait()
+            if running.epoch == cache.epoch and running.outcome is not None:
+                if isinstance(running.outcome, ApiError):
+                    raise running.outcome
+                return
+            await self._check_active(principal)
+            return
+        check = _SharedCheck(cache.epoch)
+        self._checks[key] = check
+        try:
+            session_expires = await self._check_active(principal)
+            cache.remember(check.epoch, principal.subject_type, principal.sub, principal.sid, session_expires)
+            check.outcome = True
+        except ApiError as error:
+            check.outcome = error
+            raise
+        finally:
+            del self._checks[key]
+            check.done.set()
 
     async def _dispatch(
         self,

@@ -11,12 +11,13 @@ import asyncio
 import http.cookiejar
 import ipaddress
 import operator
+import sys
 import time
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -83,6 +84,70 @@ _RAW_MESSAGE_LIMIT = 500
 # --- Embedded mode --------------------------------------------------------------------------------------------
 
 
+class _NoAnswer(Exception):
+    """The app raised, or returned without a complete answer (a dropped connection, to the client)."""
+
+
+class EmbeddedResponse:
+    """An answer of the in-process instance: status, headers (lower-case names) and the whole body.
+
+    Quacks like the parts of ``httpx.Response`` the pipeline reads (``status_code``, ``headers.get``,
+    ``content``), without httpx's per-response objects.
+    """
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    def __repr__(self) -> str:
+        return f"EmbeddedResponse(status_code={self.status_code}, bytes={len(self.content)})"
+
+
+async def _asgi_exchange(
+    app: Any, scope: dict[str, Any], body: bytes, *, head: bool
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Hand ``body`` to ``app`` in one ``http.request`` message and collect the whole answer.
+
+    Raises :class:`_NoAnswer` when the app raises or ends without a complete answer.
+    """
+    sent_body = False
+    finished = asyncio.Event()
+    status: int | None = None
+    headers: list[tuple[bytes, bytes]] = []
+    parts: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent_body
+        if sent_body:
+            await finished.wait()
+            return {"type": "http.disconnect"}
+        sent_body = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Mapping[str, Any]) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            chunk = message.get("body", b"")
+            if chunk and not head:
+                parts.append(chunk)
+            if not message.get("more_body", False):
+                finished.set()
+
+    try:
+        await app(scope, receive, send)
+    except Exception as exc:
+        raise _NoAnswer("the embedded server closed the connection without an answer") from exc
+    if status is None or not finished.is_set():
+        raise _NoAnswer("the embedded server ended without a complete answer")
+    return status, headers, b"".join(parts)
+
+
 class DropAwareASGITransport(httpx.ASGITransport):
     """``ASGITransport`` whose app exceptions look like a connection closed without an answer.
 
@@ -91,7 +156,7 @@ class DropAwareASGITransport(httpx.ASGITransport):
 
     The request is handed to the app in one ``http.request`` message and the answer is collected into one
     ``httpx.Response`` with its content already read: the same exchange as ``httpx.ASGITransport``, without
-    its per-request event, stream iterators and chunked reading (the embedded hot path).
+    its per-request event, stream iterators and chunked reading.
     """
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -114,55 +179,33 @@ class DropAwareASGITransport(httpx.ASGITransport):
             "client": self.client,
             "root_path": self.root_path,
         }
-        sent_body = False
-        finished = asyncio.Event()
-        status: int | None = None
-        headers: list[tuple[bytes, bytes]] = []
-        parts: list[bytes] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent_body
-            if sent_body:
-                await finished.wait()
-                return {"type": "http.disconnect"}
-            sent_body = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: Mapping[str, Any]) -> None:
-            nonlocal status, headers
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                chunk = message.get("body", b"")
-                if chunk and request.method != "HEAD":
-                    parts.append(chunk)
-                if not message.get("more_body", False):
-                    finished.set()
-
         try:
-            await self.app(scope, receive, send)
-        except Exception as exc:
-            raise httpx.RemoteProtocolError(
-                "the embedded server closed the connection without an answer", request=request
-            ) from exc
-        if status is None or not finished.is_set():
-            raise httpx.RemoteProtocolError("the embedded server ended without a complete answer", request=request)
-        return httpx.Response(status, headers=headers, content=b"".join(parts), request=request)
+            status, headers, content = await _asgi_exchange(self.app, scope, body, head=request.method == "HEAD")
+        except _NoAnswer as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=request) from exc.__cause__
+        return httpx.Response(status, headers=headers, content=content, request=request)
 
+
+_EMBEDDED_HOST = EMBEDDED_ORIGIN.removeprefix("http://")
+_EMBEDDED_CLIENT = ("127.0.0.1", 123)
+_EMBEDDED_FIXED_HEADERS = [(b"host", _EMBEDDED_HOST.encode("ascii")), (b"accept-encoding", b"identity")]
 
 class EmbeddedTransport(httpx.AsyncBaseTransport):
     """Runs ``dominus_local`` in this process: acquired on first use, released when the client closes.
 
     ``dominus_local`` is imported only here, and only when an ``embedded:`` URL is used. Per-attempt timeouts
     apply as on the network (the ASGI transport itself has none).
+
+    The client's pipeline calls :meth:`exchange`, which hands the framed request straight to the instance's
+    ASGI app (the same bytes, headers and app as over HTTP, without httpx's request and response objects);
+    requests sent through an ``httpx.AsyncClient`` built on this transport take the same path.
     """
 
     def __init__(self, data_dir: str | None, psk: str | None) -> None:
         self._data_dir = data_dir
         self._psk = psk
         self._instance: EmbeddedInstance | None = None
-        self._inner: DropAwareASGITransport | None = None
+        self._app: Any = None
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -177,7 +220,7 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
                 from dominus_local import embedded
 
                 instance = await embedded.acquire(self._data_dir, self._psk)
-                self._inner = DropAwareASGITransport(app=instance.app)
+                self._app = instance.app
                 self._instance = instance
         return self._instance
 
@@ -185,21 +228,88 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
     def instance(self) -> EmbeddedInstance | None:
         return self._instance
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self.start()
-        assert self._inner is not None
-        timeouts = request.extensions.get("timeout") or {}
-        limit = timeouts.get("read")
+    async def exchange(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        timeout: float | None,
+    ) -> EmbeddedResponse:
+        """Send one request to the instance and return its whole answer.
+
+        ``target`` is the percent-encoded path with its query, if any; ``headers`` are the request's own
+        (``Host``, ``Content-Length`` and ``Accept-Encoding`` are added here).
+
+        Raises ``httpx.RemoteProtocolError`` when the app drops the request (as a server closing the socket
+        would) and ``httpx.ReadTimeout`` after ``timeout`` seconds, so that the pipeline treats both as the
+        network failures they stand for.
+        """
+        app = self._app
+        if app is None:
+            await self.start()
+            app = self._app
+        body = content or b""
+        raw_path, _, query = target.partition("?")
+        raw_headers = [*_EMBEDDED_FIXED_HEADERS, (b"content-length", str(len(body)).encode("ascii"))]
+        raw_headers += [(name.lower().encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "headers": raw_headers,
+            "scheme": "http",
+            "path": unquote(raw_path) if "%" in raw_path else raw_path,
+            "raw_path": raw_path.encode("ascii"),
+            "query_string": query.encode("ascii"),
+            "server": (_EMBEDDED_HOST, 80),
+            "client": _EMBEDDED_CLIENT,
+            "root_path": "",
+        }
+        # One pass through the event loop per call, as a socket read would give: callers on the same loop
+        # (a web app's other requests) get their turn even when the instance never has to wait.
+        await asyncio.sleep(0)
+        exchange = _asgi_exchange(app, scope, body, head=method == "HEAD")
         try:
-            if limit is None:
-                return await self._inner.handle_async_request(request)
-            return await asyncio.wait_for(self._inner.handle_async_request(request), timeout=limit)
-        except asyncio.TimeoutError as exc:
-            raise httpx.ReadTimeout("the embedded server did not answer in time", request=request) from exc
+            if timeout is None:
+                status, head, answer = await exchange
+            elif sys.version_info >= (3, 11):
+                async with asyncio.timeout(timeout):
+                    status, head, answer = await exchange
+            else:  # pragma: no cover - Python 3.10
+                status, head, answer = await asyncio.wait_for(exchange, timeout=timeout)
+        except _NoAnswer as exc:
+            raise httpx.RemoteProtocolError(str(exc)) from exc.__cause__
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise httpx.ReadTimeout("the embedded server did not answer in time") from exc
+        return EmbeddedResponse(
+            status, {name.decode("latin-1"): value.decode("latin-1") for name, value in head}, answer
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            body = await request.aread()
+        timeouts = request.extensions.get("timeout") or {}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.raw}
+        for name in ("host", "accept-encoding", "content-length"):
+            headers.pop(name, None)
+        try:
+            answer = await self.exchange(
+                request.method, request.url.raw_path.decode("ascii"), headers, body, timeouts.get("read")
+            )
+        except httpx.RequestError as exc:
+            exc.request = request
+            raise
+        return httpx.Response(
+            answer.status_code, headers=list(answer.headers.items()), content=answer.content, request=request
+        )
 
     async def aclose(self) -> None:
         self._closed = True
-        instance, self._instance, self._inner = self._instance, None, None
+        instance, self._instance, self._app = self._instance, None, None
         if instance is not None:
             from dominus_local import embedded
 
@@ -683,7 +793,13 @@ class Transport:
                 endpoint=endpoint,
             ) from exc
         query = encode_query(params) if not has_body else ""
-        url = self._url(host, path, query)
+        embedded = self.embedded
+        target = ""
+        url: httpx.URL | None = None
+        if embedded is not None:
+            target = f"{path}?{query}" if query else path
+        else:
+            url = self._url(host, path, query)
         headers: dict[str, str] = {
             "User-Agent": USER_AGENT,
             "X-Request-Id": request_id,
@@ -718,13 +834,18 @@ class Transport:
                 headers["Authorization"] = f"Bearer {bearer}"
 
             breaker.before_request(endpoint)
+            response: httpx.Response | EmbeddedResponse
             try:
-                outgoing = self.http.build_request(
-                    method, url, content=content, headers=headers, timeout=attempt_timeout
-                )
-                # No cookies, even with a caller's http_client whose jar holds some (spec 5.7).
-                outgoing.headers.pop("cookie", None)
-                response = await self.http.send(outgoing)
+                if embedded is not None:
+                    response = await embedded.exchange(method, target, headers, content, attempt_timeout.read)
+                else:
+                    assert url is not None
+                    outgoing = self.http.build_request(
+                        method, url, content=content, headers=headers, timeout=attempt_timeout
+                    )
+                    # No cookies, even with a caller's http_client whose jar holds some (spec 5.7).
+                    outgoing.headers.pop("cookie", None)
+                    response = await self.http.send(outgoing)
             except httpx.TransportError as exc:
                 breaker.record("neutral" if in_window else "failure")
                 sent = not isinstance(exc, _PRE_SEND_ERRORS)
@@ -817,7 +938,9 @@ class Transport:
         )
 
     @staticmethod
-    def _decode(response: httpx.Response, endpoint: str, request_id: str) -> tuple[Any, DominusError | None]:
+    def _decode(
+        response: httpx.Response | EmbeddedResponse, endpoint: str, request_id: str
+    ) -> tuple[Any, DominusError | None]:
         """``(data, None)`` for a success, ``(None, error)`` otherwise (spec 3.2, 3.3)."""
         status = response.status_code
         rid = response.headers.get("x-request-id") or request_id
