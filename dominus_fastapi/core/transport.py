@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import ipaddress
+import logging
 import operator
 import sys
 import time
@@ -64,6 +65,8 @@ __all__ = [
     "encode_query",
     "format_timestamp",
 ]
+
+logger = logging.getLogger("dominus_fastapi")
 
 Host = Literal["orchestrator", "gateway"]
 Credential = Literal["none", "psk", "service", "bearer"]
@@ -872,6 +875,9 @@ class Transport:
                 raise
 
             status = response.status_code
+            if logger.isEnabledFor(logging.DEBUG):
+                # httpx logs each request it sends; embedded requests bypass httpx, so this line covers both.
+                logger.debug("%s %s -> %d (request %s)", method, endpoint, status, request_id)
             data, error = self._decode(response, endpoint, request_id)
             cold_answer = error is not None and error.code == "cold_start"
             if status in BREAKER_FAILURE_STATUSES:
