@@ -187,7 +187,7 @@ class CurrentUserScheme(OAuth2PasswordBearer):
             raise DominusHTTPException(
                 401, "Not signed in", "not_authenticated", headers={"WWW-Authenticate": "Bearer"}
             )
-        return DominusUser(session)
+        return session.user
 
 
 get_current_user = CurrentUserScheme(tokenUrl="/auth/token", auto_error=False, scheme_name="OAuth2PasswordBearer")

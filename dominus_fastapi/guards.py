@@ -103,6 +103,11 @@ class Guard:
         """Raise ``DominusHTTPException`` when the request may not go on."""
         raise NotImplementedError
 
+    def allows_at_once(self, request: Request) -> bool:
+        """``True`` when the request may go on without :meth:`check` (known without awaiting anything);
+        ``False`` means only that :meth:`check` has to decide."""
+        return False
+
     def __call__(self, endpoint: Any = None, /, *, request: Request | None = None) -> Any:
         if request is None and isinstance(endpoint, Request):
             request = endpoint
@@ -135,7 +140,8 @@ class Guard:
         @functools.wraps(endpoint)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             request = kwargs.pop(_HIDDEN_REQUEST) if request_param is None else kwargs[request_param]
-            await guard.check(request)
+            if not guard.allows_at_once(request):
+                await guard.check(request)
             if is_async:
                 return await endpoint(*args, **kwargs)
             return await run_in_threadpool(endpoint, *args, **kwargs)
@@ -237,6 +243,13 @@ class PageAccessGuard(Guard):
         allowed, reason = await self._decide(request, session, path)
         if not allowed:
             raise DominusHTTPException(403, f"Access to {path} denied: {reason}", "page_access_denied")
+
+    def allows_at_once(self, request: Request) -> bool:
+        session = request.scope.get(SESSION_SCOPE_KEY)
+        if session is None:
+            return False
+        cached = self._cache.get((session.session_id, session.tenant_id or "", self.path or request.url.path))
+        return cached is not None and cached[1] and self._clock() - cached[0] < self.cache_seconds
 
     async def _decide(self, request: Request, session: PortalSession, path: str) -> tuple[bool, str]:
         # The answer depends on the active tenant (spec 8.8), which a switch changes within one session.

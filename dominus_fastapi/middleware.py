@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -193,34 +194,39 @@ class PortalSession:
     refresh_token: str | None = field(default=None, repr=False)
     refreshed: bool = False
 
-    @property
+    @cached_property
     def subject_id(self) -> str:
         return str(self.claims.get("sub", ""))
 
-    @property
+    @cached_property
     def subject_type(self) -> str:
         return str(self.claims.get("subject_type", "user"))
 
-    @property
+    @cached_property
     def session_id(self) -> str:
         return str(self.claims.get("sid", ""))
 
-    @property
+    @cached_property
     def tenant_id(self) -> str | None:
         value = self.claims.get("tenant_id")
         return None if value is None else str(value)
 
-    @property
+    @cached_property
     def roles(self) -> tuple[str, ...]:
         return tuple(str(r) for r in self.claims.get("roles") or ())
 
-    @property
+    @cached_property
     def scopes(self) -> tuple[str, ...]:
         return tuple(str(s) for s in self.claims.get("scopes") or ())
 
-    @property
+    @cached_property
     def expires_at(self) -> float:
         return float(self.claims.get("exp", 0))
+
+    @cached_property
+    def user(self) -> DominusUser:
+        """The session's subject as ``request.user`` (one object per session)."""
+        return DominusUser(self)
 
     def __repr__(self) -> str:
         return (
@@ -290,7 +296,7 @@ class DominusUser(BaseUser):
 def find_client(scope: Scope) -> Dominus | None:
     """The ``Dominus`` client of the app: the lifespan state first, then ``app.state.dominus``."""
     state = scope.get("state")
-    if isinstance(state, Mapping) and state.get("dominus") is not None:
+    if (type(state) is dict or isinstance(state, Mapping)) and state.get("dominus") is not None:
         return state["dominus"]  # type: ignore[no-any-return]
     app = scope.get("app")
     app_state = getattr(app, "state", None)
@@ -365,42 +371,52 @@ class PortalSessionMiddleware:
         self._revoked: OrderedDict[str, float] = OrderedDict()  # sid -> token expiry (epoch seconds)
         self._refreshes: OrderedDict[str, tuple[float, _RefreshResult]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[_RefreshResult]] = {}
+        # (via, token, refresh token) -> session and the key-set generation it was verified under.
+        self._known: dict[tuple[str, str, str | None], tuple[PortalSession, int]] = {}
+        # The same for whole Authorization header values (see _known_bearer).
+        self._bearers: dict[bytes, tuple[PortalSession, int]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        conn = HTTPConnection(scope)
-        outcome = await self._identify(conn, scope)
+        session: PortalSession | None = self._known_bearer(scope)
+        if session is not None:
+            # The common case, settled without awaiting anything: a Bearer token verified before.
+            scope[CONFIG_SCOPE_KEY] = self.config
+            scope[MIDDLEWARE_SCOPE_KEY] = self
+            scope[SESSION_SCOPE_KEY] = session
+            scope["user"] = session.user
+            scope["auth"] = AuthCredentials(list(session.scopes))
+            await self.app(scope, receive, send)
+            return
+        outcome = await self._identify(scope)
         session = outcome.session
-        if (
-            self.csrf
-            and session is not None
-            and session.via == "cookie"
-            and scope["type"] == "websocket"
-            and conn.headers.get("origin") is not None
-            and not same_origin(conn.headers["origin"], conn, self.config.allowed_origins)
-        ):
+        if self.csrf and session is not None and session.via == "cookie" and kind == "websocket":
             # Another site's page opening a websocket with our cookie (cross-site websocket hijacking); browsers
             # always send Origin on a handshake, so only a foreign one is refused.
-            session = None
+            origin = _raw_header(scope, b"origin")
+            if origin is not None and not same_origin(origin, HTTPConnection(scope), self.config.allowed_origins):
+                session = None
         scope[CONFIG_SCOPE_KEY] = self.config
         scope[MIDDLEWARE_SCOPE_KEY] = self
         scope[SESSION_SCOPE_KEY] = session
         if session is not None:
-            scope["user"] = DominusUser(session)
+            scope["user"] = session.user
             scope["auth"] = AuthCredentials(list(session.scopes))
         else:
             scope["user"] = UnauthenticatedUser()
             scope["auth"] = AuthCredentials()
         if (
             self.csrf
-            and scope["type"] == "http"
+            and kind == "http"
             and session is not None
             and session.via == "cookie"
             and scope["method"] in _UNSAFE_METHODS
-            and not self._origin_ok(conn)
+            and not self._origin_ok(HTTPConnection(scope))
         ):
+            conn = HTTPConnection(scope)
             response = JSONResponse(
                 {
                     "detail": "Cross-site request refused: the Origin (or Referer) header must name this site",
@@ -414,7 +430,7 @@ class PortalSessionMiddleware:
                 headers.append("set-cookie", value)
             await response(scope, receive, send)
             return
-        if not outcome.set_cookies or scope["type"] != "http":
+        if not outcome.set_cookies or kind != "http":
             await self.app(scope, receive, send)
             return
         await self.app(scope, receive, self._cookie_writer(send, outcome.set_cookies))
@@ -446,17 +462,56 @@ class PortalSessionMiddleware:
 
     # --- identification -----------------------------------------------------------------------------------
 
-    async def _identify(self, conn: HTTPConnection, scope: Scope) -> _Outcome:
+    def _known_bearer(self, scope: Scope) -> PortalSession | None:
+        """The session of the request's ``Authorization`` header when that exact header carried a token that
+        was verified before, under the same key set, that is still within its times and whose session needs
+        no backend check now; ``None`` otherwise (then :meth:`_identify` decides)."""
+        if not self._bearers:
+            return None
+        header = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        if header is None:
+            return None
+        known = self._bearers.get(header)
+        if known is None:
+            return None
+        session, generation = known
+        client = self._client or find_client(scope)
+        if (
+            client is None
+            or generation != client.key_set_generation()
+            or client.wall_time() >= session.expires_at + self.leeway
+            or session.session_id in self._revoked
+            or self.revalidate_interval is not None
+        ):
+            return None
+        return session
+
+    async def _identify(self, scope: Scope) -> _Outcome:
         authorization = _raw_header(scope, b"authorization")
         if authorization is not None:
             scheme, _, credential = authorization.partition(" ")
             credential = credential.strip()
             if scheme.lower() == "bearer" and credential:
                 client = self._require_client(scope)
-                session = await self._verify(client, credential, "bearer", None)
+                session = self._recall(client, "bearer", credential, None)
+                if session is None:
+                    session = await self._verify(client, credential, "bearer", None)
                 if session is not None and not await self._alive(client, session):
                     return _Outcome()
+                if session is not None:
+                    generation = client.key_set_generation()
+                    if generation is not None:
+                        if len(self._bearers) >= _CACHE_LIMIT:
+                            self._bearers.clear()
+                        self._bearers[authorization.encode("latin-1")] = (session, generation)
                 return _Outcome(session)
+        if _raw_header(scope, b"cookie") is None:
+            return _Outcome()
+        conn = HTTPConnection(scope)
         access = conn.cookies.get(self.config.cookie_name)
         refresh = conn.cookies.get(self.config.refresh_cookie_name)
         if not access and not refresh:
@@ -464,19 +519,22 @@ class PortalSessionMiddleware:
         client = self._require_client(scope)
         expired = not access
         if access:
-            try:
-                claims = await client.validate_jwt(access, leeway=self.leeway)
-            except AuthenticationError as exc:
-                expired = exc.code == "token_expired"
-                if not expired:
-                    return _Outcome(None, self.config.clear_cookie_headers(conn))
-            except DominusError as exc:  # the key set could not be fetched: do not throw the cookies away
-                logger.warning("Session check skipped: key set unavailable (%s)", type(exc).__name__)
-                return _Outcome()
-            else:
-                if not claims.get("sid"):
-                    return _Outcome(None, self.config.clear_cookie_headers(conn))
-                session = PortalSession(access, claims, "cookie", refresh)
+            session = self._recall(client, "cookie", access, refresh)
+            if session is None:
+                try:
+                    claims = await client.validate_jwt(access, leeway=self.leeway)
+                except AuthenticationError as exc:
+                    expired = exc.code == "token_expired"
+                    if not expired:
+                        return _Outcome(None, self.config.clear_cookie_headers(conn))
+                except DominusError as exc:  # the key set could not be fetched: do not throw the cookies away
+                    logger.warning("Session check skipped: key set unavailable (%s)", type(exc).__name__)
+                    return _Outcome()
+                else:
+                    if not claims.get("sid"):
+                        return _Outcome(None, self.config.clear_cookie_headers(conn))
+                    session = self._learn(client, PortalSession(access, claims, "cookie", refresh))
+            if session is not None:
                 if not await self._alive(client, session):
                     return _Outcome(None, self.config.clear_cookie_headers(conn))
                 return _Outcome(session)
@@ -484,6 +542,29 @@ class PortalSessionMiddleware:
             # Websocket handshakes cannot reliably set cookies, so a websocket never rotates the refresh token.
             return await self._refresh(client, conn, refresh)
         return _Outcome(None, self.config.clear_cookie_headers(conn) if scope["type"] == "http" else [])
+
+    def _recall(
+        self, client: Dominus, via: Literal["cookie", "bearer"], token: str, refresh: str | None
+    ) -> PortalSession | None:
+        """The session of a token verified before, while the key set is the same one and the token's times
+        still hold; ``None`` when it has to be checked (again)."""
+        known = self._known.get((via, token, refresh))
+        if known is None:
+            return None
+        session, generation = known
+        if generation != client.key_set_generation() or client.wall_time() >= session.expires_at + self.leeway:
+            del self._known[via, token, refresh]
+            return None
+        return session
+
+    def _learn(self, client: Dominus, session: PortalSession) -> PortalSession:
+        """Remember a session whose token just passed :meth:`Dominus.validate_jwt` (see :meth:`_recall`)."""
+        generation = client.key_set_generation()
+        if generation is not None:
+            if len(self._known) >= _CACHE_LIMIT:
+                self._known.clear()
+            self._known[session.via, session.access_token, session.refresh_token] = (session, generation)
+        return session
 
     def _require_client(self, scope: Scope) -> Dominus:
         client = self._client or find_client(scope)
@@ -503,7 +584,7 @@ class PortalSessionMiddleware:
             return None
         if not claims.get("sid"):
             return None
-        return PortalSession(token, claims, via, refresh)
+        return self._learn(client, PortalSession(token, claims, via, refresh))
 
     async def _alive(self, client: Dominus, session: PortalSession) -> bool:
         """False when the session is known (or found) to be revoked; the backend is asked per interval."""

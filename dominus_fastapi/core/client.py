@@ -211,6 +211,18 @@ class _ClientBase:
             token, transport.jwks, audience=audience, leeway=leeway, clock=lambda: transport.wall_clock()
         )
 
+    def key_set_generation(self) -> int | None:
+        """A number that changes whenever the cached key set does; ``None`` while there is no fresh key set.
+
+        A token that :meth:`validate_jwt` accepted stays acceptable, as far as its signature goes, for as long
+        as this number stays the same (its times still have to be checked against :meth:`wall_time`).
+        """
+        return self._transport.jwks.fresh_generation()
+
+    def wall_time(self) -> float:
+        """The client's wall clock (Unix seconds): the clock token times are checked against."""
+        return self._transport.wall_clock()
+
     async def mint_jwt(
         self,
         user_id: str,

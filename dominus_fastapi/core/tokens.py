@@ -153,6 +153,8 @@ class JwksCache:
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
         self.fetch_count = 0
+        self.generation = 0
+        """Incremented whenever a fetch replaces the key set."""
         self._verified: dict[tuple[str, Any], dict[str, Any]] = {}
 
     async def _refresh(self) -> list[dict[str, Any]]:
@@ -169,10 +171,17 @@ class JwksCache:
                 return self._keys
             raise DominusError("the key set has no 'keys' list", endpoint="/jwt/jwks")
         self.fetch_count += 1
+        self.generation += 1
         self._keys = [k for k in keys if isinstance(k, dict)]
         self._fetched_at = self.clock()
         self._verified.clear()
         return self._keys
+
+    def fresh_generation(self) -> int | None:
+        """:attr:`generation` while the cached key set is fresh; ``None`` when there is none or it is stale."""
+        if self._keys is None or self.clock() - self._fetched_at >= self._ttl:
+            return None
+        return self.generation
 
     def verified(self, key: tuple[str, Any]) -> dict[str, Any] | None:
         """Claims of a token (with the audience it was checked for) whose signature verified against the
