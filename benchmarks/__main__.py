@@ -66,6 +66,12 @@ def checks(rows: list[Row], mints: list[int], facts: dict[str, float]) -> list[s
             ratio = _row(rows, "middleware + CurrentUser + page guard", c)["ratio"]
             added = 1 / ratio - 1
             line(added <= 0.15, f"FastAPI at C={c}: guards add {added * 100:.0f}% to the request time (target <= 15%)")
+            if scenarios.FASTAPI_DEPENDENCY in names:
+                floor = 1 / _row(rows, scenarios.FASTAPI_DEPENDENCY, c)["ratio"] - 1
+                lines.append(
+                    f"INFO  FastAPI at C={c}: one trivial FastAPI dependency alone adds {floor * 100:.0f}% "
+                    "(CurrentUser is one)"
+                )
     for variant, baseline in backends.PAIRS:
         # No target: how far the platform's operation is from the same operation done directly.
         ratios = [(c, row.summary()["ratio"]) for c in (1, 16, 64) for row in rows

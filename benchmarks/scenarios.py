@@ -26,6 +26,7 @@ from dominus_fastapi.core import wire
 KEY = "bench/key"
 SERVED = "SDK redis.get, dominus-local serve"
 WHISPERER_GET = "/api/whisperer/get"
+FASTAPI_DEPENDENCY = "bare endpoint + one trivial FastAPI dependency"
 
 
 @dataclass
@@ -217,46 +218,48 @@ async def _burst(call: Callable[[], Awaitable[Any]], callers: int) -> Sample:
 
 
 async def fastapi(options: Options) -> list[Row]:
-    """``GET /item`` bare vs behind middleware + CurrentUser + cached page guard, uvicorn on loopback."""
-    from benchmarks.fastapi_app import PAGE
+    """``GET /item`` bare vs behind middleware + CurrentUser + cached page guard: both endpoints served by one
+    uvicorn process on loopback (``benchmarks.fastapi_app``), driven by the raw keep-alive load generator."""
+    from benchmarks.fastapi_app import BARE_PATH, DEPENDENCY_PATH, GUARDED_PATH, PAGE
     from dominus_fastapi.testing import create_test_user
 
     psk = secrets.token_hex(32)
     with processes.LocalServe(psk, env={"DOMINUS_LOCAL_BCRYPT_ROUNDS": "4"}) as backend:
         async with Dominus(token=psk, base_url=backend.url) as admin:
             user = await create_test_user(admin, pages=[PAGE])
-        apps: dict[str, processes.Server] = {}
+        port = processes.free_port()
+        server = processes.Server(
+            ["-m", "uvicorn", "--factory", "benchmarks.fastapi_app:both", "--port", str(port),
+             "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
+            port=port,
+            env={"DOMINUS_BASE_URL": backend.url, "DOMINUS_TOKEN": psk},
+        ).start()
         try:
-            for name in ("bare", "guarded"):
-                port = processes.free_port()
-                apps[name] = processes.Server(
-                    ["-m", "uvicorn", "--factory", f"benchmarks.fastapi_app:{name}", "--port", str(port),
-                     "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
-                    port=port,
-                    env={"DOMINUS_BASE_URL": backend.url, "DOMINUS_TOKEN": psk},
-                ).start()
             auth = {"Authorization": f"Bearer {user.access_token}"}
-            bare = RawGet(apps["bare"].port, "/item", auth)
-            guarded = RawGet(apps["guarded"].port, "/item", auth)
+            bare = RawGet(port, BARE_PATH, auth)
+            dependency = RawGet(port, DEPENDENCY_PATH, auth)
+            guarded = RawGet(port, GUARDED_PATH, auth)
             try:
                 return await _measure_all(
                     "3 FastAPI",
                     {
                         "bare endpoint (baseline)": (bare, 20),
+                        FASTAPI_DEPENDENCY: (dependency, 20),
                         "middleware + CurrentUser + page guard": (guarded, 20),
                     },
                     "bare endpoint (baseline)",
                     options,
-                    rss_pids={"bare endpoint (baseline)": apps["bare"].pid,
-                              "middleware + CurrentUser + page guard": apps["guarded"].pid},
-                    notes={"middleware + CurrentUser + page guard": "peak RSS of the app server"},
+                    rss_pids={"bare endpoint (baseline)": server.pid, FASTAPI_DEPENDENCY: server.pid,
+                              "middleware + CurrentUser + page guard": server.pid},
+                    notes={"middleware + CurrentUser + page guard": "same app server process as the baseline",
+                           FASTAPI_DEPENDENCY: "FastAPI's own cost of any dependency, for reference"},
                 )
             finally:
                 await bare.aclose()
+                await dependency.aclose()
                 await guarded.aclose()
         finally:
-            for server in apps.values():
-                server.stop()
+            server.stop()
 
 
 # --- 4. dominus_local ----------------------------------------------------------------------------------------
