@@ -12,6 +12,7 @@ import http.cookiejar
 import ipaddress
 import logging
 import operator
+import ssl
 import sys
 import time
 import uuid
@@ -372,11 +373,15 @@ class ShardedPoolTransport(httpx.AsyncBaseTransport):
     time.
     """
 
-    def __init__(self, limits: httpx.Limits, *, shards: int = POOL_SHARDS) -> None:
+    def __init__(
+        self, limits: httpx.Limits, *, shards: int = POOL_SHARDS, verify: ssl.SSLContext | bool = True
+    ) -> None:
         if shards < 1:
             raise ValueError("shards must be 1 or more")
         if limits.max_connections is not None and limits.max_connections < shards:
             shards = limits.max_connections
+        # One TLS context for every shard: each one built loads the whole CA bundle (tens of ms of CPU).
+        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
         self._shards = [
             _Shard(
                 httpx.AsyncHTTPTransport(
@@ -387,6 +392,7 @@ class ShardedPoolTransport(httpx.AsyncBaseTransport):
                     ),
                     http1=True,
                     http2=False,
+                    verify=context,
                 )
             )
             for index in range(shards)
@@ -495,6 +501,15 @@ def _proxy_mounts(settings: DominusSettings) -> dict[str, httpx.AsyncBaseTranspo
     return mounts
 
 
+def _tls_context(hosts: ResolvedHosts) -> ssl.SSLContext:
+    """The pool's TLS context: the verifying default (CA bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``) when a
+    host is ``https``. Plain-``http`` hosts never use one, so they get a context that trusts no CA at all,
+    built without loading the bundle; any TLS connection through it would fail verification."""
+    if hosts.base_url.startswith("https:") or hosts.gateway_url.startswith("https:"):
+        return httpx.create_ssl_context(trust_env=True)
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def _no_cookies() -> http.cookiejar.CookieJar:
     """A cookie jar that accepts nothing: the protocol uses no cookies and the SDK ignores ``Set-Cookie``."""
     return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
@@ -557,7 +572,7 @@ class Transport:
         else:
             self.http = _without_cookies(
                 httpx.AsyncClient(
-                    transport=ShardedPoolTransport(_limits()),
+                    transport=ShardedPoolTransport(_limits(), verify=_tls_context(self.hosts)),
                     trust_env=False,
                     follow_redirects=False,
                     mounts=_proxy_mounts(settings),
