@@ -4,7 +4,8 @@ One server process answers both endpoints, so that they share the same interpret
 HTTP server: two otherwise identical uvicorn processes on these machines differ by up to ~10% in throughput,
 which would swamp the difference being measured.
 
-- ``GET /bare/item``: a plain FastAPI app with that one endpoint (and ``/api/health``), nothing else.
+- ``GET /bare/item``: a plain FastAPI app with that one endpoint (and ``/api/health``), nothing else; it
+  answers an id as long as a user id, so that both answers have the same size.
 - ``GET /dep/item``: the same plain app's endpoint with one trivial dependency (``Depends`` on a function that
   takes the connection and returns a constant): what FastAPI itself charges for any dependency, for reference.
 - ``GET /guarded/item``: the same endpoint in an app behind ``PortalSessionMiddleware`` (``setup_dominus``),
@@ -30,6 +31,8 @@ PAGE = "/bench/item"
 BARE_PATH = "/bare/item"
 DEPENDENCY_PATH = "/dep/item"
 GUARDED_PATH = "/guarded/item"
+BARE_ID = "00000000-0000-4000-8000-000000000000"
+"""The bare endpoints' answer: as long as the user id (a UUID) the guarded endpoint answers."""
 
 
 def bare() -> FastAPI:
@@ -37,11 +40,11 @@ def bare() -> FastAPI:
 
     @app.get(BARE_PATH)
     async def item() -> dict[str, Any]:
-        return {"id": "bench", "ok": True}
+        return {"id": BARE_ID, "ok": True}
 
     @app.get(DEPENDENCY_PATH)
     async def item_with_dependency(value: Annotated[int, Depends(_constant)]) -> dict[str, Any]:
-        return {"id": "bench", "ok": True}
+        return {"id": BARE_ID, "ok": True}
 
     @app.get("/api/health")
     async def health() -> dict[str, str]:

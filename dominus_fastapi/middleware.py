@@ -388,7 +388,7 @@ class PortalSessionMiddleware:
             scope[MIDDLEWARE_SCOPE_KEY] = self
             scope[SESSION_SCOPE_KEY] = session
             scope["user"] = session.user
-            scope["auth"] = AuthCredentials(list(session.scopes))
+            scope["auth"] = AuthCredentials(session.scopes)
             await self.app(scope, receive, send)
             return
         outcome = await self._identify(scope)
@@ -404,7 +404,7 @@ class PortalSessionMiddleware:
         scope[SESSION_SCOPE_KEY] = session
         if session is not None:
             scope["user"] = session.user
-            scope["auth"] = AuthCredentials(list(session.scopes))
+            scope["auth"] = AuthCredentials(session.scopes)
         else:
             scope["user"] = UnauthenticatedUser()
             scope["auth"] = AuthCredentials()
