@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -154,7 +155,7 @@ class JwksCache:
         self._lock = asyncio.Lock()
         self.fetch_count = 0
         self.generation = 0
-        """Incremented whenever a fetch replaces the key set."""
+        """Changes whenever a fetch replaces the key set; never the same number in two caches of the process."""
         self._verified: dict[tuple[str, Any], dict[str, Any]] = {}
 
     async def _refresh(self) -> list[dict[str, Any]]:
@@ -171,7 +172,7 @@ class JwksCache:
                 return self._keys
             raise DominusError("the key set has no 'keys' list", endpoint="/jwt/jwks")
         self.fetch_count += 1
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
         self._keys = [k for k in keys if isinstance(k, dict)]
         self._fetched_at = self.clock()
         self._verified.clear()
@@ -217,6 +218,10 @@ class JwksCache:
                 keys = self._keys
         return [k for k in keys if k.get("kid") == kid]
 
+
+_GENERATIONS = itertools.count(1)
+"""Key-set generations, shared by every cache: a token remembered under one client's key set can never match
+another client's (a new client after a restart starts from a number never used before)."""
 
 _VERIFIED_LIMIT = 4096
 """How many verified tokens a key-set cache remembers (a busy app sees the same session tokens again and again)."""

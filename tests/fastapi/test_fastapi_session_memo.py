@@ -105,10 +105,38 @@ async def test_a_new_key_set_means_a_new_check(env: Env) -> None:
     # The cached key set grows stale: the next request verifies again against a key set fetched anew.
     jwks.clock = lambda: time.monotonic() + JWKS_TTL + 1
     assert await _who(env, _bearer(env.user)) == env.user.id
-    assert jwks.generation == generation + 1
+    assert jwks.generation != generation
     assert len(env.checks) == 2
     assert await _who(env, _bearer(env.user)) == env.user.id
     assert len(env.checks) == 2
+
+
+async def test_a_new_client_never_inherits_what_another_client_verified(dominus: Dominus) -> None:
+    """Key-set generations are unique in the process: after a restart of the app's lifespan (a new client,
+    perhaps of another backend), remembered tokens are checked again."""
+    user = await create_test_user(dominus)
+    app = _app()
+    seen: list[int | None] = []
+    checks: list[str] = []
+    for _ in range(2):
+        async with LifespanManager(app) as manager:
+            client: Dominus = app.state.dominus
+            original = client.validate_jwt
+
+            async def counting(token: str, original: Any = original, **options: Any) -> dict[str, Any]:
+                checks.append(token)
+                return dict(await original(token, **options))
+
+            client.validate_jwt = counting  # type: ignore[method-assign]
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url=APP_ORIGIN
+            ) as http:
+                for _ in range(2):
+                    response = await http.get("/me", headers=_bearer(user))
+                    assert response.json()["user"] == user.id
+            seen.append(client.key_set_generation())
+    assert seen[0] is not None and seen[1] is not None and seen[0] != seen[1]
+    assert checks == [user.access_token, user.access_token]  # once per client, not once per request
 
 
 async def test_a_forgotten_session_is_anonymous_on_the_next_request(env: Env) -> None:
