@@ -21,6 +21,9 @@ from dominus_local.settings import LocalSettings
 
 __all__ = ["main"]
 
+KEEP_ALIVE_SECONDS = 75
+"""How long ``serve`` keeps an idle HTTP connection open (nginx's default; uvicorn's own is 5 s)."""
+
 
 def _settings(data_dir: str | None) -> LocalSettings:
     return LocalSettings(data_dir=Path(data_dir)) if data_dir else LocalSettings()
@@ -66,7 +69,16 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"data directory: {settings.data_dir or '(in memory)'}", flush=True)
     if announce:
         print(announce, flush=True)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    # Idle connections are kept longer than clients keep them (the SDK: 4 s; most clients: under a minute), so
+    # that the client, not the server, closes an idle one: a server closing it could race a request being sent.
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1

@@ -52,7 +52,10 @@ JWKS_REFETCH_INTERVAL: Final = 30.0
 # --- Connection pool: many coroutines share one client ------------------------------------------------------
 POOL_MAX_CONNECTIONS: Final = 100
 POOL_MAX_KEEPALIVE: Final = 100  # as many as may be open: a lower limit closes and reopens them under load
-POOL_KEEPALIVE_EXPIRY: Final = 30.0
+POOL_KEEPALIVE_EXPIRY: Final = 4.0
+"""Seconds an idle pooled connection is kept: below uvicorn's default idle timeout (5 s), the shortest among
+common servers, so that the client drops an idle connection before a server can close it under a request just
+sent on it (a request the client could not safely send again, such as a login, would fail)."""
 
 
 class DominusSettings(BaseSettings):

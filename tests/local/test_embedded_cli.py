@@ -153,3 +153,26 @@ def test_seed_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkey
     assert f"demo data loaded into {data_dir}" in out
     assert main(["seed", "--data-dir", str(data_dir)]) == 0  # idempotent
     assert main(["seed"]) == 2
+
+
+def test_serve_keeps_idle_connections_longer_than_clients_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The client, not the server, closes an idle keep-alive connection, so no request races a server close."""
+    import uvicorn
+
+    from dominus_fastapi.core.settings import POOL_KEEPALIVE_EXPIRY
+    from dominus_local.cli import KEEP_ALIVE_SECONDS
+
+    seen: list[uvicorn.Config] = []
+
+    def run(server: uvicorn.Server, sockets: Any = None) -> None:
+        seen.append(server.config)
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    monkeypatch.setenv("DOMINUS_LOCAL_PSK", "p" * 40)
+    assert main(["serve", "--port", "0"]) == 0
+    assert seen[0].timeout_keep_alive == KEEP_ALIVE_SECONDS
+    assert POOL_KEEPALIVE_EXPIRY < 5 < KEEP_ALIVE_SECONDS  # 5 s: uvicorn's own default idle timeout
+    assert "p" * 40 not in capsys.readouterr().out
