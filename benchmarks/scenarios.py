@@ -64,8 +64,13 @@ async def _measure_all(
             # Variants take turns in short slices, so that a burst of load from elsewhere on a shared machine
             # hits them alike instead of whichever happened to run at that moment.
             slices: dict[str, list[Sample]] = {name: [] for name in variants}
+            names = list(variants)
             for turn in range(options.slices):
-                for name, (call, warmup) in variants.items():
+                # Each slice starts with another variant, so that none always runs first, or always right after
+                # the same other one.
+                shift = turn % len(names)
+                for name in names[shift:] + names[:shift]:
+                    call, warmup = variants[name]
                     slices[name].append(
                         await run_load(
                             call,
