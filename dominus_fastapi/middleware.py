@@ -371,10 +371,9 @@ class PortalSessionMiddleware:
         self._revoked: OrderedDict[str, float] = OrderedDict()  # sid -> token expiry (epoch seconds)
         self._refreshes: OrderedDict[str, tuple[float, _RefreshResult]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[_RefreshResult]] = {}
-        # (via, token, refresh token) -> session and the key-set generation it was verified under.
-        self._known: dict[tuple[str, str, str | None], tuple[PortalSession, int]] = {}
-        # The same for whole Authorization header values (see _known_bearer).
-        self._bearers: dict[bytes, tuple[PortalSession, int]] = {}
+        # Sessions of verified tokens, with the key-set generation they were verified under (see _recall), keyed
+        # by the whole Authorization header value, or by the (access, refresh) cookie values.
+        self._known: dict[bytes | tuple[str, str | None], tuple[PortalSession, int]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -466,7 +465,7 @@ class PortalSessionMiddleware:
         """The session of the request's ``Authorization`` header when that exact header carried a token that
         was verified before, under the same key set, that is still within its times and whose session needs
         no backend check now; ``None`` otherwise (then :meth:`_identify` decides)."""
-        if not self._bearers:
+        if not self._known:
             return None
         header = None
         for name, value in scope["headers"]:
@@ -475,18 +474,11 @@ class PortalSessionMiddleware:
                 break
         if header is None:
             return None
-        known = self._bearers.get(header)
-        if known is None:
-            return None
-        session, generation = known
         client = self._client or find_client(scope)
-        if (
-            client is None
-            or generation != client.key_set_generation()
-            or client.wall_time() >= session.expires_at + self.leeway
-            or session.session_id in self._revoked
-            or self.revalidate_interval is not None
-        ):
+        if client is None:
+            return None
+        session = self._recall(client, header)
+        if session is None or session.session_id in self._revoked or self.revalidate_interval is not None:
             return None
         return session
 
@@ -497,17 +489,11 @@ class PortalSessionMiddleware:
             credential = credential.strip()
             if scheme.lower() == "bearer" and credential:
                 client = self._require_client(scope)
-                session = self._recall(client, "bearer", credential, None)
-                if session is None:
-                    session = await self._verify(client, credential, "bearer", None)
+                session = await self._verify(client, credential, "bearer", None)
                 if session is not None and not await self._alive(client, session):
                     return _Outcome()
                 if session is not None:
-                    generation = client.key_set_generation()
-                    if generation is not None:
-                        if len(self._bearers) >= _CACHE_LIMIT:
-                            self._bearers.clear()
-                        self._bearers[authorization.encode("latin-1")] = (session, generation)
+                    self._learn(client, authorization.encode("latin-1"), session)
                 return _Outcome(session)
         if _raw_header(scope, b"cookie") is None:
             return _Outcome()
@@ -519,7 +505,7 @@ class PortalSessionMiddleware:
         client = self._require_client(scope)
         expired = not access
         if access:
-            session = self._recall(client, "cookie", access, refresh)
+            session = self._recall(client, (access, refresh))
             if session is None:
                 try:
                     claims = await client.validate_jwt(access, leeway=self.leeway)
@@ -533,7 +519,7 @@ class PortalSessionMiddleware:
                 else:
                     if not claims.get("sid"):
                         return _Outcome(None, self.config.clear_cookie_headers(conn))
-                    session = self._learn(client, PortalSession(access, claims, "cookie", refresh))
+                    session = self._learn(client, (access, refresh), PortalSession(access, claims, "cookie", refresh))
             if session is not None:
                 if not await self._alive(client, session):
                     return _Outcome(None, self.config.clear_cookie_headers(conn))
@@ -543,27 +529,27 @@ class PortalSessionMiddleware:
             return await self._refresh(client, conn, refresh)
         return _Outcome(None, self.config.clear_cookie_headers(conn) if scope["type"] == "http" else [])
 
-    def _recall(
-        self, client: Dominus, via: Literal["cookie", "bearer"], token: str, refresh: str | None
-    ) -> PortalSession | None:
-        """The session of a token verified before, while the key set is the same one and the token's times
-        still hold; ``None`` when it has to be checked (again)."""
-        known = self._known.get((via, token, refresh))
+    def _recall(self, client: Dominus, key: bytes | tuple[str, str | None]) -> PortalSession | None:
+        """The session remembered under ``key`` while the key set is the one its token was verified with and the
+        token's times still hold; ``None`` when it has to be checked (again)."""
+        known = self._known.get(key)
         if known is None:
             return None
         session, generation = known
         if generation != client.key_set_generation() or client.wall_time() >= session.expires_at + self.leeway:
-            del self._known[via, token, refresh]
+            del self._known[key]
             return None
         return session
 
-    def _learn(self, client: Dominus, session: PortalSession) -> PortalSession:
+    def _learn(
+        self, client: Dominus, key: bytes | tuple[str, str | None], session: PortalSession
+    ) -> PortalSession:
         """Remember a session whose token just passed :meth:`Dominus.validate_jwt` (see :meth:`_recall`)."""
         generation = client.key_set_generation()
         if generation is not None:
             if len(self._known) >= _CACHE_LIMIT:
                 self._known.clear()
-            self._known[session.via, session.access_token, session.refresh_token] = (session, generation)
+            self._known[key] = (session, generation)
         return session
 
     def _require_client(self, scope: Scope) -> Dominus:
@@ -584,7 +570,7 @@ class PortalSessionMiddleware:
             return None
         if not claims.get("sid"):
             return None
-        return self._learn(client, PortalSession(token, claims, via, refresh))
+        return PortalSession(token, claims, via, refresh)
 
     async def _alive(self, client: Dominus, session: PortalSession) -> bool:
         """False when the session is known (or found) to be revoked; the backend is asked per interval."""
