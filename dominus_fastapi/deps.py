@@ -177,7 +177,9 @@ class CurrentUserScheme(OAuth2PasswordBearer):
 
     It is the same OpenAPI Bearer scheme as :data:`oauth2_scheme` (so ``CurrentUser`` routes show the lock in
     ``/docs``) and, as a dependency, reads the session the middleware identified. FastAPI resolves every
-    dependency on every request, so this is one dependency, not a session provider plus a header read.
+    dependency on every request, so this is one dependency, not a session provider plus a header read. On an
+    endpoint decorated with a guard, the guard fills ``CurrentUser`` in itself after its check
+    (:func:`~dominus_fastapi.guards.current_user_of`), honouring overrides of this provider.
     """
 
     async def __call__(self, connection: HTTPConnection) -> DominusUser:  # type: ignore[override]

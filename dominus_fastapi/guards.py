@@ -42,14 +42,19 @@ import time
 import typing
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
 
+from fastapi import FastAPI, params
+from fastapi.encoders import jsonable_encoder
+from fastapi.routing import APIRoute
+from pydantic.fields import FieldInfo
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from dominus_fastapi.core.client import Dominus
 from dominus_fastapi.core.errors import AuthenticationError
+from dominus_fastapi.deps import CurrentUser, get_current_user
 from dominus_fastapi.handlers import DominusHTTPException
 from dominus_fastapi.middleware import SESSION_SCOPE_KEY, DominusUser, PortalSession, find_client
 
@@ -59,6 +64,8 @@ __all__ = [
     "PskGuard",
     "ScopesGuard",
     "SessionGuard",
+    "current_user_of",
+    "install_guard_openapi",
     "require_jwt",
     "require_page_access",
     "require_psk",
@@ -74,6 +81,7 @@ PSK_TOKEN_MARGIN: Final = 60.0
 """A cached PSK client session is renewed this many seconds before its token expires."""
 _CACHE_LIMIT: Final = 10_000
 _HIDDEN_REQUEST: Final = "_dominus_guard_request"
+_NEEDS_SESSION: Final = "__dominus_needs_session__"
 
 
 def _mark_coroutine_function(func: Callable[..., Any]) -> None:
@@ -93,6 +101,10 @@ class Guard:
     dependency. ``__call__`` therefore dispatches on its argument, and is marked as a coroutine function so
     that FastAPI awaits what it returns when it resolves the dependency.
     """
+
+    needs_session: bool = True
+    """Whether the guard admits only requests with a session (their OpenAPI operations show the Bearer
+    scheme, see :func:`install_guard_openapi`)."""
 
     def __init__(self) -> None:
         self.__signature__ = inspect.Signature(
@@ -120,7 +132,11 @@ class Guard:
     _mark_coroutine_function(__call__)
 
     def decorate(self, endpoint: F) -> F:
-        """Wrap ``endpoint`` so that the check runs first (adding a hidden ``Request`` parameter if needed)."""
+        """Wrap ``endpoint`` so that the check runs first (adding a hidden ``Request`` parameter if needed).
+
+        ``CurrentUser`` parameters of the endpoint are filled in by the wrapper after the check, instead of
+        by FastAPI's dependency resolution (see :func:`current_user_of`).
+        """
         signature = inspect.signature(endpoint)
         try:
             hints = typing.get_type_hints(endpoint, include_extras=True)
@@ -129,7 +145,9 @@ class Guard:
         params = [
             p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
         ]
-        request_param = next((p.name for p in params if hints.get(p.name) is Request), None)
+        user_params = tuple(p.name for p in params if _is_current_user_param(p))
+        params = [p for p in params if p.name not in user_params]
+        request_param = next((p.name for p in params if p.annotation is Request), None)
         if request_param is None:
             hidden = inspect.Parameter(_HIDDEN_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
             variadic = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
@@ -142,6 +160,10 @@ class Guard:
             request = kwargs.pop(_HIDDEN_REQUEST) if request_param is None else kwargs[request_param]
             if not guard.allows_at_once(request):
                 await guard.check(request)
+            if user_params:
+                user = await current_user_of(request)
+                for name in user_params:
+                    kwargs[name] = user
             if is_async:
                 return await endpoint(*args, **kwargs)
             return await run_in_threadpool(endpoint, *args, **kwargs)
@@ -150,7 +172,108 @@ class Guard:
         wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=params, return_annotation=return_annotation
         )
+        if self.needs_session or user_params or getattr(endpoint, _NEEDS_SESSION, False):
+            setattr(wrapper, _NEEDS_SESSION, True)
         return typing.cast(F, wrapper)
+
+
+def _is_current_user_param(param: inspect.Parameter) -> bool:
+    """Whether FastAPI would resolve ``param`` with ``get_current_user`` (``CurrentUser`` or an equivalent
+    ``Depends``); ``Security(get_current_user, scopes=...)`` is left to FastAPI for its OpenAPI scopes."""
+    marker: object = param.default
+    if typing.get_origin(param.annotation) is Annotated:
+        # FastAPI uses the last Depends/Field marker of an Annotated type.
+        markers = [m for m in param.annotation.__metadata__ if isinstance(m, (params.Depends, FieldInfo))]
+        if markers:
+            marker = markers[-1]
+    return (
+        isinstance(marker, params.Depends)
+        and marker.dependency is get_current_user
+        and not getattr(marker, "scopes", None)
+    )
+
+
+async def current_user_of(request: Request) -> DominusUser:
+    """The request's ``CurrentUser``, as FastAPI would resolve it, honouring
+    ``app.dependency_overrides[get_current_user]``.
+
+    Guard-decorated endpoints get their ``CurrentUser`` parameters from here, after the guard's check: the
+    guard has the request at hand, and resolving the same session once more through FastAPI's dependency
+    system would cost about as much as the rest of the guarded request (see the README's performance
+    section). An override is resolved by FastAPI itself, with its own dependencies and parameters.
+    """
+    app = request.scope.get("app")
+    overrides: Mapping[Any, Any] = getattr(app, "dependency_overrides", None) or {}
+    if get_current_user not in overrides:
+        return await get_current_user(request)
+    return typing.cast(DominusUser, await _resolve_through_fastapi(request, app))
+
+
+async def _user_holder(user: CurrentUser) -> DominusUser:
+    return user
+
+
+async def _resolve_through_fastapi(request: Request, app: Any) -> Any:
+    from fastapi.dependencies.utils import get_dependant, solve_dependencies
+    from fastapi.exceptions import RequestValidationError
+
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", None) or request.url.path
+    dependant = get_dependant(path=path, call=_user_holder)
+    stack = request.scope.get("fastapi_inner_astack") or request.scope.get("fastapi_astack")
+    arguments = {
+        "request": request,
+        "dependant": dependant,
+        "dependency_overrides_provider": app,
+        "async_exit_stack": stack,
+        "embed_body_fields": False,
+    }
+    # The keyword set of this function differs across the FastAPI versions the package supports.
+    accepted = inspect.signature(solve_dependencies).parameters
+    solved: Any = await solve_dependencies(**{k: v for k, v in arguments.items() if k in accepted})
+    values, errors = (solved.values, solved.errors) if hasattr(solved, "errors") else (solved[0], solved[1])
+    if errors:
+        raise RequestValidationError(errors)
+    return values["user"]
+
+
+def install_guard_openapi(app: FastAPI) -> None:
+    """Show the Bearer scheme of ``CurrentUser`` on every endpoint decorated with a session guard (or whose
+    ``CurrentUser`` the guard fills in) in ``app``'s OpenAPI document. :func:`setup_dominus` calls it."""
+    original = app.openapi
+    if getattr(original, _NEEDS_SESSION, False):
+        return
+
+    def openapi() -> dict[str, Any]:
+        already = app.openapi_schema is not None
+        schema = original()
+        if not already:
+            _add_session_security(app, schema)
+        return schema
+
+    setattr(openapi, _NEEDS_SESSION, True)
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_session_security(app: FastAPI, schema: dict[str, Any]) -> None:
+    name = get_current_user.scheme_name
+    requirement: dict[str, list[str]] = {name: []}
+    added = False
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not getattr(route.endpoint, _NEEDS_SESSION, False):
+            continue
+        operations = schema.get("paths", {}).get(route.path_format, {})
+        for method in route.methods or ():
+            operation = operations.get(method.lower())
+            if operation is None:  # include_in_schema=False
+                continue
+            security = operation.setdefault("security", [])
+            if not any(name in alternative for alternative in security):  # e.g. a Security() with scopes
+                security.append(requirement)
+            added = True
+    if added:
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes.setdefault(name, jsonable_encoder(get_current_user.model, by_alias=True, exclude_none=True))
 
 
 def _session(request: Request) -> PortalSession | None:
@@ -315,6 +438,7 @@ class PskGuard(Guard):
         clock: Clock = time.time,
     ) -> None:
         super().__init__()
+        self.needs_session = False
         self.header = header
         self.scopes = scopes
         self._clock = clock

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 
+from dominus_fastapi.guards import install_guard_openapi
 from dominus_fastapi.handlers import install_exception_handlers
 from dominus_fastapi.middleware import PortalSessionMiddleware, SessionConfig
 from dominus_fastapi.routers.portal import get_portal_router
@@ -30,7 +31,8 @@ def setup_dominus(
     include_registration: bool = True,
     **middleware_options: Any,
 ) -> FastAPI:
-    """Add :class:`PortalSessionMiddleware`, the exception handlers and (unless ``prefix=None``) the portal
+    """Add :class:`PortalSessionMiddleware`, the exception handlers, the Bearer scheme of guarded endpoints in
+    OpenAPI (:func:`~dominus_fastapi.guards.install_guard_openapi`) and (unless ``prefix=None``) the portal
     router at ``prefix``. The client itself comes from ``FastAPI(lifespan=dominus_lifespan())``.
 
     ``middleware_options`` go to the middleware (``csrf=``, ``leeway=``, ``clock=``, ``client=``). Returns
@@ -49,6 +51,7 @@ def setup_dominus(
         PortalSessionMiddleware, config=config, revalidate_interval=revalidate_interval, **middleware_options
     )
     install_exception_handlers(app)
+    install_guard_openapi(app)
     if prefix is not None:
         app.include_router(
             get_portal_router(
