@@ -53,8 +53,11 @@ async def _measure_all(
     *,
     rss_pids: dict[str, int] | None = None,
     notes: dict[str, str] | None = None,
+    turns: int | None = None,
 ) -> list[Row]:
-    """Every variant at every concurrency, ``repeats`` times, in an interleaved order (baseline first)."""
+    """Every variant at every concurrency, ``repeats`` times, in an interleaved order (baseline first), in
+    ``turns`` slices per repeat (default ``options.slices``)."""
+    turns = turns or options.slices
     rows: dict[tuple[str, int], Row] = {}
     for c in options.concurrency:
         for name in variants:
@@ -65,7 +68,7 @@ async def _measure_all(
             # hits them alike instead of whichever happened to run at that moment.
             slices: dict[str, list[Sample]] = {name: [] for name in variants}
             names = list(variants)
-            for turn in range(options.slices):
+            for turn in range(turns):
                 # Each slice starts with another variant, so that none always runs first, or always right after
                 # the same other one.
                 shift = turn % len(names)
@@ -75,7 +78,7 @@ async def _measure_all(
                         await run_load(
                             call,
                             c,
-                            duration=options.duration / options.slices,
+                            duration=options.duration / turns,
                             warmup=warmup if turn == 0 else 0,
                             rss_pid=(rss_pids or {}).get(name),
                         )
@@ -222,6 +225,11 @@ async def _burst(call: Callable[[], Awaitable[Any]], callers: int) -> Sample:
 # --- 3. FastAPI ---------------------------------------------------------------------------------------------
 
 
+FASTAPI_TURNS = 10
+"""Slices per repeat of the FastAPI rows: their differences are a few percent, so the variants alternate more
+finely than elsewhere."""
+
+
 async def fastapi(options: Options) -> list[Row]:
     """``GET /item`` bare vs behind middleware + CurrentUser + cached page guard: both endpoints served by one
     uvicorn process on loopback (``benchmarks.fastapi_app``), driven by the raw keep-alive load generator."""
@@ -245,20 +253,23 @@ async def fastapi(options: Options) -> list[Row]:
             dependency = RawGet(port, DEPENDENCY_PATH, auth)
             guarded = RawGet(port, GUARDED_PATH, auth)
             try:
-                return await _measure_all(
-                    "3 FastAPI",
-                    {
-                        "bare endpoint (baseline)": (bare, 20),
-                        FASTAPI_DEPENDENCY: (dependency, 20),
-                        "middleware + CurrentUser + page guard": (guarded, 20),
-                    },
-                    "bare endpoint (baseline)",
-                    options,
-                    rss_pids={"bare endpoint (baseline)": server.pid, FASTAPI_DEPENDENCY: server.pid,
-                              "middleware + CurrentUser + page guard": server.pid},
-                    notes={"middleware + CurrentUser + page guard": "same app server process as the baseline",
-                           FASTAPI_DEPENDENCY: "FastAPI's own cost of any dependency, for reference"},
-                )
+                with processes.cpus_apart(server.pid) as placement:
+                    return await _measure_all(
+                        "3 FastAPI",
+                        {
+                            "bare endpoint (baseline)": (bare, 20),
+                            FASTAPI_DEPENDENCY: (dependency, 20),
+                            "middleware + CurrentUser + page guard": (guarded, 20),
+                        },
+                        "bare endpoint (baseline)",
+                        options,
+                        rss_pids={"bare endpoint (baseline)": server.pid, FASTAPI_DEPENDENCY: server.pid,
+                                  "middleware + CurrentUser + page guard": server.pid},
+                        notes={"bare endpoint (baseline)": placement,
+                               "middleware + CurrentUser + page guard": "same app server process as the baseline",
+                               FASTAPI_DEPENDENCY: "FastAPI's own cost of any dependency, for reference"},
+                        turns=FASTAPI_TURNS,
+                    )
             finally:
                 await bare.aclose()
                 await dependency.aclose()
