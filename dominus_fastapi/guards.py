@@ -82,6 +82,7 @@ PSK_TOKEN_MARGIN: Final = 60.0
 _CACHE_LIMIT: Final = 10_000
 _HIDDEN_REQUEST: Final = "_dominus_guard_request"
 _NEEDS_SESSION: Final = "__dominus_needs_session__"
+_GUARD_OPENAPI: Final = "__dominus_guard_openapi__"
 
 
 def _mark_coroutine_function(func: Callable[..., Any]) -> None:
@@ -241,7 +242,7 @@ def install_guard_openapi(app: FastAPI) -> None:
     """Show the Bearer scheme of ``CurrentUser`` on every endpoint decorated with a session guard (or whose
     ``CurrentUser`` the guard fills in) in ``app``'s OpenAPI document. :func:`setup_dominus` calls it."""
     original = app.openapi
-    if getattr(original, _NEEDS_SESSION, False):
+    if getattr(original, _GUARD_OPENAPI, False):
         return
 
     def openapi() -> dict[str, Any]:
@@ -251,13 +252,12 @@ def install_guard_openapi(app: FastAPI) -> None:
             _add_session_security(app, schema)
         return schema
 
-    setattr(openapi, _NEEDS_SESSION, True)
+    setattr(openapi, _GUARD_OPENAPI, True)
     app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_session_security(app: FastAPI, schema: dict[str, Any]) -> None:
     name = get_current_user.scheme_name
-    requirement: dict[str, list[str]] = {name: []}
     added = False
     for route in app.routes:
         if not isinstance(route, APIRoute) or not getattr(route.endpoint, _NEEDS_SESSION, False):
@@ -269,7 +269,7 @@ def _add_session_security(app: FastAPI, schema: dict[str, Any]) -> None:
                 continue
             security = operation.setdefault("security", [])
             if not any(name in alternative for alternative in security):  # e.g. a Security() with scopes
-                security.append(requirement)
+                security.append({name: []})
             added = True
     if added:
         schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})

@@ -144,3 +144,6 @@ async def test_openapi_shows_the_bearer_scheme_on_session_guarded_endpoints(embe
     assert "security" not in paths["/machine"]["get"]
     assert "/hidden" not in paths
     assert spec["components"]["securitySchemes"][SCHEME]["flows"]["password"]["tokenUrl"] == "/auth/token"
+    # A document built again (after ``app.openapi_schema = None``) shows it again, once.
+    app.openapi_schema = None
+    assert app.openapi()["paths"]["/plain"]["get"]["security"] == [{SCHEME: []}]
