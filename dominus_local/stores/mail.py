@@ -4,12 +4,16 @@
 ``courier_outbox`` table, inside the caller's transaction, so a message is recorded exactly when the request
 that sent it commits (a Portal sign-up that fails leaves no verification mail behind).
 :class:`SmtpMailStore` (``DOMINUS_LOCAL_MAIL_URL=smtp://[user:pass@]host:port[?starttls=true]``, or ``smtps://``
-for implicit TLS) keeps the same outbox and also delivers every message to the relay, from a background task
-that runs after the sending request committed. Delivery is claimed per message in the ``courier_delivery``
+for implicit TLS; ``&cafile=/path/ca.pem`` trusts a private CA instead of the system's store, see
+:func:`parse_smtp_url`) keeps the same outbox and also delivers every message to the relay, from a background
+task that runs after the sending request committed. Delivery is claimed per message in the ``courier_delivery``
 table (a lease), so several processes sharing the database never send one message twice while they all run;
 a process that dies between the relay's acceptance and recording it may leave one message to be sent again
 when its lease ends (SMTP gives no way to make that exactly-once). A failed attempt is recorded in the
-message's ``delivery_error`` and retried with a growing delay; a permanent refusal (5xx) is not retried.
+message's ``delivery_error`` and retried with a growing delay; a permanent refusal of the message (a 5xx
+answer to MAIL, RCPT or DATA) is not retried. A relay that refuses this client rather than the message (530
+"must issue STARTTLS first" or "authentication required", 534/535/538 about credentials and encryption, a
+certificate it presents that does not verify) keeps the message pending and retried: fixing the URL delivers it.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import contextlib
 import email.utils
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from sqlalchemy import (
     JSON,
@@ -56,6 +61,8 @@ from dominus_local.stores.database import metadata
 from dominus_local.validate import format_timestamp
 
 if TYPE_CHECKING:
+    from aiosmtplib import SMTPResponseException
+
     from dominus_local.stores.database import Database
 
 logger = logging.getLogger("dominus_local.courier")
@@ -263,7 +270,17 @@ was tried at least once; removed when the message is delivered."""
 
 @dataclass(frozen=True)
 class SmtpRelay:
-    """Where and how to reach the SMTP relay; the password stays out of the repr."""
+    """Where and how to reach the SMTP relay; the password stays out of the repr.
+
+    A relay reached over TLS (``tls`` or ``starttls``) gets one :class:`ssl.SSLContext`, built here and shared
+    by every message and health check (:attr:`tls_context`). It is ``ssl.create_default_context(cafile=...)``:
+    certificate verification and hostname checking are always on. Without ``cafile`` it trusts the system's CA
+    store; with ``cafile`` it trusts the certificates of that PEM bundle *only* (Python loads the system store
+    only when no ``cafile`` is given), so a bundle for a relay with a public certificate must hold that public
+    CA too. There is deliberately no way to turn verification off.
+
+    Raises ``ValueError`` naming ``cafile`` when it is given without TLS, or is not a readable PEM bundle.
+    """
 
     host: str
     port: int
@@ -272,18 +289,56 @@ class SmtpRelay:
     starttls: bool = False
     tls: bool = False
     timeout: float = 10.0
+    cafile: str | None = None
+    tls_context: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
+    """The context of a TLS relay (``None`` on plain SMTP), built once with the relay."""
+
+    def __post_init__(self) -> None:
+        if not (self.tls or self.starttls):
+            if self.cafile is not None:
+                raise ValueError("cafile needs TLS: use smtps:// or starttls=true (plain SMTP checks no certificate)")
+            return
+        object.__setattr__(self, "tls_context", _tls_context(self.cafile))
 
     def describe(self) -> str:
-        """``smtp://host:port`` (never the credentials)."""
+        """``smtp://host:port`` with the TLS options (never the credentials)."""
         scheme = "smtps" if self.tls else "smtp"
-        return f"{scheme}://{self.host}:{self.port}" + ("?starttls=true" if self.starttls else "")
+        options = (["starttls=true"] if self.starttls else []) + (
+            [f"cafile={quote(self.cafile, safe='/')}"] if self.cafile is not None else []
+        )
+        return f"{scheme}://{self.host}:{self.port}" + ("?" + "&".join(options) if options else "")
+
+
+def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    """``ssl.create_default_context(cafile=cafile)``, with a ``ValueError`` naming ``cafile`` when the bundle
+    cannot be read or holds no certificate."""
+    if cafile is None:
+        return ssl.create_default_context()
+    if not cafile:
+        raise ValueError("cafile must be the path of a PEM file of CA certificates")
+    try:
+        with open(cafile, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cafile {cafile!r} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except ssl.SSLError:
+        raise ValueError(f"cafile {cafile!r} holds no PEM certificate that can be loaded") from None
 
 
 _TRUE = ("1", "true", "yes", "on")
+_KNOWN = ("cafile", "starttls", "timeout")
 
 
 def parse_smtp_url(url: str) -> SmtpRelay:
-    """``smtp://[user:pass@]host:port[?starttls=true&timeout=S]`` or ``smtps://...`` (implicit TLS).
+    """``smtp://[user:pass@]host:port[?starttls=true&timeout=S&cafile=PATH]`` or ``smtps://...`` (implicit TLS).
+
+    ``cafile`` is the path of a PEM bundle of CA certificates (URL-encoded where needed: ``+`` must be written
+    ``%2B``, since a query reads it as a space) that the relay's certificate is verified against instead of the
+    system's CA store, for a relay whose certificate a private CA signed; it needs ``smtps://`` or
+    ``starttls=true`` and must be a readable PEM file when the URL is read. A relative path is read from the
+    working directory. Verification and hostname checking always stay on (see :class:`SmtpRelay`).
 
     Raises ``ValueError`` naming the wrong part, never quoting the password."""
     parts = urlsplit(url)
@@ -296,9 +351,9 @@ def parse_smtp_url(url: str) -> SmtpRelay:
     if not parts.hostname:
         raise ValueError("needs a host")
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = sorted(set(params) - {"starttls", "timeout"})
+    unknown = sorted(set(params) - set(_KNOWN))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: starttls, timeout")
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(_KNOWN)}")
     try:
         timeout = float(params.get("timeout", "10"))
     except ValueError:
@@ -317,6 +372,7 @@ def parse_smtp_url(url: str) -> SmtpRelay:
         starttls=starttls,
         tls=tls,
         timeout=timeout,
+        cafile=params.get("cafile"),
     )
 
 
@@ -508,10 +564,11 @@ class SmtpMailStore(OutboxMailStore):
                 password=relay.password,
                 use_tls=relay.tls,
                 start_tls=relay.starttls,
+                tls_context=relay.tls_context,
                 timeout=relay.timeout,
             )
         except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:
+            if _refuses_message(exc):
                 raise _Permanent(f"relay refused the message: {exc.code} {exc.message}"[:300]) from None
             raise
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -538,6 +595,7 @@ class SmtpMailStore(OutboxMailStore):
             port=relay.port,
             use_tls=relay.tls,
             start_tls=relay.starttls,
+            tls_context=relay.tls_context,
             timeout=min(relay.timeout, 3.0),
         )
         await client.connect()
@@ -547,6 +605,21 @@ class SmtpMailStore(OutboxMailStore):
         finally:
             with contextlib.suppress(Exception):
                 await client.quit()
+
+
+_ACCESS_CODES = frozenset({530, 534, 535, 538})
+"""5xx answers about this client's access (STARTTLS or authentication required, credentials refused,
+encryption required), not about the message: a URL that is fixed later delivers the message."""
+
+
+def _refuses_message(exc: SMTPResponseException) -> bool:
+    """Whether an SMTP error answer refuses the message for good (retrying it cannot help): a 5xx answer to
+    MAIL, RCPT or DATA, except the access codes of :data:`_ACCESS_CODES`."""
+    if not 500 <= exc.code < 600 or exc.code in _ACCESS_CODES:
+        return False
+    from aiosmtplib import SMTPAuthenticationError, SMTPConnectResponseError, SMTPHeloError
+
+    return not isinstance(exc, (SMTPAuthenticationError, SMTPConnectResponseError, SMTPHeloError))
 
 
 def _short_error(exc: BaseException) -> str:
