@@ -72,8 +72,9 @@ class LocalSettings(BaseSettings):
     """Archivist's bytes: ``s3://BUCKET[/PREFIX]?endpoint_url=URL&region=REGION[&presign=true]`` (AWS credentials
     from the environment) or ``file:///directory``; default: ``<data_dir>/blobs``, or memory."""
     mail_url: str | None = None
-    """Courier's delivery: ``smtp://[user:pass@]host:port[?starttls=true]`` or ``smtps://...``; default (or
-    ``outbox:``): the outbox only."""
+    """Courier's delivery: ``smtp://[user:pass@]host:port[?starttls=true]`` or ``smtps://...``, with TLS
+    optionally ``&cafile=/path/ca.pem`` (a PEM bundle trusted instead of the system CA store; see
+    :func:`dominus_local.stores.mail.parse_smtp_url`); default (or ``outbox:``): the outbox only."""
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     """Connections the PostgreSQL pool keeps open (and as many more under load)."""
     open_database_url: str | None = None

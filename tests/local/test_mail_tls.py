@@ -23,7 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pydantic import ValidationError as SettingsError
 
+from dominus_local import LocalSettings
 from dominus_local.stores.database import Database
 from dominus_local.stores.mail import MailMessage, SmtpMailStore, delivery_table, outbox_table, parse_smtp_url
 from tests.conftest import FakeClock
@@ -504,3 +506,17 @@ def test_parse_cafile_needs_tls_and_a_readable_bundle(pki: Pki, tmp_path: Path) 
     # An unencoded path reads the same; a plain relay has no context at all.
     assert parse_smtp_url(f"smtp://relay.internal:587?starttls=true&cafile={pki.ca}").cafile == str(pki.ca)
     assert parse_smtp_url("smtp://relay.internal:25").tls_context is None
+
+
+def test_settings_refuse_a_bad_cafile_naming_the_setting(tmp_path: Path) -> None:
+    missing = tmp_path / "missing-ca.pem"
+    with pytest.raises(SettingsError) as bad:
+        LocalSettings(mail_url=f"smtps://{USER}:{PASSWORD}@relay.internal:465?cafile={missing}")
+    text = str(bad.value)
+    assert "mail_url" in text and "cafile" in text and PASSWORD not in text
+
+
+def test_settings_name_the_cafile_in_the_backends(pki: Pki) -> None:
+    settings = LocalSettings(mail_url=f"smtp://{USER}:{PASSWORD}@relay.internal:587?starttls=true&cafile={pki.ca}")
+    mail = settings.backends()["mail"]
+    assert mail.startswith(f"smtp: smtp://relay.internal:587?starttls=true&cafile={pki.ca} ") and PASSWORD not in mail
