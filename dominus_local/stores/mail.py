@@ -572,7 +572,11 @@ class SmtpMailStore(OutboxMailStore):
                 raise _Permanent(f"relay refused the message: {exc.code} {exc.message}"[:300]) from None
             raise
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise _Permanent(f"relay refused every recipient ({len(exc.recipients)})") from None
+            if exc.recipients and all(_refuses_message(refusal) for refusal in exc.recipients):
+                raise _Permanent(f"relay refused every recipient ({len(exc.recipients)})") from None
+            first = exc.recipients[0] if exc.recipients else None
+            detail = f": {first.code} {first.message}" if first is not None else ""
+            raise aiosmtplib.SMTPException(f"relay refused every recipient for now{detail}"[:300]) from None
 
     async def check(self, conn: AsyncConnection) -> dict[str, Any]:
         """The outbox is essential; the relay is not: an unreachable relay makes the store ``degraded``."""

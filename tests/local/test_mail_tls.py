@@ -457,19 +457,30 @@ async def test_wrong_password_keeps_the_message_for_a_fixed_url(
     assert health["status"] == "degraded" and "535" in health["smtp_error"] and PASSWORD not in health["smtp_error"]
 
 
-async def test_recipient_refused_for_good_is_not_retried(outbox: Outbox, smtps_relay: Relay, pki: Pki) -> None:
-    """A 5xx answer about the message itself (here RCPT) stays a permanent failure."""
+@pytest.mark.parametrize(
+    ("answer", "for_good"),
+    [("550 5.1.1 no such mailbox", True), ("450 4.2.1 mailbox busy", False), ("530 5.7.0 log in first", False)],
+)
+async def test_recipients_refused_for_good_or_for_now(
+    outbox: Outbox, smtps_relay: Relay, pki: Pki, answer: str, for_good: bool
+) -> None:
+    """Every recipient refused: for good on a 5xx about the message, retried on a 4xx or an access code."""
 
     async def refuse(server: Any, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
-        return "550 5.1.1 no such mailbox"
+        return answer
 
     smtps_relay.sink.handle_RCPT = refuse  # type: ignore[attr-defined]
     store = outbox.store(f"smtps://127.0.0.1:{smtps_relay.port}?timeout=5&cafile={_cafile(pki)}")
     message = await outbox.submit(store)
     assert await store.deliver_pending() == 0
     row = await outbox.row(message.message_id)
-    assert row["delivered"] is False and "refused every recipient" in row["delivery_error"]
-    assert row["bookkeeping"] is not None and row["bookkeeping"]["given_up"] is True
+    assert "refused every recipient" in row["delivery_error"]
+    if for_good:
+        assert row["delivered"] is False and row["bookkeeping"]["given_up"] is True
+    else:
+        _assert_pending_for_retry(row, outbox.clock)
+        assert answer[:3] in row["delivery_error"]
+    assert smtps_relay.sink.received == []
 
 
 def test_parse_cafile_needs_tls_and_a_readable_bundle(pki: Pki, tmp_path: Path) -> None:
