@@ -13,14 +13,36 @@ never overlap. Every operation that reads and then writes runs as one Lua script
 itself (``PEXPIRE``); the scripts also treat a key whose recorded expiry has passed by the store's clock as
 absent and drop it, which keeps expiry exact and lets tests drive it with an injected clock.
 
-Listing uses ``SCAN`` over the space's data keys with a ``MATCH`` on the prefix, then keeps the live keys that
-sort after the cursor's last key in code-point order: paging never skips or repeats a key that lives
-throughout, whatever is written meanwhile. Its cost grows with the size of the space, like ``SCAN`` itself.
+Listing reads a per-space index, the sorted set ``<prefix>i/<space>`` whose members are the space's logical
+keys (all with score 0, so ``ZRANGE ... BYLEX`` walks them in UTF-8 byte order, which is code-point order).
+The same Lua scripts maintain it: a script that writes a key adds it, ``delete``, ``hdel`` of the last field
+and a script that finds the key expired remove it. A key that Redis expires by itself leaves its member
+behind; ``scan`` checks every member against its meta key (one ``MGET`` per batch) and removes the dead ones
+it meets, and :meth:`RedisKVStore.purge_expired` sweeps every index of the prefix. The store runs that sweep
+in the background after ``PURGE_EVERY`` writes of its own, or after as many writes as the last sweep visited
+members when that is more, so the sweeping costs at most about one member check per write and stale members
+never outnumber the live ones by much. A member is only removed by a script that checks, atomically, that
+its key is still dead, so a key written meanwhile keeps its member. ``scan`` pages with an exclusive lower
+bound (the last member seen), never with an offset: paging never skips or repeats a key that lives
+throughout, whatever is written or removed meanwhile, and a page costs in proportion to the members it
+reads, not to the size of the space or of the Redis database.
+
+Data written before the index existed is indexed once: the first ``scan`` of a store (or
+:meth:`RedisKVStore.ensure_index`) finds the marker ``<prefix>index:v1`` absent, walks ``<prefix>d/*`` once
+with ``SCAN``, adds every key to its space's index (``ZADD`` is idempotent, so processes building at the same
+time do no harm) and sets the marker. Such a key's space is told from its name by Whisperer's shape
+``project/environment/category`` (the first three ``/``-separated parts); with a project slug or an
+environment that contains ``/``, a key written before the upgrade is listed only once it is written again.
+Every process sharing the prefix should run this version before the marker is set: an older one writes keys
+without indexing them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -30,29 +52,43 @@ from dominus_local.stores.kv import INT64_MAX, INT64_MIN, Clock, Kind, KVEntry, 
 
 __all__ = ["RedisKVStore", "redact_redis_url"]
 
+logger = logging.getLogger("dominus_local.whisperer")
+
 DEFAULT_PREFIX = "dominus:"
 SCAN_COUNT = 1000
+INDEX_MARKER = "index:v1"
+"""Key (after the prefix) whose presence says every data key of the prefix is in its space's index."""
+LEGACY_SPACE_PARTS = 3
+"""``/``-separated parts of a space when indexing keys written before the index existed (Whisperer's
+``project/environment/category``)."""
+LIST_BATCH_MIN = 32
+"""Fewest index members ``scan`` reads per round trip (a page of 5 still reads 32, in case some are dead)."""
 
-# Shared head of every script: KEYS[1] data key, KEYS[2] meta key, ARGV[1] now in ms.
+# Shared head of every script: KEYS[1] data key, KEYS[2] meta key, KEYS[3] the space's index; ARGV[1] now
+# in ms, ARGV[2] the logical key (the index member).
 # live() answers the kind ("string" / "hash") and the meta fields, or nil after dropping an expired key.
 _LIVE = """
 local now = tonumber(ARGV[1])
+local function drop()
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
 local function live()
   local meta = redis.call('GET', KEYS[2])
   if not meta then
-    redis.call('DEL', KEYS[1])
+    drop()
     return nil
   end
   local sep = string.find(meta, ':', 1, true)
   local ttl = tonumber(string.sub(meta, 1, sep - 1))
   local exp = tonumber(string.sub(meta, sep + 1))
   if exp <= now then
-    redis.call('DEL', KEYS[1], KEYS[2])
+    drop()
     return nil
   end
   local kind = redis.call('TYPE', KEYS[1])['ok']
   if kind ~= 'string' and kind ~= 'hash' then
-    redis.call('DEL', KEYS[1], KEYS[2])
+    drop()
     return nil
   end
   return kind, ttl, exp
@@ -61,19 +97,20 @@ local function stamp(ttl, exp)
   local ms = exp - now
   redis.call('SET', KEYS[2], ttl .. ':' .. exp, 'PX', ms)
   redis.call('PEXPIRE', KEYS[1], ms)
+  redis.call('ZADD', KEYS[3], 0, ARGV[2])
 end
 """
 
-# ARGV[2] expected kind ('' for any), ARGV[3] '1' to nudge, ARGV[4] nudge TTL ('' for the written one).
+# ARGV[3] expected kind ('' for any), ARGV[4] '1' to nudge, ARGV[5] nudge TTL ('' for the written one).
 _GET = (
     _LIVE
     + """
 local kind, ttl, exp = live()
 if not kind then return nil end
-if ARGV[2] ~= '' and ARGV[2] ~= kind then return {'wrongtype', kind} end
-if ARGV[3] == '1' then
+if ARGV[3] ~= '' and ARGV[3] ~= kind then return {'wrongtype', kind} end
+if ARGV[4] == '1' then
   local seconds = ttl
-  if ARGV[4] ~= '' then seconds = tonumber(ARGV[4]) end
+  if ARGV[5] ~= '' then seconds = tonumber(ARGV[5]) end
   exp = now + 1000 * seconds
   stamp(ttl, exp)
 end
@@ -83,33 +120,33 @@ return {kind, value, tostring(ttl), tostring(exp)}
 """
 )
 
-# ARGV[2] JSON value, ARGV[3] TTL seconds, ARGV[4] '1' for setnx.
+# ARGV[3] JSON value, ARGV[4] TTL seconds, ARGV[5] '1' for setnx.
 _SET = (
     _LIVE
     + """
 local kind = live()
 if kind == 'hash' then return {'wrongtype', kind} end
-if kind and ARGV[4] == '1' then return {'exists', redis.call('GET', KEYS[1])} end
-local ttl = tonumber(ARGV[3])
-redis.call('SET', KEYS[1], ARGV[2])
+if kind and ARGV[5] == '1' then return {'exists', redis.call('GET', KEYS[1])} end
+local ttl = tonumber(ARGV[4])
+redis.call('SET', KEYS[1], ARGV[3])
 stamp(ttl, now + 1000 * ttl)
 return {'ok'}
 """
 )
 
-# ARGV[2] delta, ARGV[3] TTL seconds for a new key. INCRBY keeps an existing key's expiry.
+# ARGV[3] delta, ARGV[4] TTL seconds for a new key. INCRBY keeps an existing key's expiry.
 _INCR = (
     _LIVE
     + """
 local kind = live()
 if kind == 'hash' then return {'wrongtype', kind} end
 if not kind then
-  local ttl = tonumber(ARGV[3])
-  redis.call('SET', KEYS[1], ARGV[2])
+  local ttl = tonumber(ARGV[4])
+  redis.call('SET', KEYS[1], ARGV[3])
   stamp(ttl, now + 1000 * ttl)
-  return {'ok', ARGV[2]}
+  return {'ok', ARGV[3]}
 end
-local result = redis.pcall('INCRBY', KEYS[1], ARGV[2])
+local result = redis.pcall('INCRBY', KEYS[1], ARGV[3])
 if type(result) == 'table' and result['err'] then
   if string.find(result['err'], 'overflow', 1, true) then return {'range'} end
   return {'notint'}
@@ -123,36 +160,59 @@ _DELETE = (
     + """
 local kind = live()
 if not kind then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
+drop()
 return 1
 """
 )
 
-# ARGV[2] field, ARGV[3] JSON value, ARGV[4] TTL seconds.
+# ARGV[3] field, ARGV[4] JSON value, ARGV[5] TTL seconds.
 _HSET = (
     _LIVE
     + """
 local kind = live()
 if kind == 'string' then return {'wrongtype', kind} end
-local added = redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-local ttl = tonumber(ARGV[4])
+local added = redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+local ttl = tonumber(ARGV[5])
 stamp(ttl, now + 1000 * ttl)
 return {'ok', added}
 """
 )
 
-# ARGV[2] field.
+# ARGV[3] field.
 _HDEL = (
     _LIVE
     + """
 local kind = live()
 if not kind then return {'ok', 0} end
 if kind == 'string' then return {'wrongtype', kind} end
-local removed = redis.call('HDEL', KEYS[1], ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+local removed = redis.call('HDEL', KEYS[1], ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 0 then drop() end
 return {'ok', removed}
 """
 )
+
+# Removes index members whose key is dead, checked again here so that a key written since the caller looked
+# keeps its member. KEYS[1] the index, then a data key and a meta key per member; ARGV[1] now in ms, then
+# the members. A key still present but expired by the store's clock is dropped as live() would. Returns how
+# many members went.
+_PRUNE = """
+local now = tonumber(ARGV[1])
+local removed = 0
+for i = 2, #ARGV do
+  local data, meta_key = KEYS[2 * i - 2], KEYS[2 * i - 1]
+  local meta = redis.call('GET', meta_key)
+  local dead = not meta
+  if meta then
+    local sep = string.find(meta, ':', 1, true)
+    dead = tonumber(string.sub(meta, sep + 1)) <= now
+  end
+  if dead then
+    redis.call('DEL', data, meta_key)
+    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"""
 
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
@@ -163,6 +223,14 @@ def _text(value: Any) -> str:
 
 def _kind(redis_type: Any) -> Kind:
     return "hash" if _text(redis_type) == "hash" else "value"
+
+
+def _glob(literal: str) -> str:
+    return _GLOB_SPECIAL.sub(r"\\\1", literal)
+
+
+def _alive(meta: Any, now_ms: int) -> bool:
+    return meta is not None and int(_text(meta).split(":", 1)[1]) > now_ms
 
 
 def redact_redis_url(url: str) -> str:
@@ -185,6 +253,9 @@ class RedisKVStore(KVStore):
     database. ``clock`` gives the current Unix time; it decides expiry together with Redis's own timers.
     """
 
+    PURGE_EVERY = 1000
+    """Writes of this store between background sweeps of the indexes (at least; see the module docstring)."""
+
     def __init__(self, url: str, clock: Clock | None = None) -> None:
         super().__init__(clock)
         import redis.asyncio as aioredis
@@ -200,13 +271,22 @@ class RedisKVStore(KVStore):
         self._delete = self._client.register_script(_DELETE)
         self._hset = self._client.register_script(_HSET)
         self._hdel = self._client.register_script(_HDEL)
+        self._prune_script = self._client.register_script(_PRUNE)
         self._display_url = redact_redis_url(url)
+        self._indexed = False
+        self._index_lock = asyncio.Lock()
+        self._writes = 0
+        self._last_sweep = 0
+        self._purging: asyncio.Task[int] | None = None
 
     def __repr__(self) -> str:
         return f"RedisKVStore({self._display_url!r})"
 
     def _keys(self, space: str, key: str) -> list[str]:
-        return [f"{self.prefix}d/{space}/{key}", f"{self.prefix}m/{space}/{key}"]
+        return [f"{self.prefix}d/{space}/{key}", f"{self.prefix}m/{space}/{key}", self._index(space)]
+
+    def _index(self, space: str) -> str:
+        return f"{self.prefix}i/{space}"
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -230,6 +310,22 @@ class RedisKVStore(KVStore):
         if isinstance(reply, list) and reply and _text(reply[0]) == "wrongtype":
             raise WrongTypeError(key, _kind(reply[1]))
 
+    def _wrote(self) -> None:
+        """Count a write; after enough of them, sweep the indexes in the background (one sweep at a time)."""
+        self._writes += 1
+        if self._writes < max(self.PURGE_EVERY, self._last_sweep):
+            return
+        if self._purging is not None and not self._purging.done():
+            return
+        self._writes = 0
+        self._purging = asyncio.get_running_loop().create_task(self.purge_expired())
+        self._purging.add_done_callback(self._purged)
+
+    @staticmethod
+    def _purged(task: asyncio.Task[int]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("sweeping Whisperer's Redis indexes failed: %r", task.exception())
+
     async def ping(self) -> None:
         """Raise when the Redis server does not answer."""
         await self._client.ping()
@@ -239,7 +335,7 @@ class RedisKVStore(KVStore):
     ) -> KVEntry | None:
         expected = {"value": "string", "hash": "hash", None: ""}[expect]
         ttl: str | int = "" if nudge_ttl is None else nudge_ttl
-        args: list[str | int] = [self._now_ms(), expected, "1" if nudge else "0", ttl]
+        args: list[str | int] = [self._now_ms(), key, expected, "1" if nudge else "0", ttl]
         reply = await self._get(keys=self._keys(space, key), args=args)
         if reply is None:
             return None
@@ -250,87 +346,186 @@ class RedisKVStore(KVStore):
         now = self._now_ms()
         async with self._client.pipeline(transaction=False) as pipe:
             for space, key in keys:
-                await self._get(keys=self._keys(space, key), args=[now, "", "0", ""], client=pipe)
+                await self._get(keys=self._keys(space, key), args=[now, key, "", "0", ""], client=pipe)
             replies = await pipe.execute()
         return [None if reply is None else self._entry(reply) for reply in replies]
 
     async def set(self, space: str, key: str, value: Any, ttl: int) -> None:
-        reply = await self._set(keys=self._keys(space, key), args=[self._now_ms(), self._dumps(value), ttl, "0"])
+        reply = await self._set(keys=self._keys(space, key), args=[self._now_ms(), key, self._dumps(value), ttl, "0"])
         self._raise_wrong(reply, key)
+        self._wrote()
 
     async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
-        reply = await self._set(keys=self._keys(space, key), args=[self._now_ms(), self._dumps(value), ttl, "1"])
+        reply = await self._set(keys=self._keys(space, key), args=[self._now_ms(), key, self._dumps(value), ttl, "1"])
         self._raise_wrong(reply, key)
         if _text(reply[0]) == "exists":
             return False, json.loads(reply[1])
+        self._wrote()
         return True, None
 
     async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
         if not INT64_MIN <= delta <= INT64_MAX:
             raise NotIntegerError("the result is outside the 64-bit integer range")
-        reply = await self._incr(keys=self._keys(space, key), args=[self._now_ms(), delta, ttl])
+        reply = await self._incr(keys=self._keys(space, key), args=[self._now_ms(), key, delta, ttl])
         self._raise_wrong(reply, key)
         status = _text(reply[0])
         if status == "range":
             raise NotIntegerError("the result is outside the 64-bit integer range")
         if status == "notint":
             raise NotIntegerError("the key does not hold an integer")
+        self._wrote()
         return int(_text(reply[1]))
 
     async def delete(self, space: str, key: str) -> bool:
-        return bool(await self._delete(keys=self._keys(space, key), args=[self._now_ms()]))
+        deleted = bool(await self._delete(keys=self._keys(space, key), args=[self._now_ms(), key]))
+        self._wrote()
+        return deleted
 
     async def hset(self, space: str, key: str, field: str, value: Any, ttl: int) -> bool:
-        reply = await self._hset(keys=self._keys(space, key), args=[self._now_ms(), field, self._dumps(value), ttl])
+        reply = await self._hset(
+            keys=self._keys(space, key), args=[self._now_ms(), key, field, self._dumps(value), ttl]
+        )
         self._raise_wrong(reply, key)
+        self._wrote()
         return bool(int(reply[1]))
 
     async def hdel(self, space: str, key: str, field: str) -> bool:
-        reply = await self._hdel(keys=self._keys(space, key), args=[self._now_ms(), field])
+        reply = await self._hdel(keys=self._keys(space, key), args=[self._now_ms(), key, field])
         self._raise_wrong(reply, key)
+        self._wrote()
         return bool(int(reply[1]))
 
+    async def ensure_index(self) -> int:
+        """Index the keys written before the per-space indexes existed, once per prefix (the marker
+        ``<prefix>index:v1`` records it); returns how many members this call added (0 when already done)."""
+        if self._indexed:
+            return 0
+        async with self._index_lock:
+            if self._indexed:
+                return 0
+            marker = self.prefix + INDEX_MARKER
+            added = 0
+            if not await self._client.exists(marker):
+                added = await self._build_index()
+                await self._client.set(marker, "1")
+            self._indexed = True
+            return added
+
+    async def _build_index(self) -> int:
+        data_head = f"{self.prefix}d/"
+        added = 0
+        batch: list[tuple[str, str]] = []
+
+        async def flush_batch() -> int:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for space, member in batch:
+                    pipe.zadd(self._index(space), {member: 0})
+                replies = await pipe.execute()
+            batch.clear()
+            return sum(int(reply) for reply in replies)
+
+        async for raw in self._client.scan_iter(match=_glob(data_head) + "*", count=SCAN_COUNT):
+            parts = _text(raw)[len(data_head) :].split("/", LEGACY_SPACE_PARTS)
+            if len(parts) <= LEGACY_SPACE_PARTS or not parts[-1]:
+                continue  # not in Whisperer's shape: its space cannot be told from the name
+            batch.append(("/".join(parts[:LEGACY_SPACE_PARTS]), parts[-1]))
+            if len(batch) >= SCAN_COUNT:
+                added += await flush_batch()
+        if batch:
+            added += await flush_batch()
+        return added
+
+    async def _prune(self, space: str, members: Sequence[str], now_ms: int) -> int:
+        """Remove the members of ``space``'s index whose key is dead (checked again atomically)."""
+        if not members:
+            return 0
+        keys = [self._index(space)]
+        for member in members:
+            keys += self._keys(space, member)[:2]
+        return int(await self._prune_script(keys=keys, args=[now_ms, *members]))
+
+    async def _live(self, space: str, members: Sequence[str], now_ms: int) -> list[bool]:
+        metas = await self._client.mget([f"{self.prefix}m/{space}/{member}" for member in members])
+        return [_alive(meta, now_ms) for meta in metas]
+
     async def scan(self, space: str, *, prefix: str = "", after: str | None = None, limit: int = 100) -> list[str]:
-        data_head = f"{self.prefix}d/{space}/"
-        pattern = _GLOB_SPECIAL.sub(r"\\\1", data_head + prefix) + "*"
-        candidates: set[str] = set()
-        async for raw in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
-            key = _text(raw)[len(data_head) :]
-            if key.startswith(prefix) and (after is None or key > after):
-                candidates.add(key)
-        if not candidates:
+        if limit <= 0:
             return []
-        ordered = sorted(candidates)
+        await self.ensure_index()
+        index = self._index(space)
+        if after is not None and after >= prefix:
+            start = b"(" + after.encode("utf-8")
+        else:
+            start = b"[" + prefix.encode("utf-8") if prefix else b"-"
+        # UTF-8 never contains the byte 0xff, so every key that starts with the prefix sorts before this bound.
+        end = b"[" + prefix.encode("utf-8") + b"\xff" if prefix else b"+"
+        batch_size = min(max(limit, LIST_BATCH_MIN), SCAN_COUNT)
         now = self._now_ms()
         out: list[str] = []
-        # Check expiry in batches, in order, until the page is full.
-        for start in range(0, len(ordered), max(limit, 1)):
-            batch = ordered[start : start + max(limit, 1)]
-            metas = await self._client.mget([f"{self.prefix}m/{space}/{key}" for key in batch])
-            for key, meta in zip(batch, metas, strict=True):
-                if meta is not None and int(_text(meta).split(":", 1)[1]) > now:
-                    out.append(key)
-                    if len(out) == limit:
-                        return out
-        return out
+        while True:
+            raw = await self._client.zrange(index, start, end, bylex=True, offset=0, num=batch_size)
+            members = [_text(member) for member in raw]
+            if not members:
+                return out
+            dead: list[str] = []
+            for member, alive in zip(members, await self._live(space, members, now), strict=True):
+                if not alive:
+                    dead.append(member)
+                elif len(out) < limit:
+                    out.append(member)
+            await self._prune(space, dead, now)
+            if len(out) >= limit or len(members) < batch_size:
+                return out
+            # The next batch starts after the last member read: a bound, not an offset, so members added or
+            # removed meanwhile shift nothing.
+            start = b"(" + members[-1].encode("utf-8")
 
     async def purge_expired(self) -> int:
-        """Redis drops expired keys by itself; reads drop any whose recorded expiry has passed. Returns 0."""
-        return 0
+        """Sweep every index of the prefix: remove the members whose key Redis expired or that are expired by
+        the store's clock (dropping such keys too). Returns how many members went."""
+        head = f"{self.prefix}i/"
+        removed = visited = 0
+        async for raw_index in self._client.scan_iter(match=_glob(head) + "*", count=SCAN_COUNT):
+            index = _text(raw_index)
+            space = index[len(head) :]
+            members: list[str] = []
+            async for raw_member, _score in self._client.zscan_iter(index, count=SCAN_COUNT):
+                members.append(_text(raw_member))
+                if len(members) >= SCAN_COUNT:
+                    removed += await self._sweep(space, members)
+                    visited += len(members)
+                    members = []
+            if members:
+                removed += await self._sweep(space, members)
+                visited += len(members)
+        self._last_sweep = visited - removed
+        return removed
+
+    async def _sweep(self, space: str, members: Sequence[str]) -> int:
+        now = self._now_ms()
+        alive = await self._live(space, members, now)
+        return await self._prune(space, [m for m, ok in zip(members, alive, strict=True) if not ok], now)
 
     async def flush(self) -> int:
-        """Remove every key under this store's prefix (tests and resets); returns how many Redis keys went."""
+        """Remove every key under this store's prefix, indexes and marker included (tests and resets);
+        returns how many Redis keys went."""
         removed = 0
-        pattern = _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "*"
         batch: list[Any] = []
-        async for raw in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
+        async for raw in self._client.scan_iter(match=_glob(self.prefix) + "*", count=SCAN_COUNT):
             batch.append(raw)
             if len(batch) >= SCAN_COUNT:
                 removed += int(await self._client.delete(*batch))
                 batch = []
         if batch:
             removed += int(await self._client.delete(*batch))
+        self._indexed = False
         return removed
 
     async def close(self) -> None:
+        """Stop a background sweep (each of its steps is atomic, so nothing is left half done) and close
+        the connections."""
+        if self._purging is not None and not self._purging.done():
+            self._purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purging
         await self._client.aclose()
