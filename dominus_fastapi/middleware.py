@@ -308,12 +308,18 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _raw_header(scope: Scope, name: bytes) -> str | None:
-    """The first value of header ``name`` (lower case) without building a ``Headers`` object per request."""
+def _header_bytes(scope: Scope, name: bytes) -> bytes | None:
+    """The first raw value of header ``name`` (lower case) without building a ``Headers`` object per request."""
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1")  # type: ignore[no-any-return]
+            return value  # type: ignore[no-any-return]
     return None
+
+
+def _raw_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), decoded."""
+    value = _header_bytes(scope, name)
+    return None if value is None else value.decode("latin-1")
 
 
 @dataclass
@@ -467,11 +473,7 @@ class PortalSessionMiddleware:
         no backend check now; ``None`` otherwise (then :meth:`_identify` decides)."""
         if not self._known:
             return None
-        header = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                header = value
-                break
+        header = _header_bytes(scope, b"authorization")
         if header is None:
             return None
         client = self._client or find_client(scope)
@@ -483,9 +485,9 @@ class PortalSessionMiddleware:
         return session
 
     async def _identify(self, scope: Scope) -> _Outcome:
-        authorization = _raw_header(scope, b"authorization")
-        if authorization is not None:
-            scheme, _, credential = authorization.partition(" ")
+        raw_authorization = _header_bytes(scope, b"authorization")
+        if raw_authorization is not None:
+            scheme, _, credential = raw_authorization.decode("latin-1").partition(" ")
             credential = credential.strip()
             if scheme.lower() == "bearer" and credential:
                 client = self._require_client(scope)
@@ -493,7 +495,7 @@ class PortalSessionMiddleware:
                 if session is not None and not await self._alive(client, session):
                     return _Outcome()
                 if session is not None:
-                    self._learn(client, authorization.encode("latin-1"), session)
+                    self._learn(client, raw_authorization, session)
                 return _Outcome(session)
         if _raw_header(scope, b"cookie") is None:
             return _Outcome()

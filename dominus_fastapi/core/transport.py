@@ -194,6 +194,7 @@ _EMBEDDED_HOST = EMBEDDED_ORIGIN.removeprefix("http://")
 _EMBEDDED_CLIENT = ("127.0.0.1", 123)
 _EMBEDDED_FIXED_HEADERS = [(b"host", _EMBEDDED_HOST.encode("ascii")), (b"accept-encoding", b"identity")]
 
+
 class EmbeddedTransport(httpx.AsyncBaseTransport):
     """Runs ``dominus_local`` in this process: acquired on first use, released when the client closes.
 
