@@ -282,7 +282,7 @@ async def invite_user(body: InviteIn, user: CurrentUser, auth: AuthDep, logs: Lo
     return created
 
 
-@router.get("/logs", response_model=LogList, summary="The app's log entries, newest first")
+@router.get("/logs", response_model=LogList, summary="The app's log entries, newest first (administrators)")
 async def query_logs(
     user: CurrentUser,
     logs: LogsDep,
@@ -290,4 +290,6 @@ async def query_logs(
     search: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    if not user.is_admin:
+        raise AppError(403, "Only administrators may read the app's logs", "admin_only")
     return {"entries": await logs.query(level=level, category=LOG_CATEGORY, search=search, limit=limit)}
