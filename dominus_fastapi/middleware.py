@@ -23,6 +23,14 @@ variables pass through untouched. For each HTTP or websocket connection it:
    :class:`PortalSession` for the dependencies (``dominus_fastapi.deps.get_session``).
 
 It never answers 401: public routes stay reachable and enforcement belongs to the dependencies and guards.
+
+Permissions come from the token. ``request.user``'s scopes, roles and tenant are the claims of the access token,
+fixed when it was issued: a scope or role withdrawn in Guardian shows only in the next token, up to 900 s (the
+access-token lifetime) later. An ended session (a sign-out elsewhere, a revocation) is refused at once when it
+ended through this process (:meth:`PortalSessionMiddleware.forget_session`), else once ``revalidate_interval``
+has passed since its last check, and without ``revalidate_interval`` only when its access token expires and the
+refresh is refused. Routes that must stop at once use a guard with ``recheck=True`` (``dominus_fastapi.guards``),
+which asks the server on every request.
 It does answer 403 to a cookie-authenticated unsafe request (POST, PUT, PATCH, DELETE) whose ``Origin``
 (or, without one, ``Referer``) names another site than the request's host or a configured allowed origin
 (CSRF protection); Bearer-authenticated requests are exempt, because browsers never add that header by
