@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from dominus_fastapi import NotFoundError, require_page_access
+from dominus_fastapi import NotFoundError, require_page_access, require_scopes
 from dominus_fastapi.deps import (
     AuthDep,
     CurrentUser,
@@ -180,7 +180,7 @@ async def list_reports(
     response_model=ReportRow,
     status_code=201,
     summary="Add a report row with the reason recorded in the audit trail",
-    dependencies=[Depends(require_page_access("/dashboard/reports"))],
+    dependencies=[Depends(require_page_access("/dashboard/reports", recheck=True))],
 )
 async def add_report(
     body: ReportIn,
@@ -220,7 +220,10 @@ async def list_files(tenant: TenantDep, files: FilesDep) -> dict[str, Any]:
     response_model=FileOut,
     status_code=201,
     summary="Upload a file to the active tenant (needs files.write)",
-    dependencies=[Depends(require_page_access("/dashboard/files"))],
+    dependencies=[
+        Depends(require_page_access("/dashboard/files", recheck=True)),
+        Depends(require_scopes("files.write", recheck=True)),
+    ],
 )
 async def upload_file(
     tenant: TenantDep, user: CurrentUser, files: FilesDep, logs: LogsDep, upload: UploadFile = File(...)
@@ -274,7 +277,7 @@ async def list_users(
     response_model=UserOut,
     status_code=201,
     summary="Invite a user by e-mail (administrators)",
-    dependencies=[Depends(require_page_access("/dashboard/admin/users"))],
+    dependencies=[Depends(require_page_access("/dashboard/admin/users", recheck=True))],
 )
 async def invite_user(body: InviteIn, user: CurrentUser, auth: AuthDep, logs: LogsDep) -> Any:
     created = await auth.create_user(body.username, str(body.email), status="invited")

@@ -29,6 +29,7 @@ from dominus_fastapi import (
     NotFoundError,
     ValidationError,
     require_page_access,
+    require_scopes,
 )
 from dominus_fastapi.deps import (
     AuthDep,
@@ -340,7 +341,7 @@ async def admin_users(page: PageDep, auth: AuthDep, offset: Annotated[int, Query
 
 
 @router.post(f"{ADMIN_PAGE}/invite", response_model=None)
-@require_page_access(ADMIN_PAGE, redirect_to=LOGIN)
+@require_page_access(ADMIN_PAGE, redirect_to=LOGIN, recheck=True)
 async def invite_user(
     page: PageDep, auth: AuthDep, logs: LogsDep, username: str = Form(""), email: str = Form("")
 ) -> Response:
@@ -390,7 +391,7 @@ async def reports(page: PageDep, client: DominusDep, tables: ReportTablesDep) ->
 
 
 @router.post(REPORTS_PAGE, response_model=None)
-@require_page_access(REPORTS_PAGE, redirect_to=LOGIN)
+@require_page_access(REPORTS_PAGE, redirect_to=LOGIN, recheck=True)
 async def add_report(
     page: PageDep,
     client: DominusDep,
@@ -435,7 +436,8 @@ async def files_page(page: PageDep, files: FilesDep) -> HTMLResponse:
 
 
 @router.post(FILES_PAGE, response_model=None)
-@require_page_access(FILES_PAGE, redirect_to=LOGIN)
+@require_page_access(FILES_PAGE, redirect_to=LOGIN, recheck=True)
+@require_scopes("files.write", recheck=True)
 async def upload_file(page: PageDep, files: FilesDep, logs: LogsDep, upload: UploadFile = File(...)) -> Response:
     """Store the uploaded file in the tenant's category (``files.write`` needed)."""
     if "files.write" not in page.user.scopes:
