@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -301,6 +302,8 @@ class DominusLocalApp:
                     await hook(self.state)
             if settings.seed_demo:
                 await _seed_demo(self.state)
+        if settings.data_dir is not None:
+            _make_databases_private(settings.data_dir)
         self.started_at = self.clock()
         self.state.ready = True
 
@@ -652,3 +655,16 @@ def create_app(
     (tests use it for probe endpoints); the clocks are injectable for tests.
     """
     return DominusLocalApp(settings or LocalSettings(), routers=tuple(routers), clock=clock, wall_clock=wall_clock)
+
+
+def _make_databases_private(data_dir: Path) -> None:
+    """Give the SQLite files of a data directory mode 0600, as the keys and the PSK already have.
+
+    SQLite creates a database with the process umask (usually 0644), and its ``-wal``/``-shm`` files with the
+    database's own mode, so tightening the files once they exist covers the later ones too. The outbox and the
+    session tables hold live reset links and token digests.
+    """
+    for path in data_dir.glob("*.db*"):
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError):  # e.g. a file owned by another user: reading still works
+                path.chmod(0o600)
