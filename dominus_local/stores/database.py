@@ -29,9 +29,11 @@ _STARTUP_LOCK = _CREATE_LOCK + 1
 class Database:
     """One async engine and its transaction helper."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, statement_timeout: float | None = None) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.statement_timeout = statement_timeout if statement_timeout and not self.is_sqlite else None
+        """PostgreSQL: the ``statement_timeout`` (seconds) every connection of this engine starts with."""
         options: dict[str, Any] = {}
         if self.is_sqlite:
             if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
@@ -41,6 +43,9 @@ class Database:
             options["pool_size"] = pool_size
             options["max_overflow"] = pool_size
             options["pool_pre_ping"] = True
+            if self.statement_timeout is not None:
+                milliseconds = str(max(1, round(self.statement_timeout * 1000)))
+                options["connect_args"] = {"server_settings": {"statement_timeout": milliseconds}}
         # Bound values (password hashes, PSK digests, secret values) never reach exception texts or logs.
         self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **options)
         if self.is_sqlite:
