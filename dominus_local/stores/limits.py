@@ -19,7 +19,9 @@ When the client disconnects while a statement runs (endpoints declared with ``ca
 statement is stopped the same way: the SQLite connection is interrupted, and PostgreSQL is asked to cancel the
 backend's statement (``pg_cancel_backend`` over a second pooled connection). The request then ends with
 :class:`~dominus_local.errors.ClientDisconnected` and no answer. The asyncio task is deliberately not cancelled:
-SQLAlchemy would invalidate the connection, and an in-memory SQLite database would lose its data with it.
+SQLAlchemy would invalidate the connection, and an in-memory SQLite database would lose its data with it. (When
+a request's task is cancelled anyway, by an in-process caller's timeout, the database layer stops its statement
+all the same: see ``Database._stop_cancelled_statement``.)
 """
 
 from __future__ import annotations

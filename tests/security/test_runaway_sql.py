@@ -265,3 +265,26 @@ async def test_a_client_that_leaves_mid_statement_stops_it(make_target: Any, rou
     TALLY.record(SUITE, "spin" not in tables, f"{route}: nothing kept of the stopped statement")
     assert stopped, f"{sent!r} after {took:.1f} s"
     assert settled and quick and "spin" not in tables
+
+
+async def test_an_in_process_caller_whose_timeout_passes_stops_the_statement(make_target: Any) -> None:
+    """An in-process caller's timeout cancels the request's task instead of disconnecting: the statement is
+    stopped all the same, and the open area keeps its data (an in-memory SQLite one too)."""
+    target: Target = await make_target(LONG_LIMIT)
+    robot = target.robot
+    await robot.open.execute("CREATE TABLE visits (page TEXT)")
+    await robot.open.execute("INSERT INTO visits VALUES ($1)", ["/kept"])
+    started = time.monotonic()
+    with anyio.move_on_after(0.5) as waiting:  # as embedded: does at its timeout: the app's task is cancelled
+        await robot.open.execute(RUNAWAY, max_retries=0)
+    took = time.monotonic() - started
+    assert waiting.cancelled_caught
+    stopped = took < ANSWER_BOUND
+    TALLY.record(SUITE, stopped, f"in-process timeout on a runaway: {took:.1f} s")
+    settled = await _settled(target.open_database)
+    TALLY.record(SUITE, settled, "in-process timeout: no runaway left on the server")
+    started = time.monotonic()
+    found = await robot.open.execute("SELECT page FROM visits")
+    kept = found["rows"] == [{"page": "/kept"}] and time.monotonic() - started < ANSWER_BOUND / 3
+    TALLY.record(SUITE, kept, "in-process timeout: the open area answers with its data")
+    assert stopped and settled and kept, (took, found)
