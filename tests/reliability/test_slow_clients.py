@@ -4,7 +4,8 @@
   server stops the statement (its own limit is far away) and the next open-SQL call answers at once;
 - slow clients: connections that trickle a request's headers, or its body, are answered 408 ``request_timeout``
   (headers: the connection is closed) within the configured timeouts, while health keeps answering;
-- a request head over the size limit is answered with a 431 envelope, not a connection reset.
+- a request head over the size limit is answered with a 431 envelope, not a connection reset;
+- connections beyond the concurrency cap make requests 503 until they close.
 
 The timeouts are set low (1 s) through the ``DOMINUS_LOCAL_*`` settings, as an operator would set them.
 """
@@ -16,6 +17,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -163,6 +165,27 @@ def test_an_oversized_request_head_gets_a_431_envelope(server: LocalServer) -> N
     TALLY.record("slow clients", ok, f"70 KiB head: status {status}")
     assert ok, answered[:300]
     assert httpx.get(f"{server.url}/api/health", timeout=HEALTH_BOUND).status_code == 200
+
+
+def test_connections_beyond_the_concurrency_cap_are_refused_then_served_again(tmp_path: Path) -> None:
+    cap = 8
+    env = {**SERVER_ENV, "DOMINUS_LOCAL_LIMIT_CONCURRENCY": str(cap), "DOMINUS_LOCAL_HEADER_TIMEOUT": "30"}
+    with LocalServer(data_dir=tmp_path / "data", env=env) as capped:
+        assert capped.psk is not None
+        WATCH.secret(capped.psk)
+        held = [socket.create_connection(("127.0.0.1", capped.port), timeout=5) for _ in range(cap)]
+        try:
+            time.sleep(0.2)  # let the server accept them all
+            refused = httpx.get(f"{capped.url}/api/health", timeout=HEALTH_BOUND).status_code
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.2)
+        served = httpx.get(f"{capped.url}/api/health", timeout=HEALTH_BOUND).status_code
+        WATCH.capture("dominus-local serve output", capped.output())
+    ok = refused == 503 and served == 200
+    TALLY.record("slow clients", ok, f"concurrency cap {cap}: {refused} while full, {served} after")
+    assert ok, (refused, served)
 
 
 async def test_open_sql_runaway_cancelled_when_the_client_gives_up(server: LocalServer) -> None:
