@@ -31,6 +31,9 @@ from tests.servers import LocalServer
 
 pytestmark = pytest.mark.slow
 
+SLOW_SUITE = "faults: slow clients"
+RUNAWAY_SUITE = "faults: open-SQL runaway cancelled"
+
 SLOW_CLIENTS = 50
 """Slow connections of each kind (headers, body) held open at once."""
 CLIENT_TIMEOUT = 1.0
@@ -147,9 +150,9 @@ async def test_slow_clients_are_answered_408_and_dropped_while_health_answers(se
                 if index % 10 == 9:
                     await anyio.sleep(0)
         stop.set()
-    failures = [what for ok, what in results if not TALLY.record("slow clients", ok, what)]
+    failures = [what for ok, what in results if not TALLY.record(SLOW_SUITE, ok, what)]
     healthy = bool(health) and max(health) < HEALTH_BOUND
-    TALLY.record("slow clients", healthy, f"health while slow clients were held: {len(health)} answers")
+    TALLY.record(SLOW_SUITE, healthy, f"health while slow clients were held: {len(health)} answers")
     assert len(results) == 2 * SLOW_CLIENTS
     assert not failures, failures[:5]
     assert healthy, health
@@ -162,7 +165,7 @@ def test_an_oversized_request_head_gets_a_431_envelope(server: LocalServer) -> N
         answered, closed = _read_until_closed(sock, time.monotonic() + DROP_BOUND)
     status, envelope = _envelope(answered) if answered else (0, {})
     ok = closed and status == 431 and envelope.get("code") == "payload_too_large"
-    TALLY.record("slow clients", ok, f"70 KiB head: status {status}")
+    TALLY.record(SLOW_SUITE, ok, f"70 KiB head: status {status}")
     assert ok, answered[:300]
     assert httpx.get(f"{server.url}/api/health", timeout=HEALTH_BOUND).status_code == 200
 
@@ -184,7 +187,7 @@ def test_connections_beyond_the_concurrency_cap_are_refused_then_served_again(tm
         served = httpx.get(f"{capped.url}/api/health", timeout=HEALTH_BOUND).status_code
         WATCH.capture("dominus-local serve output", capped.output())
     ok = refused == 503 and served == 200
-    TALLY.record("slow clients", ok, f"concurrency cap {cap}: {refused} while full, {served} after")
+    TALLY.record(SLOW_SUITE, ok, f"concurrency cap {cap}: {refused} while full, {served} after")
     assert ok, (refused, served)
 
 
@@ -202,7 +205,7 @@ async def test_open_sql_runaway_cancelled_when_the_client_gives_up(server: Local
             took = time.monotonic() - started
             # The server's own limit is 120 s: only the client's departure can have stopped the runaway.
             ok = found["rows"] == [{"n": 0}] and took < DROP_BOUND
-            if not TALLY.record("open-SQL runaway cancelled", ok, f"attempt {attempt}: {took:.1f} s"):
+            if not TALLY.record(RUNAWAY_SUITE, ok, f"attempt {attempt}: {took:.1f} s"):
                 failures.append(f"attempt {attempt}: next call took {took:.1f} s")
         assert not failures
     finally:
