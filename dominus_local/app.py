@@ -4,8 +4,8 @@ Every request under ``/api/`` and ``/jwt/`` goes through one pure-ASGI dispatche
 
 1. echoes (or creates) ``X-Request-Id`` and answers 503 ``cold_start`` while the server is starting;
 2. finds the endpoint (framed 404 ``not_found`` / 405 ``method_not_allowed`` otherwise);
-3. reads the body within its size limit (413), applies injected faults (spec 7.12) and decodes the base64
-   JSON body (400 ``invalid_body``);
+3. reads the body within its size limit (413) and time limit (408), applies injected faults (spec 7.12) and
+   decodes the base64 JSON body (400 ``invalid_body``);
 4. checks the credential for the endpoint's auth kind (spec 5.1, 5.5) and the admin rule (spec 5.9);
 5. applies the idempotency key (spec 6.3), runs the handler and frames its return value as ``data``, or the
    :class:`~dominus_local.errors.ApiError` it raised as a failure envelope; anything else is a 500
@@ -17,6 +17,7 @@ download route, ``/metrics``) are not framed: their handlers return a Starlette 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -37,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 import dominus_fastapi.core.wire as wire
 from dominus_local import identity
-from dominus_local.errors import ApiError
+from dominus_local.errors import ApiError, ClientDisconnected
 from dominus_local.faults import ConnectionDropped, FaultDecision, FaultInjector
 from dominus_local.idempotency import HEADER as IDEMPOTENCY_HEADER
 from dominus_local.idempotency import IdempotencyStore, check_key
@@ -168,11 +169,25 @@ class _ClientGone(Exception):
     pass
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, seconds: float) -> bytes:
+    """The whole body, within ``limit`` bytes and ``seconds`` (``LocalSettings.body_timeout``).
+
+    A body that does not arrive in time is 408 ``request_timeout``, with ``Connection: close``: what is left
+    of it is never read, so the connection cannot carry another request.
+    """
     chunks: list[bytes] = []
     size = 0
+    deadline = anyio.current_time() + seconds
     while True:
-        message = await receive()
+        with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
+            message = await receive()
+        if waiting.cancelled_caught:
+            raise ApiError(
+                "request_timeout",
+                f"The request body did not arrive within {seconds:g} s",
+                details={"limit": seconds},
+                headers={"Connection": "close"},
+            )
         if message["type"] == "http.disconnect":
             raise _ClientGone
         chunk = message.get("body", b"")
@@ -413,7 +428,7 @@ class DominusLocalApp:
                 declared = request.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise _BodyTooLarge
-                raw_body = await _read_body(receive, limit)
+                raw_body = await _read_body(receive, limit, self.settings.body_timeout)
                 decision = self.faults.decide(path)
                 if decision.latency_ms > 0:
                     await self.faults.sleep(decision.latency_ms / 1000)
@@ -432,7 +447,7 @@ class DominusLocalApp:
                         body = wire.decode_body(raw_body)
                     except wire.FramingError as exc:
                         raise ApiError("invalid_body", f"The request body is invalid: {exc}") from None
-                answer, raw = await self._dispatch(endpoint, request, params, body, request_id, framed)
+                answer, raw = await self._dispatch(endpoint, request, params, body, request_id, framed, receive)
             except _BodyTooLarge:
                 limit = self._body_limit(path)
                 raise ApiError(
@@ -440,7 +455,7 @@ class DominusLocalApp:
                     f"The request body is larger than the limit of {limit} bytes",
                     details={"limit": limit},
                 ) from None
-        except _ClientGone:
+        except (_ClientGone, ClientDisconnected):
             return
         except ApiError as error:
             answer = _framed_error(error) if framed else _plain_error(error)
@@ -566,6 +581,7 @@ class DominusLocalApp:
         body: dict[str, Any],
         request_id: str,
         framed: bool,
+        receive: Receive,
     ) -> tuple[_Answer | None, Response | None]:
         """Authenticate, apply the idempotency key (spec 6.3), run the handler.
 
@@ -586,14 +602,14 @@ class DominusLocalApp:
         key = request.headers.get(IDEMPOTENCY_HEADER)
         use_key = key is not None and principal is not None and endpoint.replay and endpoint.method != "GET"
         if not use_key or key is None or principal is None:
-            return await self._run(endpoint, ctx, framed)
+            return await self._run(endpoint, ctx, framed, receive)
         check_key(key)
         subject = (principal.subject_type, principal.sub, key)
         replay = await self.idempotency.claim(*subject, wire.fingerprint(endpoint.method, request.url.path, body))
         if replay is not None:
             return _Answer(replay.status, replay.body, wire.CONTENT_TYPE, {"Idempotent-Replayed": "true"}), None
         try:
-            answer, raw = await self._run(endpoint, ctx, framed)
+            answer, raw = await self._run(endpoint, ctx, framed, receive)
         except ApiError as error:
             # Spec 6.3 keeps every answer below 500 (a 4xx changed nothing); finish() forgets a 5xx.
             failed = _framed_error(error)
@@ -610,9 +626,12 @@ class DominusLocalApp:
         return answer, raw
 
     async def _run(
-        self, endpoint: Endpoint, ctx: RequestContext, framed: bool
+        self, endpoint: Endpoint, ctx: RequestContext, framed: bool, receive: Receive
     ) -> tuple[_Answer | None, Response | None]:
-        data = await endpoint.handler(ctx)
+        if endpoint.cancel_on_disconnect:
+            data = await _run_watched(endpoint, ctx, receive)
+        else:
+            data = await endpoint.handler(ctx)
         if isinstance(data, Response):
             return None, data
         if not framed:
@@ -633,6 +652,27 @@ class DominusLocalApp:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body if method != "HEAD" else b""})
+
+
+async def _run_watched(endpoint: Endpoint, ctx: RequestContext, receive: Receive) -> Any:
+    """Run the handler while listening for the client's disconnect, which calls the request's disconnect hooks.
+
+    The body has been read, so the next ``http.disconnect`` means the client went away (ASGI servers hold
+    ``receive`` until then, or until the answer is sent). The handler's task is not cancelled: the hooks stop
+    its work in a way its store survives (:mod:`dominus_local.stores.limits`).
+    """
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        await ctx.client_disconnected()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await endpoint.handler(ctx)
+    finally:
+        watcher.cancel()
+        await asyncio.wait([watcher])
 
 
 async def _seed_demo(state: LocalState) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dominus_local.state import LocalState
 
 AuthKind = Literal["none", "psk", "service", "user", "service_or_user"]
+DisconnectHook = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,28 @@ class RequestContext:
     principal: Principal | None = None
     psk: str | None = field(default=None, repr=False)
     """The raw Bearer credential on ``psk`` endpoints (never logged)."""
+    disconnected: bool = False
+    """Set when the client went away while the handler ran (``cancel_on_disconnect`` endpoints only)."""
+    _disconnect_hooks: list[DisconnectHook] = field(default_factory=list, repr=False)
+
+    def on_disconnect(self, hook: DisconnectHook) -> Callable[[], None]:
+        """Call ``hook`` if the client disconnects while the handler runs; returns the function that removes it.
+
+        Only endpoints declared with ``cancel_on_disconnect=True`` watch for the disconnect.
+        """
+        self._disconnect_hooks.append(hook)
+
+        def remove() -> None:
+            if hook in self._disconnect_hooks:
+                self._disconnect_hooks.remove(hook)
+
+        return remove
+
+    async def client_disconnected(self) -> None:
+        """Called by the dispatcher when the client has gone: marks the request and runs the hooks."""
+        self.disconnected = True
+        for hook in list(self._disconnect_hooks):
+            await hook()
 
     @property
     def fields(self) -> Fields:
@@ -113,6 +136,9 @@ class Endpoint:
     replay: bool = True
     """``False`` for endpoints whose answer carries a credential: never stored for idempotency."""
     safe: bool = False
+    cancel_on_disconnect: bool = False
+    """The dispatcher watches for the client's disconnect while the handler runs and calls the request's
+    disconnect hooks (:meth:`RequestContext.on_disconnect`); used where a caller's statement may run long."""
 
 
 class ServiceRouter:
@@ -133,11 +159,14 @@ class ServiceRouter:
         admin: bool = False,
         replay: bool = True,
         safe: bool | None = None,
+        cancel_on_disconnect: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             is_safe = safe if safe is not None else method.upper() in ("GET", "PUT", "DELETE")
             self.endpoints.append(
-                Endpoint(self.service, method.upper(), path, handler, auth, admin, replay, is_safe)
+                Endpoint(
+                    self.service, method.upper(), path, handler, auth, admin, replay, is_safe, cancel_on_disconnect
+                )
             )
             return handler
 

@@ -908,7 +908,10 @@ class Transport:
                 logger.debug("%s %s -> %d (request %s)", method, endpoint, status, request_id)
             data, error = self._decode(response, endpoint, request_id)
             cold_answer = error is not None and error.code == "cold_start"
-            if status in BREAKER_FAILURE_STATUSES:
+            # A statement the server stopped at its time limit says nothing about the server's health, and sent
+            # again it would run as long: neither a breaker failure nor retried.
+            statement_stopped = error is not None and error.details.get("reason") == "statement_timeout"
+            if status in BREAKER_FAILURE_STATUSES and not statement_stopped:
                 breaker.record("neutral" if in_window else "failure")
             else:
                 breaker.record("success")
@@ -949,6 +952,8 @@ class Transport:
 
             if cold_answer:
                 retryable = True
+            elif statement_stopped:
+                retryable = False
             elif error.code == "idempotency_in_progress":
                 retryable = key is not None
             elif status in RETRYABLE_STATUSES:

@@ -28,6 +28,7 @@ from dominus_local.services import smith
 from dominus_local.services.herald import write_audit
 from dominus_local.state import LocalState
 from dominus_local.stores.database import Database
+from dominus_local.stores.limits import StatementTimeout, is_statement_timeout, limited_transaction
 from dominus_local.stores.userdata import (
     ColumnInfo,
     UserData,
@@ -255,7 +256,7 @@ async def list_columns(ctx: RequestContext) -> dict[str, Any]:
 # --- data -----------------------------------------------------------------------------------------------
 
 
-@router.post("/api/scribe/data/{schema}/{table}/query", safe=True)
+@router.post("/api/scribe/data/{schema}/{table}/query", safe=True, cancel_on_disconnect=True)
 async def query(ctx: RequestContext) -> dict[str, Any]:
     """Rows matching ``filters``, sorted and paged; ``total`` counts every match (spec 8.2)."""
     fields = ctx.fields
@@ -267,7 +268,7 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
     sort_by = fields.raw("sort_by")
     filters = fields.raw("filters")
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         target = await _resolve(ctx, conn, ud)
@@ -289,11 +290,11 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
     return {"items": items, "total": int(total), "limit": limit, "offset": offset}
 
 
-@router.post("/api/scribe/data/{schema}/{table}/insert")
+@router.post("/api/scribe/data/{schema}/{table}/insert", cancel_on_disconnect=True)
 async def insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert one row and answer with the stored row, generated values included (spec 7.3)."""
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         target = await _resolve(ctx, conn, ud)
@@ -305,12 +306,12 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
     return row
 
 
-@router.post("/api/scribe/data/{schema}/{table}/bulk-insert")
+@router.post("/api/scribe/data/{schema}/{table}/bulk-insert", cancel_on_disconnect=True)
 async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert 1 to 1000 rows, all or nothing; answers ``inserted_count`` and the stored ``rows``."""
     raw_rows = ctx.fields.list("rows", min_items=1, max_items=MAX_BULK_ROWS, comma_split=False)
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         target = await _resolve(ctx, conn, ud)
@@ -348,7 +349,7 @@ def _required_filters(ctx: RequestContext) -> dict[str, Any]:
     return filters
 
 
-@router.post("/api/scribe/data/{schema}/{table}/update")
+@router.post("/api/scribe/data/{schema}/{table}/update", cancel_on_disconnect=True)
 async def update(ctx: RequestContext) -> dict[str, Any]:
     """Set ``data`` on the rows matching ``filters`` (both non-empty); answers ``affected_rows``."""
     filters = _required_filters(ctx)
@@ -356,7 +357,7 @@ async def update(ctx: RequestContext) -> dict[str, Any]:
     if not isinstance(data, dict) or not data:
         raise invalid("data", "must be a non-empty object of column values")
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         target = await _resolve(ctx, conn, ud)
@@ -369,12 +370,12 @@ async def update(ctx: RequestContext) -> dict[str, Any]:
     return {"affected_rows": affected}
 
 
-@router.post("/api/scribe/data/{schema}/{table}/delete")
+@router.post("/api/scribe/data/{schema}/{table}/delete", cancel_on_disconnect=True)
 async def delete(ctx: RequestContext) -> dict[str, Any]:
     """Delete the rows matching ``filters`` (non-empty); answers ``affected_rows``."""
     filters = _required_filters(ctx)
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         target = await _resolve(ctx, conn, ud)
@@ -392,8 +393,8 @@ async def delete(ctx: RequestContext) -> dict[str, Any]:
 class OpenArea:
     """The open database: a separate database the project may use freely (spec 7.3)."""
 
-    def __init__(self, url: str, dsn: str | None) -> None:
-        self.database = Database(url)
+    def __init__(self, url: str, dsn: str | None, *, statement_timeout: float | None = None) -> None:
+        self.database = Database(url, statement_timeout=statement_timeout)
         self.dsn = dsn
         if self.database.is_sqlite:
             event.listen(self.database.engine.sync_engine, "connect", _deny_attach)
@@ -401,9 +402,10 @@ class OpenArea:
     @classmethod
     def from_state(cls, state: LocalState) -> OpenArea:
         settings = state.settings
+        limit = settings.statement_timeout
         configured = settings.open_database_url
         if configured:
-            return cls(configured, _plain_dsn(configured))
+            return cls(configured, _plain_dsn(configured), statement_timeout=limit)
         if settings.data_dir is None:
             return cls("sqlite+aiosqlite://", None)
         path = settings.data_dir / "open.db"
@@ -471,15 +473,19 @@ def _open_value(value: Any) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool | list | dict) else str(value)
 
 
-@router.post("/api/scribe/open/execute")
+@router.post("/api/scribe/open/execute", cancel_on_disconnect=True)
 async def open_execute(ctx: RequestContext) -> dict[str, Any]:
-    """Run one statement in the open area; ``sql`` is base64 text, ``params`` bind to ``$1``, ``$2``, ..."""
+    """Run one statement in the open area; ``sql`` is base64 text, ``params`` bind to ``$1``, ``$2``, ...
+
+    The statement runs under the statement time limit (504 ``upstream_timeout`` past it) and is stopped when
+    the client disconnects (:mod:`dominus_local.stores.limits`).
+    """
     sql = smith.decode_sql(ctx.fields.raw("sql"))
     raw_params = ctx.fields.list("params", required=False, max_items=10000, comma_split=False) or []
     params = [_open_param(value, index) for index, value in enumerate(raw_params)]
     area = _open(ctx.state)
     statement = prepare_open_sql(sql, len(params), sqlite=area.database.is_sqlite)
-    async with area.database.begin() as conn:
+    async with limited_transaction(ctx, area.database) as conn:
         try:
             result = await conn.exec_driver_sql(statement, tuple(params))
             if result.returns_rows:
@@ -495,6 +501,8 @@ async def open_execute(ctx: RequestContext) -> dict[str, Any]:
                 return {"columns": columns, "rows": rows, "row_count": len(rows)}
             return {"columns": [], "rows": [], "row_count": max(int(result.rowcount or 0), 0)}
         except sa.exc.DBAPIError as error:
+            if is_statement_timeout(error):
+                raise StatementTimeout from None
             first_line = str(error.orig).splitlines()[0][:200] if str(error.orig) else "error"
             raise ApiError("unprocessable", f"The open database refused the statement: {first_line}") from None
 
