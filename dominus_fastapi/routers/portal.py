@@ -734,9 +734,9 @@ def get_portal_router(
 
     @router.post("/password-reset/confirm", name="dominus_confirm_password_reset",
                  summary="Set a new password with a reset token", response_model=ResetDone,
-                 responses=_errors(400, *_UPSTREAM))
-    async def confirm_password_reset(body: ResetConfirm, client: ClientDep) -> Any:
-        return await client.portal.confirm_password_reset(body.token, body.new_password)
+                 responses=_errors(400, 429, *_UPSTREAM))
+    async def confirm_password_reset(request: Request, body: ResetConfirm, client: ClientDep) -> Any:
+        return await client.portal.confirm_password_reset(body.token, body.new_password, **_end_user(request))
 
     if open_tenants:
 
@@ -755,9 +755,9 @@ def get_portal_router(
             )
 
         @router.post("/verify-email", name="dominus_verify_email", summary="Confirm an e-mail address",
-                     response_model=VerifyEmailResponse, responses=_errors(400, *_UPSTREAM))
-        async def verify_email(body: VerifyEmailRequest, client: ClientDep) -> Any:
-            return await client.portal.verify_email(body.token)
+                     response_model=VerifyEmailResponse, responses=_errors(400, 429, *_UPSTREAM))
+        async def verify_email(request: Request, body: VerifyEmailRequest, client: ClientDep) -> Any:
+            return await client.portal.verify_email(body.token, **_end_user(request))
 
         @router.post("/resend-verification", name="dominus_resend_verification",
                      summary="Send the verification e-mail again", response_model=ResendResponse,
