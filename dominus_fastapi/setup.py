@@ -28,7 +28,8 @@ def setup_dominus(
     allowed_origins: Sequence[str] = (),
     revalidate_interval: float | None = None,
     login_page: str | None = None,
-    include_registration: bool = True,
+    registration_tenants: Sequence[str] = (),
+    include_invitations: bool = True,
     **middleware_options: Any,
 ) -> FastAPI:
     """Add :class:`PortalSessionMiddleware`, the exception handlers, the Bearer scheme of guarded endpoints in
@@ -37,6 +38,10 @@ def setup_dominus(
 
     ``middleware_options`` go to the middleware (``csrf=``, ``leeway=``, ``clock=``, ``client=``). Returns
     ``app`` for chaining.
+
+    Self-registration is off unless ``registration_tenants`` names the tenants that visitors may join
+    (``registration_tenants=["acme"]``); the admin tenant never can be (see
+    :func:`~dominus_fastapi.routers.portal.get_portal_router`).
     """
     config = SessionConfig(
         cookie_name=cookie_name,
@@ -58,7 +63,8 @@ def setup_dominus(
                 prefix,
                 login_page=login_page,
                 session_config=config,
-                include_registration=include_registration,
+                registration_tenants=registration_tenants,
+                include_invitations=include_invitations,
             )
         )
     return app

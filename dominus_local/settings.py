@@ -109,6 +109,30 @@ class LocalSettings(BaseSettings):
     require_email_verification: bool = True
     """``False``: Portal registration creates active users and answers ``verification: "not_required"``."""
 
+    # Throttling of Portal's anonymous endpoints and the bcrypt pool (see dominus_local.throttle); a limit of 0
+    # switches that limit off.
+    rate_limit_address_requests: int = Field(default=120, ge=0)
+    """Requests to sign-in, reset, registration and verification endpoints per end-user address and window."""
+    rate_limit_address_window: int = Field(default=60, ge=1, le=86400)
+    """Seconds of one per-address window."""
+    trust_end_user_ip: bool = True
+    """Count the ``end_user_ip`` that a service-token caller forwards (its visitor's address) instead of the
+    caller's own address."""
+    login_failure_limit: int = Field(default=10, ge=0)
+    """Failed sign-ins of one account per ``login_failure_window`` before it is locked."""
+    login_failure_window: int = Field(default=900, ge=1, le=86400)
+    login_lockout_seconds: int = Field(default=60, ge=1, le=86400)
+    """First lockout; each further one within a day doubles it, up to ``login_lockout_max_seconds``."""
+    login_lockout_max_seconds: int = Field(default=900, ge=1, le=86400)
+    mail_per_address_limit: int = Field(default=3, ge=0)
+    """Password-reset (or verification) mails per address and ``mail_per_address_window``; more are not sent
+    (the answer stays ``requested: true``)."""
+    mail_per_address_window: int = Field(default=3600, ge=1, le=86400 * 7)
+    bcrypt_workers: int | None = Field(default=None, ge=1, le=256)
+    """Threads that run bcrypt; default: the number of CPUs."""
+    bcrypt_max_waiting: int = Field(default=32, ge=0, le=100000)
+    """Hashes that may wait for a bcrypt thread; beyond that a request is answered 429 at once."""
+
     # Fault injection at start (spec 7.12); ``POST /api/admin/faults`` replaces them at run time.
     fault_latency_ms: int = Field(default=0, ge=0, le=60000)
     fault_error_rate: float = Field(default=0, ge=0, le=1)

@@ -21,8 +21,9 @@ cookie-authenticated writes are checked by :class:`~dominus_fastapi.middleware.P
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Annotated, Any, Literal
+import ipaddress
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Annotated, Any, Literal, TypedDict
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response, Security
@@ -252,7 +253,11 @@ class RegisterRequest(BaseModel):
     username: str = Field(min_length=1)
     email: str = Field(min_length=3)
     password: str = Field(min_length=8)
-    tenant_id: str = Field(min_length=1, description="Tenant UUID or slug")
+    tenant_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="One of the tenants open to sign-up; may be left out when only one is",
+    )
 
 
 class RegisterResponse(_Open):
@@ -283,6 +288,32 @@ class AcceptInvitationRequest(BaseModel):
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
+
+
+ADMIN_TENANT = "admin"
+"""Slug of the built-in admin tenant, which is never open to self-registration."""
+_MAX_AGENT = 512
+
+
+class _EndUser(TypedDict, total=False):
+    end_user_ip: str
+    end_user_agent: str
+
+
+def _end_user(request: Request) -> _EndUser:
+    """The browser's address and User-Agent, forwarded to Portal for its per-address limits and the session
+    record (``end_user_ip``, ``end_user_agent``). Behind a reverse proxy, run the app with the server's
+    proxy-header support (``uvicorn --proxy-headers --forwarded-allow-ips=...``) so that this is the visitor's
+    address rather than the proxy's."""
+    forwarded: _EndUser = {}
+    host = request.client.host if request.client is not None else None
+    if host:
+        with contextlib.suppress(ValueError):
+            forwarded["end_user_ip"] = str(ipaddress.ip_address(host))
+    agent = request.headers.get("user-agent")
+    if agent:
+        forwarded["end_user_agent"] = agent[:_MAX_AGENT]
+    return forwarded
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -399,14 +430,31 @@ def get_portal_router(
     after_logout: str | None = None,
     token_url: str | None = None,
     session_config: SessionConfig | None = None,
-    include_registration: bool = True,
+    registration_tenants: Sequence[str] = (),
+    include_invitations: bool = True,
 ) -> APIRouter:
     """An ``APIRouter`` with the Portal routes under ``prefix`` (see the module docstring).
 
     ``login_page`` is where failed form sign-ins and form sign-outs go (with ``error`` and ``next``);
     ``session_config`` applies only when the app has no :class:`PortalSessionMiddleware` (whose settings
     otherwise win, so cookies are written and cleared with identical attributes).
+
+    Self-registration is off by default: ``POST /register``, ``/verify-email`` and ``/resend-verification``
+    exist only when ``registration_tenants`` names the tenants (slugs or UUIDs, exactly as the sign-up form
+    sends them) that anonymous visitors may join; any other tenant is 403 ``forbidden``. The admin tenant can
+    never be one of them (``ValueError`` here, and the server refuses it too). ``include_invitations=False``
+    leaves out ``POST /accept-invitation`` (invitations are sent by administrators, so it is on by default).
     """
+    open_tenants = tuple(registration_tenants)
+    if isinstance(registration_tenants, str):
+        raise TypeError("registration_tenants must be a list of tenant slugs or UUIDs, not one string")
+    for tenant in open_tenants:
+        if not isinstance(tenant, str) or not tenant.strip():
+            raise ValueError("registration_tenants must hold non-empty tenant slugs or UUIDs")
+        if tenant.strip().lower() == ADMIN_TENANT:
+            raise ValueError(
+                "registration_tenants must not name the admin tenant: administrators are never self-registered"
+            )
     router = APIRouter(prefix=prefix, tags=list(tags or ["auth"]), route_class=_NoInputEchoRoute)
     fallback = session_config or SessionConfig()
     bearer = OAuth2PasswordBearer(tokenUrl=token_url or f"{prefix}/token", auto_error=False)
@@ -425,7 +473,7 @@ def get_portal_router(
         response_model=LoginResponse,
         responses={
             303: {"description": "HTML form sign-in: redirect to `next`"},
-            **_errors(400, 401, 403, *_UPSTREAM),
+            **_errors(400, 401, 403, 429, *_UPSTREAM),
         },
         openapi_extra={
             "requestBody": {
@@ -471,7 +519,7 @@ def get_portal_router(
         target = _safe_next(next_url, request, config, default_next)
         try:
             data = await client.portal.login(
-                credentials.username, credentials.password, tenant_id=credentials.tenant_id
+                credentials.username, credentials.password, tenant_id=credentials.tenant_id, **_end_user(request)
             )
         except DominusError as exc:
             # A form caller is a browser: send it back to the sign-in page rather than show it JSON.
@@ -496,12 +544,12 @@ def get_portal_router(
         name="dominus_token",
         summary="OAuth2 password flow for Bearer clients",
         response_model=TokenResponse,
-        responses=_errors(400, 401, 403, *_UPSTREAM),
+        responses=_errors(400, 401, 403, 429, *_UPSTREAM),
     )
     async def token(
-        form: Annotated[OAuth2PasswordRequestForm, Depends()], client: ClientDep
+        request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], client: ClientDep
     ) -> TokenResponse:
-        data = await client.portal.login(form.username, form.password)
+        data = await client.portal.login(form.username, form.password, **_end_user(request))
         return TokenResponse(
             access_token=str(data["access_token"]),
             token_type=str(data.get("token_type") or "bearer"),
@@ -514,10 +562,10 @@ def get_portal_router(
         name="dominus_login_client",
         summary="Machine client sign-in with its PSK",
         response_model=TokenResponse,
-        responses=_errors(400, 401, 403, *_UPSTREAM),
+        responses=_errors(400, 401, 403, 429, *_UPSTREAM),
     )
-    async def login_client(body: ClientLoginRequest, client: ClientDep) -> TokenResponse:
-        data = await client.portal.login_client(body.psk, tenant_id=body.tenant_id)
+    async def login_client(request: Request, body: ClientLoginRequest, client: ClientDep) -> TokenResponse:
+        data = await client.portal.login_client(body.psk, tenant_id=body.tenant_id, **_end_user(request))
         return TokenResponse(
             access_token=str(data["access_token"]),
             token_type=str(data.get("token_type") or "bearer"),
@@ -680,41 +728,52 @@ def get_portal_router(
 
     @router.post("/password-reset/request", name="dominus_request_password_reset",
                  summary="Send a password-reset e-mail", response_model=ResetRequested,
-                 responses=_errors(400, *_UPSTREAM))
-    async def request_password_reset(body: ResetRequest, client: ClientDep) -> Any:
-        return await client.portal.request_password_reset(body.email)
+                 responses=_errors(400, 429, *_UPSTREAM))
+    async def request_password_reset(request: Request, body: ResetRequest, client: ClientDep) -> Any:
+        return await client.portal.request_password_reset(body.email, **_end_user(request))
 
     @router.post("/password-reset/confirm", name="dominus_confirm_password_reset",
                  summary="Set a new password with a reset token", response_model=ResetDone,
-                 responses=_errors(400, *_UPSTREAM))
-    async def confirm_password_reset(body: ResetConfirm, client: ClientDep) -> Any:
-        return await client.portal.confirm_password_reset(body.token, body.new_password)
+                 responses=_errors(400, 429, *_UPSTREAM))
+    async def confirm_password_reset(request: Request, body: ResetConfirm, client: ClientDep) -> Any:
+        return await client.portal.confirm_password_reset(body.token, body.new_password, **_end_user(request))
 
-    if include_registration:
+    if open_tenants:
 
         @router.post("/register", name="dominus_register", summary="Create an account",
-                     response_model=RegisterResponse, responses=_errors(400, 404, 409, 422, *_UPSTREAM))
-        async def register(body: RegisterRequest, client: ClientDep) -> Any:
-            return await client.portal.register(body.username, body.email, body.password, body.tenant_id)
+                     response_model=RegisterResponse, responses=_errors(400, 403, 409, 422, 429, *_UPSTREAM))
+        async def register(request: Request, body: RegisterRequest, client: ClientDep) -> Any:
+            tenant = body.tenant_id if body.tenant_id is not None else (
+                open_tenants[0] if len(open_tenants) == 1 else None
+            )
+            if tenant is None:
+                raise DominusHTTPException(400, "tenant_id is required: name the tenant to join", "validation_failed")
+            if tenant not in open_tenants:
+                raise DominusHTTPException(403, "Registration is not open for this tenant", "forbidden")
+            return await client.portal.register(
+                body.username, body.email, body.password, tenant, **_end_user(request)
+            )
 
         @router.post("/verify-email", name="dominus_verify_email", summary="Confirm an e-mail address",
-                     response_model=VerifyEmailResponse, responses=_errors(400, *_UPSTREAM))
-        async def verify_email(body: VerifyEmailRequest, client: ClientDep) -> Any:
-            return await client.portal.verify_email(body.token)
+                     response_model=VerifyEmailResponse, responses=_errors(400, 429, *_UPSTREAM))
+        async def verify_email(request: Request, body: VerifyEmailRequest, client: ClientDep) -> Any:
+            return await client.portal.verify_email(body.token, **_end_user(request))
 
         @router.post("/resend-verification", name="dominus_resend_verification",
                      summary="Send the verification e-mail again", response_model=ResendResponse,
-                     responses=_errors(400, *_UPSTREAM))
-        async def resend_verification(body: ResendRequest, client: ClientDep) -> Any:
-            return await client.portal.resend_verification(body.email)
+                     responses=_errors(400, 429, *_UPSTREAM))
+        async def resend_verification(request: Request, body: ResendRequest, client: ClientDep) -> Any:
+            return await client.portal.resend_verification(body.email, **_end_user(request))
+
+    if include_invitations:
 
         @router.post("/accept-invitation", name="dominus_accept_invitation",
                      summary="Accept an invitation: set a password and sign in", response_model=LoginResponse,
-                     responses=_errors(400, 401, 403, *_UPSTREAM))
+                     responses=_errors(400, 401, 403, 429, *_UPSTREAM))
         async def accept_invitation(request: Request, body: AcceptInvitationRequest, client: ClientDep) -> Any:
             config = _config(request, fallback)
             _check_login_origin(request, config)
-            data = await client.portal.accept_invitation(body.token, body.password)
+            data = await client.portal.accept_invitation(body.token, body.password, **_end_user(request))
             response = Response(
                 LoginResponse.model_validate(_login_body(data)).model_dump_json(), media_type="application/json"
             )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from sqlalchemy import Table, and_, asc, delete, desc, exists, func, insert, select, update
+from sqlalchemy import Index, Table, and_, asc, delete, desc, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -568,6 +568,44 @@ async def _client_before_delete(op: Op) -> None:
     await idm.revoke_sessions(op.conn, subject_type="client", subject_id=op.ident, reason="client_deleted")
 
 
+def tenant_schema_key(slug: str) -> str:
+    """What a tenant's slug becomes in names derived from it: Smith's schema ``tenant_<slug>`` maps ``-`` to
+    ``_`` (spec 8.1), so two slugs that differ only there would share one schema."""
+    return slug.replace("-", "_")
+
+
+async def _tenant_before_create(op: Op) -> None:
+    """409 when another tenant's slug maps to the same schema name (``red-team`` and ``red_team``).
+
+    Sharing ``tenant_red_team`` would let each tenant's users read the other's rows, so the second tenant is
+    refused, naming the first one and the schema. The unique index below closes the race of two creates.
+    """
+    slug = op.values.get("slug")
+    if not isinstance(slug, str):
+        return
+    key = tenant_schema_key(slug)
+    tenants = idm.tenants
+    other = (
+        await op.conn.execute(
+            select(tenants.c.slug).where(func.replace(tenants.c.slug, "-", "_") == key, tenants.c.id != op.ident)
+        )
+    ).scalar()
+    if other is not None:
+        schema = f"tenant_{key}"
+        raise conflict(
+            f"The slug '{slug}' maps to the schema '{schema}' of the tenant '{other}'; slugs that differ only "
+            "by '-' and '_' cannot both be used",
+            field="slug",
+            tenant_slug=str(other),
+            schema=schema,
+        )
+
+
+# Race-proof twin of _tenant_before_create on databases created from now on (an existing database keeps the
+# check above only: an index cannot be added where colliding slugs may already exist).
+Index("uq_guardian_tenants_schema", func.replace(idm.tenants.c.slug, "-", "_"), unique=True)
+
+
 async def _tenant_before_delete(op: Op) -> None:
     await idm.revoke_sessions(op.conn, tenant_id=op.ident, reason="tenant_deleted")
 
@@ -734,6 +772,7 @@ TENANTS = Entity(
     ),
     ("id", "name", "slug", "display_name", "description", "category_id", "status", "created_at", "updated_at"),
     list_filters=(FieldSpec("status", "choice", choices=TENANT_STATUSES), FieldSpec("category_id", "ref")),
+    before_create=_tenant_before_create,
     before_delete=_tenant_before_delete,
 )
 

@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dominus_local import identity, security
+from dominus_local import identity, security, throttle
 from dominus_local.errors import ApiError, conflict, forbidden, invalid, not_found, unprocessable
 from dominus_local.routing import Principal, RequestContext, ServiceRouter
 from dominus_local.services import courier, health
@@ -132,10 +132,10 @@ class PortalRuntime:
     def now(self) -> datetime:
         return _aware(self.clock())
 
-    async def dummy_hash(self, rounds: int) -> str:
+    async def dummy_hash(self, state: LocalState, rounds: int) -> str:
         """A hash to check unknown usernames against, so that they cost as much time as known ones."""
         if self._dummy_hash is None:
-            self._dummy_hash = await security.hash_password_async(security.generate_token()[:32], rounds)
+            self._dummy_hash = await _bcrypt(state).hash_password(security.generate_token()[:32], rounds)
         return self._dummy_hash
 
 
@@ -160,6 +160,21 @@ def _from_unix(wall_clock: Callable[[], float]) -> Callable[[], datetime]:
 @router.on_startup
 async def _start(state: LocalState) -> None:
     runtime(state)
+
+
+@router.on_shutdown
+async def _stop(state: LocalState) -> None:
+    await throttle.close(state)
+
+
+def _bcrypt(state: LocalState) -> throttle.BcryptPool:
+    """The instance's bounded bcrypt pool (a flood is answered 429 rather than queued)."""
+    return throttle.runtime(state).pool
+
+
+async def _throttle_address(ctx: RequestContext) -> None:
+    """Count this anonymous-flow request against the end user's address (429 ``rate_limited`` when over)."""
+    await throttle.runtime(ctx.state).throttle.hit_address(throttle.address_of(ctx))
 
 
 async def probe(state: LocalState) -> str:
@@ -368,11 +383,14 @@ def _token_clock(state: LocalState) -> datetime:
 
 
 def _request_meta(ctx: RequestContext) -> dict[str, Any]:
-    agent = ctx.request.headers.get("user-agent")
-    client = ctx.request.client
+    """The session's ``user_agent`` and ``ip_address``: the end user's, when an app server forwarded them
+    (``end_user_agent``, ``end_user_ip``), else the caller's own."""
+    agent = throttle.end_user_agent(ctx) if ctx.state.settings.trust_end_user_ip else None
+    agent = agent or ctx.request.headers.get("user-agent")
+    address = throttle.address_of(ctx)
     return {
         "user_agent": agent[:512] if agent else None,
-        "ip_address": client.host[:64] if client is not None and client.host else None,
+        "ip_address": address[:64] if address else None,
     }
 
 
@@ -465,16 +483,26 @@ async def login(ctx: RequestContext) -> dict[str, Any]:
     login_name = fields.str("username", min_len=1, max_len=254, strip=True)
     password = fields.str("password", min_len=1)
     tenant = fields.str("tenant_id", required=False, min_len=1, max_len=128)
+    throttle.end_user_agent(ctx)
     state = ctx.state
+    await _throttle_address(ctx)
     async with state.db.begin() as conn:
         user = await _user_by_login(conn, login_name)
     cfg = config(state)
+    limits = throttle.runtime(state).throttle
+    # Failures count per account; an unknown name is counted under its own key, so it behaves the same.
+    account = f"u:{user.id}" if user is not None else f"n:{login_name.lower()}"
+    recorded = await limits.check_account(account)
+    pool = _bcrypt(state)
     if user is None or not user.password_hash:
         # Unknown names and users without a password (invited) cost one bcrypt check too: timing says nothing.
-        await security.verify_password_async(password, await runtime(state).dummy_hash(cfg.bcrypt_rounds))
+        await pool.verify_password(password, await runtime(state).dummy_hash(state, cfg.bcrypt_rounds))
+        await limits.login_failed(account)
         raise ApiError("invalid_credentials", "Wrong username or password")
-    if not await security.verify_password_async(password, user.password_hash):
+    if not await pool.verify_password(password, user.password_hash):
+        await limits.login_failed(account)
         raise ApiError("invalid_credentials", "Wrong username or password")
+    await limits.login_succeeded(account, recorded)
     async with state.db.begin() as conn:
         # Read again inside the writing transaction: the password or status may have changed meanwhile.
         current = await _user_row(conn, user.id)
@@ -500,7 +528,9 @@ async def login_client(ctx: RequestContext) -> dict[str, Any]:
     fields = body_fields(ctx)
     psk = fields.str("psk", min_len=1, max_len=1024)
     tenant = fields.str("tenant_id", required=False, min_len=1, max_len=128)
+    throttle.end_user_agent(ctx)
     state = ctx.state
+    await _throttle_address(ctx)
     async with state.db.begin() as conn:
         client_id = await identity.client_for_psk(conn, psk)
         if client_id is None:
@@ -812,9 +842,10 @@ async def change_password(ctx: RequestContext) -> dict[str, Any]:
     state = ctx.state
     async with state.db.begin() as conn:
         user = await _user_row(conn, principal.sub)
-    if user is None or not await security.verify_password_async(current_password, user.password_hash):
+    pool = _bcrypt(state)
+    if user is None or not await pool.verify_password(current_password, user.password_hash):
         raise ApiError("invalid_credentials", "The current password is wrong", details={"field": "current_password"})
-    hashed = await security.hash_password_async(new_password, config(state).bcrypt_rounds)
+    hashed = await pool.hash_password(new_password, config(state).bcrypt_rounds)
     async with state.db.begin() as conn:
         now = runtime(state).now()
         result = await conn.execute(
@@ -908,12 +939,19 @@ def _check_email(fields: Fields, name: str = "email") -> str:
 async def request_reset(ctx: RequestContext) -> dict[str, Any]:
     """Send a password-reset mail when the address belongs to an active user; always ``{requested: true}``.
 
-    The answer is the same for unknown addresses, so it reveals nothing about accounts (spec 7.9).
+    The answer is the same for unknown addresses, so it reveals nothing about accounts (spec 7.9). Beyond
+    ``mail_per_address_limit`` requests for one address in its window, nothing is sent and the answer stays
+    the same (a silent drop, so the limit reveals nothing either); too many requests from one end-user
+    address are 429 ``rate_limited`` (see :mod:`dominus_local.throttle`).
     """
     fields = body_fields(ctx)
     email = _check_email(fields)
+    throttle.end_user_agent(ctx)
     state = ctx.state
     cfg = config(state)
+    await _throttle_address(ctx)
+    if not await throttle.runtime(state).throttle.allow_mail("reset", email):
+        return {"requested": True}
     async with state.db.begin() as conn:
         user = await _user_by_email(conn, email)
         if user is not None and user.status == "active" and user.email:
@@ -940,8 +978,10 @@ async def confirm_reset(ctx: RequestContext) -> dict[str, Any]:
     fields = body_fields(ctx)
     token = fields.str("token", min_len=1, max_len=1024)
     new_password = _password(fields, "new_password")
+    throttle.end_user_agent(ctx)
     state = ctx.state
-    hashed = await security.hash_password_async(new_password, config(state).bcrypt_rounds)
+    await _throttle_address(ctx)
+    hashed = await _bcrypt(state).hash_password(new_password, config(state).bcrypt_rounds)
     async with state.db.begin() as conn:
         user_id = await _spend_one_time_token(conn, state, token, "reset")
         user = await _user_row(conn, user_id)
@@ -1396,13 +1436,32 @@ async def check_access(ctx: RequestContext) -> dict[str, Any]:
 
 
 async def _registration_tenant(conn: AsyncConnection, tenant: str) -> str:
-    tenants = identity.tenants
+    """The id of the active tenant a self-registered user may join; never the built-in admin tenant.
+
+    The admin tenant (slug ``admin``) and every tenant of the built-in admin category are refused with 403
+    ``forbidden`` (``details.reason: "admin_tenant"``) whatever the caller allows: administrators are created
+    by an administrator through Guardian, never by signing up. Which other tenants are open to sign-up is the
+    application's choice (``get_portal_router(registration_tenants=[...])``).
+    """
+    tenants, categories = identity.tenants, identity.categories
     condition = tenants.c.slug == tenant
     if is_uuid(tenant):
         condition = or_(condition, tenants.c.id == tenant.lower())
-    row = (await conn.execute(select(tenants.c.id, tenants.c.status).where(condition))).first()
+    row = (
+        await conn.execute(
+            select(tenants.c.id, tenants.c.slug, tenants.c.status, categories.c.slug.label("category_slug"))
+            .outerjoin(categories, categories.c.id == tenants.c.category_id)
+            .where(condition)
+        )
+    ).first()
     if row is None:
         raise unprocessable("The tenant does not exist", field="tenant_id", missing=[tenant])
+    if identity.ADMIN_SLUG in (row.slug, row.category_slug):
+        raise forbidden(
+            "Registration into the admin tenant is not allowed; administrators are created by an administrator",
+            field="tenant_id",
+            reason="admin_tenant",
+        )
     if row.status != "active":
         raise unprocessable("The tenant is not active", field="tenant_id", reason="inactive")
     return str(row.id)
@@ -1439,18 +1498,24 @@ async def _send_verification(conn: AsyncConnection, state: LocalState, user: Any
 @router.post("/api/portal/register")
 async def register(ctx: RequestContext) -> dict[str, Any]:
     """Create a user in an active tenant: ``pending`` with a verification mail, or ``active`` when the server
-    is configured without verification (setting ``require_email_verification``)."""
+    is configured without verification (setting ``require_email_verification``).
+
+    Never into the admin tenant (403 ``forbidden``, see :func:`_registration_tenant`); which tenants are open
+    to sign-up is up to the application, which alone knows (the FastAPI router's ``registration_tenants``).
+    """
     fields = body_fields(ctx)
     username = fields.str("username", pattern=USERNAME)
     email = _check_email(fields)
     password = _password(fields, "password")
     tenant = fields.str("tenant_id", min_len=1, max_len=128)
+    throttle.end_user_agent(ctx)
     state = ctx.state
     cfg = config(state)
+    await _throttle_address(ctx)
     async with state.db.begin() as conn:  # cheap checks first, so that bad input costs no bcrypt time
-        await _check_unique(conn, username, email)
         await _registration_tenant(conn, tenant)
-    hashed = await security.hash_password_async(password, cfg.bcrypt_rounds)
+        await _check_unique(conn, username, email)
+    hashed = await _bcrypt(state).hash_password(password, cfg.bcrypt_rounds)
     try:
         async with state.db.begin() as conn:
             await _check_unique(conn, username, email)
@@ -1485,7 +1550,9 @@ async def verify_email(ctx: RequestContext) -> dict[str, Any]:
     """Activate a pending user with a verification token (single use, 24 hours)."""
     fields = body_fields(ctx)
     token = fields.str("token", min_len=1, max_len=1024)
+    throttle.end_user_agent(ctx)
     state = ctx.state
+    await _throttle_address(ctx)
     async with state.db.begin() as conn:
         user_id = await _spend_one_time_token(conn, state, token, "verification")
         user = await _user_row(conn, user_id)
@@ -1501,10 +1568,17 @@ async def verify_email(ctx: RequestContext) -> dict[str, Any]:
 
 @router.post("/api/portal/register/resend-verification")
 async def resend_verification(ctx: RequestContext) -> dict[str, Any]:
-    """Send a new verification mail to a pending user (earlier links stop working); always ``{sent: true}``."""
+    """Send a new verification mail to a pending user (earlier links stop working); always ``{sent: true}``.
+
+    Limited like the password-reset request: per end-user address (429) and per mail address (silently).
+    """
     fields = body_fields(ctx)
     email = _check_email(fields)
+    throttle.end_user_agent(ctx)
     state = ctx.state
+    await _throttle_address(ctx)
+    if not await throttle.runtime(state).throttle.allow_mail("verification", email):
+        return {"sent": True}
     async with state.db.begin() as conn:
         user = await _user_by_email(conn, email)
         if user is not None and user.status == "pending" and user.email:
@@ -1550,8 +1624,10 @@ async def accept_invitation(ctx: RequestContext) -> dict[str, Any]:
     fields = body_fields(ctx)
     token = fields.str("token", min_len=1, max_len=1024)
     password = _password(fields, "password")
+    throttle.end_user_agent(ctx)
     state = ctx.state
-    hashed = await security.hash_password_async(password, config(state).bcrypt_rounds)
+    await _throttle_address(ctx)
+    hashed = await _bcrypt(state).hash_password(password, config(state).bcrypt_rounds)
     async with state.db.begin() as conn:
         user_id = await _spend_one_time_token(conn, state, token, "invitation")
         user = await _user_row(conn, user_id)

@@ -1091,6 +1091,22 @@ async def _require_tenant(conn: AsyncConnection, slug: str) -> dict[str, Any]:
     return tenant
 
 
+def _foreign_schema(schema: str, row: RowMapping, slug: str) -> ApiError | None:
+    """409 when ``schema`` exists but is not this tenant's: another slug maps to the same name (``red-team``
+    and ``red_team`` share ``tenant_red_team``), or a schema of another kind has that name."""
+    if row["kind"] == "tenant" and row["tenant_slug"] == slug:
+        return None
+    owner = row["tenant_slug"] if row["kind"] == "tenant" else None
+    if owner is not None:
+        return conflict(
+            f"Schema '{schema}' belongs to the tenant '{owner}', whose slug maps to the same schema name",
+            field="tenant_slug",
+            tenant_slug=owner,
+            schema=schema,
+        )
+    return conflict(f"Schema '{schema}' already exists and is not a tenant schema", field="tenant_slug", schema=schema)
+
+
 @router.post("/api/smith/provision/tenant-schema")
 async def provision_tenant_schema(ctx: RequestContext) -> dict[str, Any]:
     """Create the empty schema ``tenant_<slug>`` for an existing tenant; 409 if it exists (spec 8.6)."""
@@ -1100,8 +1116,11 @@ async def provision_tenant_schema(ctx: RequestContext) -> dict[str, Any]:
     async with ctx.state.db.begin() as conn:
         await ud.prepare(conn)
         await _require_tenant(conn, slug)
-        if await schema_row(conn, schema) is not None:
-            raise conflict(f"Schema '{schema}' already exists", field="tenant_slug")
+        existing = await schema_row(conn, schema)
+        if existing is not None:
+            raise _foreign_schema(schema, existing, slug) or conflict(
+                f"Schema '{schema}' already exists", field="tenant_slug"
+            )
         await ud.create_schema(conn, schema)
         await conn.execute(
             sa.insert(schemas_table).values(
@@ -1146,8 +1165,8 @@ async def provision_from_category(ctx: RequestContext) -> dict[str, Any]:
                     created_at=utcnow(),
                 )
             )
-        elif existing["kind"] != "tenant" or existing["tenant_slug"] != slug:
-            raise conflict(f"Schema '{schema}' already exists", field="tenant_slug")
+        elif (foreign := _foreign_schema(schema, existing, slug)) is not None:
+            raise foreign
         elif existing["category_slug"] == category_slug:
             since = int(existing["category_version"])
         elif existing["category_slug"] is not None:
@@ -1177,6 +1196,8 @@ async def deprovision_tenant(ctx: RequestContext) -> dict[str, Any]:
         row = await schema_row(conn, schema)
         if row is None or row["kind"] != "tenant":
             raise not_found(f"Tenant schema '{schema}'")
+        if (foreign := _foreign_schema(schema, row, slug)) is not None:
+            raise foreign  # never drop another tenant's schema through a look-alike slug
         if await ud.list_tables(conn, schema) and not cascade:
             raise conflict(f"Schema '{schema}' still holds tables; pass cascade=true", field="cascade")
         with database_errors():
@@ -1230,6 +1251,8 @@ async def provision_status(ctx: RequestContext) -> dict[str, Any]:
                 "head_version": 0,
                 "in_sync": False,
             }
+        if (foreign := _foreign_schema(schema, row, slug)) is not None:
+            raise foreign
         category = row["category_slug"]
         head = await head_version(conn, CATEGORY, category) if category else 0
     return {

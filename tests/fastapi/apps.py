@@ -55,6 +55,7 @@ def build_app(*, with_dominus: bool = True, **setup_options: Any) -> FastAPI:
     recorder = Recorder()
     app.state.recorder = recorder
     if with_dominus:
+        setup_options.setdefault("registration_tenants", ["acme"])  # sign-up is opt-in: open one tenant
         setup_dominus(app, **setup_options)
 
     @app.get("/public")

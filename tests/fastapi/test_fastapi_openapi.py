@@ -62,7 +62,7 @@ async def test_user_routes_declare_the_bearer_scheme(dominus_app_client: httpx.A
 
 
 def test_routes_are_named_and_the_prefix_is_configurable() -> None:
-    router = get_portal_router("/account", include_registration=False)
+    router = get_portal_router("/account", include_invitations=False)
     names = {route.name: route.path for route in router.routes}  # type: ignore[attr-defined]
     assert names["dominus_login"] == "/account/login"
     assert names["dominus_token"] == "/account/token"

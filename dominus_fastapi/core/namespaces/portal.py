@@ -51,6 +51,19 @@ def _uuid_path(value: Any, name: str) -> str:
     raise ValidationError(f"'{name}' must be a UUID", details={"field": name, "reason": "must be a UUID"})
 
 
+def _for_end_user(body: dict[str, Any], end_user_ip: str | None, end_user_agent: str | None) -> dict[str, Any]:
+    """Add the end user's address and User-Agent, for an app server that signs users in on their behalf.
+
+    The server keys its per-address limits on ``end_user_ip`` (instead of the app server's own address) and
+    records both on the session it opens. Only the service token's holder can send them.
+    """
+    if end_user_ip is not None:
+        body["end_user_ip"] = end_user_ip
+    if end_user_agent is not None:
+        body["end_user_agent"] = end_user_agent
+    return body
+
+
 class PortalNamespace(Namespace):
     """Portal end-user sessions, profile, preferences, navigation and page access (spec 7.9)."""
 
@@ -64,14 +77,18 @@ class PortalNamespace(Namespace):
         password: str,
         tenant_id: str | None = None,
         *,
+        end_user_ip: str | None = None,
+        end_user_agent: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> LoginResult:
         """Sign a user in by username or e-mail (case-insensitive) and password.
 
         ``tenant_id`` (UUID or slug) picks the active tenant; by default the user's first tenant by slug.
-        Raises ``AuthenticationError`` (``invalid_credentials``) or ``AuthorizationError``
-        (``account_inactive``, or a tenant that is not the user's).
+        An app server signing users in passes ``end_user_ip`` / ``end_user_agent`` (the browser's): the server
+        throttles by that address and records it on the session. Raises ``AuthenticationError``
+        (``invalid_credentials``), ``AuthorizationError`` (``account_inactive``, or a tenant that is not the
+        user's) or ``RateLimitError`` (429 ``rate_limited``, ``.retry_after`` says how long to wait).
         """
         body: dict[str, Any] = {"username": username, "password": password}
         if tenant_id is not None:
@@ -79,7 +96,7 @@ class PortalNamespace(Namespace):
         data = await self._client.request(
             "POST",
             "/api/portal/auth/login",
-            body=body,
+            body=_for_end_user(body, end_user_ip, end_user_agent),
             replay=False,
             keep_service_token=True,
             timeout=timeout,
@@ -92,6 +109,8 @@ class PortalNamespace(Namespace):
         psk: str,
         tenant_id: str | None = None,
         *,
+        end_user_ip: str | None = None,
+        end_user_agent: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> ClientSession:
@@ -102,7 +121,7 @@ class PortalNamespace(Namespace):
         data = await self._client.request(
             "POST",
             "/api/portal/auth/login-client",
-            body=body,
+            body=_for_end_user(body, end_user_ip, end_user_agent),
             replay=False,
             keep_service_token=True,
             timeout=timeout,
@@ -227,6 +246,8 @@ class PortalNamespace(Namespace):
         self,
         email: str,
         *,
+        end_user_ip: str | None = None,
+        end_user_agent: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
@@ -235,7 +256,7 @@ class PortalNamespace(Namespace):
         data = await self._client.request(
             "POST",
             "/api/portal/security/request-reset",
-            body={"email": email},
+            body=_for_end_user({"email": email}, end_user_ip, end_user_agent),
             keep_service_token=True,
             timeout=timeout,
             max_retries=max_retries,
@@ -248,6 +269,8 @@ class PortalNamespace(Namespace):
         token: str,
         new_password: str,
         *,
+        end_user_ip: str | None = None,
+        end_user_agent: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
@@ -256,7 +279,7 @@ class PortalNamespace(Namespace):
         data = await self._client.request(
             "POST",
             "/api/portal/security/confirm-reset",
-            body={"token": token, "new_password": new_password},
+            body=_for_end_user({"token": token, "new_password": new_password}, end_user_ip, end_user_agent),
             keep_service_token=True,
             timeout=timeout,
             max_retries=max_retries,
@@ -467,6 +490,8 @@ class PortalNamespace(Namespace):
         password: str,
         tenant_id: str,
         *,
+        end_user_ip: str | None = None,
+        end_user_agent: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
@@ -475,7 +500,11 @@ class PortalNamespace(Namespace):
         data = await self._client.request(
             "POST",
             "/api/portal/register",
-            body={"username": username, "email": email, "password": password, "tenant_id": tenant_id},
+            body=_for_end_user(
+                {"username": username, "email": email, "password": password, "tenant_id": tenant_id},
+                end_user_ip,
+                end_user_agent,
+            ),
             keep_service_token=True,
             timeout=timeout,
             max_retries=max_retries,
@@ -487,6 +516,8 @@ class PortalNamespace(Namespace):
         self,
         token: str,
         *,
+        end_user_ip: str | None = None,
+        end_user_agent: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
@@ -495,7 +526,7 @@ class PortalNamespace(Namespace):
         data = await self._client.request(
             "POST",
             "/api/portal/register/verify",
-            body={"token": token},
+            body=_for_end_user({"token": token}, end_user_ip, end_user_agent),
             keep_service_token=True,
             timeout=timeout,
             max_retries=max_retries,
@@ -507,6 +538,8 @@ class PortalNamespace(Namespace):
         self,
         email: str,
         *,
+        end_user_ip: str | None = None,
+        end_user_agent: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
@@ -515,7 +548,7 @@ class PortalNamespace(Namespace):
         data = await self._client.request(
             "POST",
             "/api/portal/register/resend-verification",
-            body={"email": email},
+            body=_for_end_user({"email": email}, end_user_ip, end_user_agent),
             keep_service_token=True,
             timeout=timeout,
             max_retries=max_retries,
@@ -528,6 +561,8 @@ class PortalNamespace(Namespace):
         token: str,
         password: str,
         *,
+        end_user_ip: str | None = None,
+        end_user_agent: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> LoginResult:
@@ -535,7 +570,7 @@ class PortalNamespace(Namespace):
         data = await self._client.request(
             "POST",
             "/api/portal/register/accept-invitation",
-            body={"token": token, "password": password},
+            body=_for_end_user({"token": token, "password": password}, end_user_ip, end_user_agent),
             replay=False,
             keep_service_token=True,
             timeout=timeout,
