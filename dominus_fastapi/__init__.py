@@ -34,13 +34,14 @@ if TYPE_CHECKING:
     from dominus_fastapi.handlers import install_exception_handlers
     from dominus_fastapi.lifespan import dominus_lifespan
     from dominus_fastapi.middleware import PortalSessionMiddleware
-    from dominus_fastapi.routers import get_portal_router
+    from dominus_fastapi.routers import end_user_of, get_portal_router
     from dominus_fastapi.setup import setup_dominus
 
 # The FastAPI helpers are imported on first use, so that the client alone does not load FastAPI.
 _FASTAPI_EXPORTS = {
     "PortalSessionMiddleware": "dominus_fastapi.middleware",
     "dominus_lifespan": "dominus_fastapi.lifespan",
+    "end_user_of": "dominus_fastapi.routers",
     "get_portal_router": "dominus_fastapi.routers",
     "install_exception_handlers": "dominus_fastapi.handlers",
     "require_jwt": "dominus_fastapi.guards",
@@ -74,6 +75,7 @@ __all__ = [
     "__version__",
     "dominus",
     "dominus_lifespan",
+    "end_user_of",
     "get_portal_router",
     "install_exception_handlers",
     "require_jwt",

@@ -28,6 +28,7 @@ from dominus_fastapi import (
     DominusError,
     NotFoundError,
     ValidationError,
+    end_user_of,
     require_page_access,
     require_scopes,
 )
@@ -200,7 +201,7 @@ async def forgot_password(request: Request, portal: PortalDep, logs: LogsDep, em
     if "@" not in email or len(email) > 320:
         return render(request, "forgot_password.html", 400, error="email: enter an e-mail address", email=email)
     try:
-        await portal.request_password_reset(email)
+        await portal.request_password_reset(email, **end_user_of(request))
     except ValidationError as exc:
         return render(request, "forgot_password.html", 400, error=backend_message(exc), email=email)
     await logs.info("Password reset requested", {"event": "password_reset_requested"}, LOG_CATEGORY)
@@ -231,7 +232,7 @@ async def reset_password(
         error = "confirm_password: does not match the new password"
     if error is None:
         try:
-            await portal.confirm_password_reset(token, new_password)
+            await portal.confirm_password_reset(token, new_password, **end_user_of(request))
         except ValidationError as exc:
             error = backend_message(exc)
     if error is not None:
@@ -265,7 +266,7 @@ async def accept_invitation(
         error = "confirm_password: does not match the password"
     if error is None:
         try:
-            login = await portal.accept_invitation(token, password)
+            login = await portal.accept_invitation(token, password, **end_user_of(request))
         except (ValidationError, AuthenticationError) as exc:
             error = backend_message(exc)
         else:
@@ -287,7 +288,7 @@ async def verify_email(request: Request, portal: PortalDep, logs: LogsDep, token
         error = "token: the link has no token; open the link from the e-mail"
         return render(request, "verify_email.html", 400, error=error)
     try:
-        result = await portal.verify_email(token)
+        result = await portal.verify_email(token, **end_user_of(request))
     except ValidationError as exc:
         return render(request, "verify_email.html", 400, error=backend_message(exc))
     user = result.get("user") or {}

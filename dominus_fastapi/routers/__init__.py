@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from dominus_fastapi.routers.portal import get_portal_router
+from dominus_fastapi.routers.portal import EndUser, end_user_of, get_portal_router
 
-__all__ = ["get_portal_router"]
+__all__ = ["EndUser", "end_user_of", "get_portal_router"]

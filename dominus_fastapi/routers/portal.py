@@ -48,10 +48,12 @@ from dominus_fastapi.middleware import (
 )
 
 __all__ = [
+    "EndUser",
     "LoginRequest",
     "LoginResponse",
     "MeResponse",
     "TokenResponse",
+    "end_user_of",
     "get_portal_router",
 ]
 
@@ -295,17 +297,20 @@ ADMIN_TENANT = "admin"
 _MAX_AGENT = 512
 
 
-class _EndUser(TypedDict, total=False):
+class EndUser(TypedDict, total=False):
+    """The browser's address and User-Agent, as the Portal calls for people without a session take them."""
+
     end_user_ip: str
     end_user_agent: str
 
 
-def _end_user(request: Request) -> _EndUser:
+def end_user_of(request: Request) -> EndUser:
     """The browser's address and User-Agent, forwarded to Portal for its per-address limits and the session
-    record (``end_user_ip``, ``end_user_agent``). Behind a reverse proxy, run the app with the server's
+    record (``end_user_ip``, ``end_user_agent``): ``await portal.request_password_reset(email,
+    **end_user_of(request))``. Behind a reverse proxy, run the app with the server's
     proxy-header support (``uvicorn --proxy-headers --forwarded-allow-ips=...``) so that this is the visitor's
     address rather than the proxy's."""
-    forwarded: _EndUser = {}
+    forwarded: EndUser = {}
     host = request.client.host if request.client is not None else None
     if host:
         with contextlib.suppress(ValueError):
@@ -519,7 +524,7 @@ def get_portal_router(
         target = _safe_next(next_url, request, config, default_next)
         try:
             data = await client.portal.login(
-                credentials.username, credentials.password, tenant_id=credentials.tenant_id, **_end_user(request)
+                credentials.username, credentials.password, tenant_id=credentials.tenant_id, **end_user_of(request)
             )
         except DominusError as exc:
             # A form caller is a browser: send it back to the sign-in page rather than show it JSON.
@@ -549,7 +554,7 @@ def get_portal_router(
     async def token(
         request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], client: ClientDep
     ) -> TokenResponse:
-        data = await client.portal.login(form.username, form.password, **_end_user(request))
+        data = await client.portal.login(form.username, form.password, **end_user_of(request))
         return TokenResponse(
             access_token=str(data["access_token"]),
             token_type=str(data.get("token_type") or "bearer"),
@@ -565,7 +570,7 @@ def get_portal_router(
         responses=_errors(400, 401, 403, 429, *_UPSTREAM),
     )
     async def login_client(request: Request, body: ClientLoginRequest, client: ClientDep) -> TokenResponse:
-        data = await client.portal.login_client(body.psk, tenant_id=body.tenant_id, **_end_user(request))
+        data = await client.portal.login_client(body.psk, tenant_id=body.tenant_id, **end_user_of(request))
         return TokenResponse(
             access_token=str(data["access_token"]),
             token_type=str(data.get("token_type") or "bearer"),
@@ -730,13 +735,13 @@ def get_portal_router(
                  summary="Send a password-reset e-mail", response_model=ResetRequested,
                  responses=_errors(400, 429, *_UPSTREAM))
     async def request_password_reset(request: Request, body: ResetRequest, client: ClientDep) -> Any:
-        return await client.portal.request_password_reset(body.email, **_end_user(request))
+        return await client.portal.request_password_reset(body.email, **end_user_of(request))
 
     @router.post("/password-reset/confirm", name="dominus_confirm_password_reset",
                  summary="Set a new password with a reset token", response_model=ResetDone,
                  responses=_errors(400, 429, *_UPSTREAM))
     async def confirm_password_reset(request: Request, body: ResetConfirm, client: ClientDep) -> Any:
-        return await client.portal.confirm_password_reset(body.token, body.new_password, **_end_user(request))
+        return await client.portal.confirm_password_reset(body.token, body.new_password, **end_user_of(request))
 
     if open_tenants:
 
@@ -751,19 +756,19 @@ def get_portal_router(
             if tenant not in open_tenants:
                 raise DominusHTTPException(403, "Registration is not open for this tenant", "forbidden")
             return await client.portal.register(
-                body.username, body.email, body.password, tenant, **_end_user(request)
+                body.username, body.email, body.password, tenant, **end_user_of(request)
             )
 
         @router.post("/verify-email", name="dominus_verify_email", summary="Confirm an e-mail address",
                      response_model=VerifyEmailResponse, responses=_errors(400, 429, *_UPSTREAM))
         async def verify_email(request: Request, body: VerifyEmailRequest, client: ClientDep) -> Any:
-            return await client.portal.verify_email(body.token, **_end_user(request))
+            return await client.portal.verify_email(body.token, **end_user_of(request))
 
         @router.post("/resend-verification", name="dominus_resend_verification",
                      summary="Send the verification e-mail again", response_model=ResendResponse,
                      responses=_errors(400, 429, *_UPSTREAM))
         async def resend_verification(request: Request, body: ResendRequest, client: ClientDep) -> Any:
-            return await client.portal.resend_verification(body.email, **_end_user(request))
+            return await client.portal.resend_verification(body.email, **end_user_of(request))
 
     if include_invitations:
 
@@ -773,7 +778,7 @@ def get_portal_router(
         async def accept_invitation(request: Request, body: AcceptInvitationRequest, client: ClientDep) -> Any:
             config = _config(request, fallback)
             _check_login_origin(request, config)
-            data = await client.portal.accept_invitation(body.token, body.password, **_end_user(request))
+            data = await client.portal.accept_invitation(body.token, body.password, **end_user_of(request))
             response = Response(
                 LoginResponse.model_validate(_login_body(data)).model_dump_json(), media_type="application/json"
             )

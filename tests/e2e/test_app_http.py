@@ -356,3 +356,31 @@ async def test_api_routes_are_in_the_openapi_document(dominus_app_client: httpx.
         assert path in paths, path
     assert "/dashboard" not in paths  # the HTML pages stay out of the API document
     assert (await dominus_app_client.get("/docs")).status_code == 200
+
+
+@pytest.fixture
+def low_address_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three anonymous Portal requests per visitor address and window (set before the backend starts); the
+    app's client does not retry a 429, so each answer is the backend's first."""
+    monkeypatch.setenv("DOMINUS_LOCAL_RATE_LIMIT_ADDRESS_REQUESTS", "3")
+    monkeypatch.setenv("DOMINUS_LOCAL_RATE_LIMIT_ADDRESS_WINDOW", "3600")  # windows align on the clock: no edge
+    monkeypatch.setenv("DOMINUS_MAX_RETRIES", "0")
+
+
+async def test_reset_requests_are_limited_per_visitor_not_for_the_whole_app(
+    low_address_limit: None, dominus_asgi_app: Any
+) -> None:
+    """The app forwards each visitor's address, so one visitor's flood does not lock the others out."""
+
+    def visitor(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=dominus_asgi_app, client=(address, 50000))
+        return httpx.AsyncClient(transport=transport, base_url=APP_ORIGIN, headers={"Origin": APP_ORIGIN})
+
+    async with visitor("198.51.100.7") as flooder, visitor("198.51.100.8") as other:
+        statuses = []
+        for _ in range(4):
+            sent = await flooder.post("/forgot-password", data={"email": "user@example.com"}, headers=HTML)
+            statuses.append(sent.status_code)
+        fine = await other.post("/forgot-password", data={"email": "user@example.com"}, headers=HTML)
+    assert statuses == [200, 200, 200, 429]
+    assert fine.status_code == 200
