@@ -29,6 +29,7 @@ from dominus_fastapi.core.errors import (
     DominusConnectionError,
     DominusError,
     DominusTimeoutError,
+    ServiceError,
     ValidationError,
     error_from_response,
 )
@@ -73,6 +74,8 @@ Host = Literal["orchestrator", "gateway"]
 Credential = Literal["none", "psk", "service", "bearer"]
 
 EMBEDDED_ORIGIN = "http://dominus-local.embedded"
+EMBEDDED_MIN_PSK_LENGTH = 32
+"""The shortest PSK an embedded instance accepts (as ``dominus-local serve``); checked before starting it."""
 """The origin used for requests to the in-process instance (never resolved: no sockets are involved)."""
 
 MINT_PATH = "/jwt/mint"
@@ -213,6 +216,8 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
         self._app: Any = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._lost: str | None = None
+        """Why the in-memory instance cannot be started again (its data ended with its event loop)."""
 
     async def start(self) -> EmbeddedInstance:
         """The running instance, started (and its lifespan run) on the first call."""
@@ -222,9 +227,29 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
             if self._instance is None:
                 if self._closed:
                     raise DominusConnectionError("the client is closed")
+                if self._lost is not None:
+                    raise DominusConnectionError(self._lost)
+                if self._psk is not None and len(self._psk) < EMBEDDED_MIN_PSK_LENGTH:
+                    raise ValidationError(
+                        f"DOMINUS_TOKEN (or token=) is {len(self._psk)} characters; the embedded backend needs "
+                        f"at least {EMBEDDED_MIN_PSK_LENGTH}: set a longer one, or leave it unset to use the "
+                        "instance's own",
+                        details={"field": "token", "reason": f"at least {EMBEDDED_MIN_PSK_LENGTH} characters"},
+                    )
                 from dominus_local import embedded
 
-                instance = await embedded.acquire(self._data_dir, self._psk)
+                try:
+                    instance = await embedded.acquire(self._data_dir, self._psk)
+                except DominusError:
+                    raise
+                except ValueError as exc:  # a setting the instance refused (dominus_local says which)
+                    raise ValidationError(
+                        f"the embedded backend cannot start: {exc}", details={"reason": "invalid setting"}
+                    ) from exc
+                except Exception as exc:
+                    raise ServiceError(
+                        f"the embedded backend failed to start ({type(exc).__name__}: {exc})"
+                    ) from exc
                 self._app = instance.app
                 self._instance = instance
         return self._instance
@@ -311,6 +336,22 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             answer.status_code, headers=list(answer.headers.items()), content=answer.content, request=request
         )
+
+    def abandon(self) -> None:
+        """Forget the instance started in an earlier event loop, which ended with it.
+
+        A data directory's instance is started again in the next loop, on the same data. An in-memory one
+        (``embedded:``) cannot be: its data is gone, and a fresh empty instance would give wrong answers
+        silently, so the next call raises :class:`DominusConnectionError` saying so.
+        """
+        if self._instance is not None and self._data_dir is None:
+            self._lost = (
+                "the in-memory embedded backend (embedded:) ran in an event loop that has ended (an earlier "
+                "asyncio.run), and its data ended with it: use embedded:///path/to/dir to keep the data "
+                "across asyncio.run() calls, or make a new client"
+            )
+        self._instance, self._app = None, None
+        self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -545,6 +586,11 @@ def _limits() -> httpx.Limits:
     )
 
 
+def _abandon(pool: httpx.AsyncClient) -> None:
+    """Let go of a pool whose event loop has ended, without awaiting anything on it."""
+    del pool
+
+
 # --- The transport --------------------------------------------------------------------------------------------
 
 
@@ -561,25 +607,13 @@ class Transport:
             if http_client is not None:
                 raise ValueError("http_client cannot be combined with an embedded: base URL")
             self.embedded = EmbeddedTransport(self.hosts.data_dir, settings.psk)
-            self.http = _without_cookies(
-                httpx.AsyncClient(
-                    transport=self.embedded, trust_env=False, follow_redirects=False, cookies=_no_cookies()
-                )
-            )
+            self.http = self._new_pool()
             self._owns_http = True
         elif http_client is not None:
             self.http = http_client
             self._owns_http = False
         else:
-            self.http = _without_cookies(
-                httpx.AsyncClient(
-                    transport=ShardedPoolTransport(_limits(), verify=_tls_context(self.hosts)),
-                    trust_env=False,
-                    follow_redirects=False,
-                    mounts=_proxy_mounts(settings),
-                    cookies=_no_cookies(),
-                )
-            )
+            self.http = self._new_pool()
             self._owns_http = True
         self.breakers: dict[str, CircuitBreaker] = {
             host: CircuitBreaker(host, clock=self._monotonic) for host in ("orchestrator", "gateway")
@@ -596,9 +630,56 @@ class Transport:
         self.closed = False
         self._urls: dict[tuple[str, str], httpx.URL] = {}
         self._timeouts: dict[float, httpx.Timeout] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the pool (and the embedded instance) was first used in."""
 
     def _monotonic(self) -> float:
         return self.policy.clock()
+
+    # -- the pool and its event loop --
+
+    def _new_pool(self) -> httpx.AsyncClient:
+        """A new ``httpx.AsyncClient``: over the embedded instance, or over the sharded connection pool."""
+        if self.embedded is not None:
+            return _without_cookies(
+                httpx.AsyncClient(
+                    transport=self.embedded, trust_env=False, follow_redirects=False, cookies=_no_cookies()
+                )
+            )
+        return _without_cookies(
+            httpx.AsyncClient(
+                transport=ShardedPoolTransport(_limits(), verify=_tls_context(self.hosts)),
+                trust_env=False,
+                follow_redirects=False,
+                mounts=_proxy_mounts(settings=self.settings),
+                cookies=_no_cookies(),
+            )
+        )
+
+    def _bind_loop(self) -> None:
+        """Follow the running event loop: a pool made in another loop (a script's earlier ``asyncio.run``) is
+        dropped and a new one made, since its connections belong to that loop, which has usually ended.
+
+        The old pool is not closed: closing awaits its connections on their own loop, which is gone (or is
+        busy elsewhere). Its sockets go with it when it is collected. An owned embedded instance is handed
+        back the same way and started again in this loop (``dominus_local`` keys instances by loop).
+        Caller-supplied ``http_client`` pools are the caller's to manage and are kept.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        if self._loop is not None:
+            if self._owns_http:
+                old, self.http = self.http, self._new_pool()
+                _abandon(old)
+            if self.embedded is not None:
+                self.embedded.abandon()
+            # Locks bind to the loop that first waits on them.
+            self._warm_lock = asyncio.Lock()
+            self.jwks.rebind()
+            if self._tokens is not None:
+                self._tokens.rebind()
+        self._loop = loop
 
     # -- credentials --
 
@@ -711,7 +792,10 @@ class Transport:
         ``bearer`` replaces the service token on endpoints that take a token (user tokens and user views).
         """
         if self.closed:
-            raise DominusConnectionError("the client is closed", endpoint=path)
+            raise DominusConnectionError(
+                "the client is closed: make a new Dominus(...) (or use it with async with)", endpoint=path
+            )
+        self._bind_loop()
         credential: Credential
         if auth == "none":
             credential = "none"
@@ -989,8 +1073,16 @@ class Transport:
         if self.closed:
             return
         self.closed = True
-        if self._owns_http:
-            await self.http.aclose()
+        if not self._owns_http:
+            return
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            # Made in a loop that has ended (a script's earlier asyncio.run): nothing can be awaited there.
+            _abandon(self.http)
+            if self.embedded is not None:
+                self.embedded.abandon()
+                self.embedded._closed = True
+            return
+        await self.http.aclose()
 
     def pool_connections(self) -> int:
         """How many connections the pool holds now (0 in embedded mode): a diagnostic for tests and tools."""
