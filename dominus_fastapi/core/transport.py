@@ -16,7 +16,8 @@ import ssl
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections.abc import AsyncGenerator, Mapping
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote
@@ -586,6 +587,18 @@ def _limits() -> httpx.Limits:
     )
 
 
+async def _loop_end_guard(
+    transport: weakref.ref[Transport], loop: asyncio.AbstractEventLoop
+) -> AsyncGenerator[None, None]:
+    """Suspended for the life of ``loop``; closed by its ``shutdown_asyncgens`` (``asyncio.run`` does it)."""
+    try:
+        yield
+    finally:
+        owner = transport()
+        if owner is not None:
+            await owner._close_at_loop_end(loop)
+
+
 def _abandon(pool: httpx.AsyncClient) -> None:
     """Let go of a pool whose event loop has ended, without awaiting anything on it."""
     del pool
@@ -631,7 +644,8 @@ class Transport:
         self._urls: dict[tuple[str, str], httpx.URL] = {}
         self._timeouts: dict[float, httpx.Timeout] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        """The event loop the pool (and the embedded instance) was first used in."""
+        """The event loop the pool (and the embedded instance) is used in."""
+        self._guard: AsyncGenerator[None, None] | None = None
 
     def _monotonic(self) -> float:
         return self.policy.clock()
@@ -656,14 +670,15 @@ class Transport:
             )
         )
 
-    def _bind_loop(self) -> None:
+    async def _follow_loop(self) -> None:
         """Follow the running event loop: a pool made in another loop (a script's earlier ``asyncio.run``) is
-        dropped and a new one made, since its connections belong to that loop, which has usually ended.
+        replaced by a new one, since its connections belong to that loop.
 
-        The old pool is not closed: closing awaits its connections on their own loop, which is gone (or is
-        busy elsewhere). Its sockets go with it when it is collected. An owned embedded instance is handed
-        back the same way and started again in this loop (``dominus_local`` keys instances by loop).
-        Caller-supplied ``http_client`` pools are the caller's to manage and are kept.
+        In each loop the pool is used in, a guard (an async generator, which ``asyncio.run`` closes while its
+        loop still runs, after cancelling the tasks) closes an owned network pool when the loop ends. Where
+        that did not happen (a loop closed without ``shutdown_asyncgens``), the old pool is dropped without
+        awaiting anything on its dead loop. An embedded instance is handed back the same way and started again
+        in this loop (``dominus_local`` keys instances by loop). A caller's ``http_client`` is kept as it is.
         """
         loop = asyncio.get_running_loop()
         if loop is self._loop:
@@ -680,6 +695,19 @@ class Transport:
             if self._tokens is not None:
                 self._tokens.rebind()
         self._loop = loop
+        if self._owns_http and self.embedded is None:
+            guard = _loop_end_guard(weakref.ref(self), loop)
+            await guard.__anext__()
+            self._guard = guard
+
+    async def _close_at_loop_end(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called by the guard as ``loop`` ends: close the pool of that loop; the next loop makes a new one."""
+        self._guard = None
+        if self.closed or self._loop is not loop:
+            return
+        old, self.http = self.http, self._new_pool()
+        self._loop = None
+        await old.aclose()
 
     # -- credentials --
 
@@ -795,7 +823,7 @@ class Transport:
             raise DominusConnectionError(
                 "the client is closed: make a new Dominus(...) (or use it with async with)", endpoint=path
             )
-        self._bind_loop()
+        await self._follow_loop()
         credential: Credential
         if auth == "none":
             credential = "none"
@@ -1075,7 +1103,11 @@ class Transport:
         self.closed = True
         if not self._owns_http:
             return
-        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+        running = asyncio.get_running_loop()
+        guard, self._guard = self._guard, None
+        if guard is not None and self._loop is running:
+            await guard.aclose()  # finished now, so that it is never finalised after its loop has closed
+        if self._loop is not None and self._loop is not running:
             # Made in a loop that has ended (a script's earlier asyncio.run): nothing can be awaited there.
             _abandon(self.http)
             if self.embedded is not None:
