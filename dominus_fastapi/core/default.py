@@ -71,6 +71,10 @@ class DefaultDominus(Dominus):
             await self._current.aclose()
 
     def __repr__(self) -> str:
-        if self._current is None:
+        current, settings = self._current, self._settings
+        if current is None or settings is None:
             return "Dominus(<configured from the environment at first use>)"
-        return super().__repr__()
+        psk = "set" if settings.token is not None else "unset"
+        state = ", closed: opens again on use" if current.closed else ""
+        hosts = current.hosts
+        return f"Dominus(base_url={hosts.base_url!r}, gateway_url={hosts.gateway_url!r}, psk={psk}{state})"
