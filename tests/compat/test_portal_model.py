@@ -13,8 +13,10 @@ The server is a real in-memory ``dominus_local`` with the demo data (``local_ser
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,6 +48,17 @@ SESSION_CALLS: dict[str, Call] = {
     "logout": lambda p: p.logout(),
 }
 """Every session call of spec 7.9 (``refresh`` without a refresh token)."""
+
+
+def test_the_table_covers_every_session_endpoint_of_the_catalogue() -> None:
+    """Every Portal endpoint that takes a user's token (auth ``user`` or ``service_or_user``) is in the table."""
+    catalogue = json.loads((Path(__file__).resolve().parents[2] / "docs" / "endpoints.json").read_text())
+    names = {
+        e["python"][0].removeprefix("portal.")
+        for e in catalogue
+        if e["service"] == "portal" and e["auth"] in ("user", "service_or_user")
+    }
+    assert names == set(SESSION_CALLS)
 
 
 @pytest.fixture
