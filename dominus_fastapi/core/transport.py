@@ -1,7 +1,8 @@
 """The request pipeline: one pooled ``httpx.AsyncClient`` per client, framing, credentials, retries, breaker.
 
 A :class:`Transport` is owned by one ``Dominus`` object and shared by its user views. It holds everything that
-must exist once per client: the HTTP pool, the circuit breakers, the cold-start windows, the service-token
+must exist once per client: the HTTP pool (made again in each event loop the client is used in), the circuit
+breakers, the cold-start windows, the service-token
 cache, the key-set cache and (in embedded mode) the in-process ``dominus_local`` instance.
 """
 
@@ -75,9 +76,9 @@ Host = Literal["orchestrator", "gateway"]
 Credential = Literal["none", "psk", "service", "bearer"]
 
 EMBEDDED_ORIGIN = "http://dominus-local.embedded"
+"""The origin used for requests to the in-process instance (never resolved: no sockets are involved)."""
 EMBEDDED_MIN_PSK_LENGTH = 32
 """The shortest PSK an embedded instance accepts (as ``dominus-local serve``); checked before starting it."""
-"""The origin used for requests to the in-process instance (never resolved: no sockets are involved)."""
 
 MINT_PATH = "/jwt/mint"
 JWKS_PATH = "/jwt/jwks"
@@ -338,13 +339,14 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
             answer.status_code, headers=list(answer.headers.items()), content=answer.content, request=request
         )
 
-    def abandon(self) -> None:
-        """Forget the instance started in an earlier event loop, which ended with it.
+    def abandon(self, *, close: bool = False) -> None:
+        """Forget the instance started in an earlier event loop, which ended with it (``close``: for good).
 
         A data directory's instance is started again in the next loop, on the same data. An in-memory one
         (``embedded:``) cannot be: its data is gone, and a fresh empty instance would give wrong answers
         silently, so the next call raises :class:`DominusConnectionError` saying so.
         """
+        self._closed = self._closed or close
         if self._instance is not None and self._data_dir is None:
             self._lost = (
                 "the in-memory embedded backend (embedded:) ran in an event loop that has ended (an earlier "
@@ -689,11 +691,7 @@ class Transport:
                 _abandon(old)
             if self.embedded is not None:
                 self.embedded.abandon()
-            # Locks bind to the loop that first waits on them.
-            self._warm_lock = asyncio.Lock()
-            self.jwks.rebind()
-            if self._tokens is not None:
-                self._tokens.rebind()
+            self._new_locks()
         self._loop = loop
         if self._owns_http and self.embedded is None:
             guard = _loop_end_guard(weakref.ref(self), loop)
@@ -707,7 +705,15 @@ class Transport:
             return
         old, self.http = self.http, self._new_pool()
         self._loop = None
+        self._new_locks()
         await old.aclose()
+
+    def _new_locks(self) -> None:
+        """Locks for the next loop: an ``asyncio.Lock`` binds to the loop that first waits on it."""
+        self._warm_lock = asyncio.Lock()
+        self.jwks.rebind()
+        if self._tokens is not None:
+            self._tokens.rebind()
 
     # -- credentials --
 
@@ -1111,8 +1117,7 @@ class Transport:
             # Made in a loop that has ended (a script's earlier asyncio.run): nothing can be awaited there.
             _abandon(self.http)
             if self.embedded is not None:
-                self.embedded.abandon()
-                self.embedded._closed = True
+                self.embedded.abandon(close=True)
             return
         await self.http.aclose()
 
