@@ -2,8 +2,8 @@
 
 A :class:`Transport` is owned by one ``Dominus`` object and shared by its user views. It holds everything that
 must exist once per client: the HTTP pool (made again in each event loop the client is used in), the circuit
-breakers, the cold-start windows, the service-token
-cache, the key-set cache and (in embedded mode) the in-process ``dominus_local`` instance.
+breakers, the cold-start windows, the service-token cache, the key-set cache and (in embedded mode) the
+in-process ``dominus_local`` instance.
 """
 
 from __future__ import annotations
