@@ -1,8 +1,11 @@
 """dominus_fastapi: the async, FastAPI-first SDK for the Dominus platform.
 
-``from dominus_fastapi import dominus`` gives a default client configured from the environment, created on
-first access (not at import time). Applications that want explicit control create ``Dominus(...)`` and close
-it with ``await client.aclose()`` or ``async with``.
+``from dominus_fastapi import dominus`` gives a default client that reads its settings from the environment at
+its first use (not at import time) and opens again on use after ``aclose()``. It is stateless, as a client
+shared by the requests of a web app must be: portal calls for a user need ``dominus.as_user(token)``.
+Applications that want explicit control create ``Dominus(...)`` and close it with ``await client.aclose()``
+or ``async with``. (The ``dominus`` package of this distribution offers the reference SDK's stateful
+``from dominus import dominus`` for scripts.)
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from dominus_fastapi.core.client import Dominus, DominusUserView
+from dominus_fastapi.core.default import DefaultDominus
 from dominus_fastapi.core.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -85,15 +89,15 @@ __all__ = [
     "setup_dominus",
 ]
 
-_default_client: Dominus | None = None
+_default_client: DefaultDominus | None = None
 
 
 def __getattr__(name: str) -> Any:
-    """``dominus``: the default client, created from the environment on first access."""
+    """``dominus``: the default client (its settings are read at its first use)."""
     global _default_client
     if name == "dominus":
-        if _default_client is None or _default_client.closed:
-            _default_client = Dominus()
+        if _default_client is None:
+            _default_client = DefaultDominus()
         return _default_client
     if name in _FASTAPI_EXPORTS:
         value = getattr(importlib.import_module(_FASTAPI_EXPORTS[name]), name)

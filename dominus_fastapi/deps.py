@@ -166,7 +166,13 @@ SessionDep = Annotated[PortalSession | None, Depends(get_session)]
 
 
 async def get_portal(client: DominusDep, session: SessionDep) -> PortalNamespace:
-    """``client.portal`` bound to the request's session (``client.as_user(token).portal``), else unbound."""
+    """``client.portal`` bound to the request's session (``client.as_user(token).portal``), else unbound.
+
+    On an anonymous request the unbound namespace still serves ``login``, ``register`` and the other calls for
+    someone without a session; its session calls (``me``, ``get_navigation``, ``check_page_access``, profile,
+    ...) raise :class:`~dominus_fastapi.AuthorizationError` (a 403 through the exception handlers) instead of
+    answering for the app's service credential.
+    """
     if session is None:
         return client.portal
     return client.as_user(session.access_token).portal

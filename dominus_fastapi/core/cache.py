@@ -2,6 +2,11 @@
 
 The service token is a bearer credential: keeping it encrypted means a heap dump, a debugger's ``repr`` or an
 accidental log of the cache's internals shows ciphertext only.
+
+Internal: this is the service-token cache's storage, not a public API (it is not exported from
+``dominus_fastapi`` and may change). The reference SDK exposed its cache utilities (``dominus_cache``,
+``DominusCache``, ``CircuitBreaker``, ...); this SDK does not: a cache shared between processes is ``redis``,
+and the breaker and token cache work inside each client (docs/migration.md).
 """
 
 from __future__ import annotations

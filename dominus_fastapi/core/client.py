@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from dominus_fastapi.core.namespaces.files import FilesNamespace
     from dominus_fastapi.core.namespaces.health import HealthNamespace
     from dominus_fastapi.core.namespaces.logs import LogsNamespace
-    from dominus_fastapi.core.namespaces.portal import PortalNamespace
+    from dominus_fastapi.core.namespaces.portal import PortalNamespace, PortalSession
     from dominus_fastapi.core.namespaces.redis import RedisNamespace
     from dominus_fastapi.core.namespaces.secrets import SecretsNamespace
 
@@ -36,6 +36,10 @@ class _ClientBase:
 
     _transport: Transport
     _bearer: str | None
+    remembers_login: bool = False
+    """Whether ``portal`` session calls act for the session of the last ``portal.login`` (see
+    :mod:`dominus_fastapi.core.namespaces.portal`); ``False`` except on ``Dominus(remember_login=True)``."""
+    _portal_session: PortalSession | None = None
 
     async def request(
         self,
@@ -271,7 +275,13 @@ class Dominus(_ClientBase):
     ``embedded:`` base URL runs the server in-process, spec 2.3). Arguments win over ``settings``, which win
     over the environment, read now. The client owns exactly one pooled ``httpx.AsyncClient`` (or uses
     ``http_client``, which it then does not close); close it with ``await client.aclose()`` or
-    ``async with``.
+    ``async with``. Its pool belongs to the event loop it was made in: used from another loop (a second
+    ``asyncio.run``), the client drops the old pool and makes a new one.
+
+    The client is stateless: it holds the service credential only, and ``portal`` calls that act for a
+    signed-in user need ``as_user(token)`` or ``user_token=``. ``remember_login=True`` makes it keep the
+    session of its last ``portal.login`` instead, as the reference SDK's module-level object is used in
+    scripts; never in a web server, where users share the client.
     """
 
     def __init__(
@@ -284,6 +294,7 @@ class Dominus(_ClientBase):
         timeout: float | None = None,
         max_retries: int | None = None,
         http_client: httpx.AsyncClient | None = None,
+        remember_login: bool = False,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -309,13 +320,17 @@ class Dominus(_ClientBase):
         self.settings = settings
         self._transport = Transport(settings, http_client=http_client)
         self._bearer = None
+        self.remembers_login = remember_login
+        self._portal_session = None
 
     @property
     def closed(self) -> bool:
         return self._transport.closed
 
     async def aclose(self) -> None:
-        """Close the connection pool and stop the embedded instance, if any. Safe to call twice."""
+        """Close the connection pool and stop the embedded instance, if any; forget a remembered session.
+        Safe to call twice. A closed client stays closed (``DominusConnectionError``): make a new one."""
+        self._portal_session = None
         await self._transport.aclose()
 
     async def __aenter__(self) -> Self:

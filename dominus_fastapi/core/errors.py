@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -130,14 +131,18 @@ class ServiceError(_RetryAfterMixin):
     default_message = "Service error"
 
 
-class DominusTimeoutError(DominusError):
-    """504, 408, or a client-side timeout."""
+class DominusTimeoutError(DominusError, builtins.TimeoutError):
+    """504, 408, or a client-side timeout.
+
+    Also a built-in :class:`TimeoutError`, so ``except TimeoutError`` (the reference SDK README's form, and
+    ``asyncio.TimeoutError`` on Python 3.11+) catches it; ``DominusError`` still comes first in the MRO.
+    """
 
     default_message = "Request timed out"
 
 
-class DominusConnectionError(DominusError):
-    """A transport failure with no HTTP response."""
+class DominusConnectionError(DominusError, builtins.ConnectionError):
+    """A transport failure with no HTTP response; also a built-in :class:`ConnectionError`."""
 
     default_message = "Connection failed"
 

@@ -67,6 +67,10 @@ class ServiceTokenCache:
         self._lock = asyncio.Lock()
         self.mint_count = 0
 
+    def rebind(self) -> None:
+        """A new lock for a new event loop (the transport calls this when its loop changes)."""
+        self._lock = asyncio.Lock()
+
     def _cached(self) -> str | None:
         entry = self._store.get(self._key)
         if not isinstance(entry, dict):
@@ -157,6 +161,10 @@ class JwksCache:
         self.generation = 0
         """Changes whenever a fetch replaces the key set; never the same number in two caches of the process."""
         self._verified: dict[tuple[str, Any], dict[str, Any]] = {}
+
+    def rebind(self) -> None:
+        """A new lock for a new event loop (the transport calls this when its loop changes)."""
+        self._lock = asyncio.Lock()
 
     async def _refresh(self) -> list[dict[str, Any]]:
         try:

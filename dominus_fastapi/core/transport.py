@@ -1,8 +1,9 @@
 """The request pipeline: one pooled ``httpx.AsyncClient`` per client, framing, credentials, retries, breaker.
 
 A :class:`Transport` is owned by one ``Dominus`` object and shared by its user views. It holds everything that
-must exist once per client: the HTTP pool, the circuit breakers, the cold-start windows, the service-token
-cache, the key-set cache and (in embedded mode) the in-process ``dominus_local`` instance.
+must exist once per client: the HTTP pool (made again in each event loop the client is used in), the circuit
+breakers, the cold-start windows, the service-token cache, the key-set cache and (in embedded mode) the
+in-process ``dominus_local`` instance.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import ssl
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections.abc import AsyncGenerator, Mapping
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote
@@ -30,6 +32,7 @@ from dominus_fastapi.core.errors import (
     DominusConnectionError,
     DominusError,
     DominusTimeoutError,
+    ServiceError,
     ValidationError,
     error_from_response,
 )
@@ -75,6 +78,8 @@ Credential = Literal["none", "psk", "service", "bearer"]
 
 EMBEDDED_ORIGIN = "http://dominus-local.embedded"
 """The origin used for requests to the in-process instance (never resolved: no sockets are involved)."""
+EMBEDDED_MIN_PSK_LENGTH = 32
+"""The shortest PSK an embedded instance accepts (as ``dominus-local serve``); checked before starting it."""
 
 MINT_PATH = "/jwt/mint"
 JWKS_PATH = "/jwt/jwks"
@@ -214,6 +219,8 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
         self._app: Any = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._lost: str | None = None
+        """Why the in-memory instance cannot be started again (its data ended with its event loop)."""
 
     async def start(self) -> EmbeddedInstance:
         """The running instance, started (and its lifespan run) on the first call."""
@@ -223,9 +230,29 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
             if self._instance is None:
                 if self._closed:
                     raise DominusConnectionError("the client is closed")
+                if self._lost is not None:
+                    raise DominusConnectionError(self._lost)
+                if self._psk is not None and len(self._psk) < EMBEDDED_MIN_PSK_LENGTH:
+                    raise ValidationError(
+                        f"DOMINUS_TOKEN (or token=) is {len(self._psk)} characters; the embedded backend needs "
+                        f"at least {EMBEDDED_MIN_PSK_LENGTH}: set a longer one, or leave it unset to use the "
+                        "instance's own",
+                        details={"field": "token", "reason": f"at least {EMBEDDED_MIN_PSK_LENGTH} characters"},
+                    )
                 from dominus_local import embedded
 
-                instance = await embedded.acquire(self._data_dir, self._psk)
+                try:
+                    instance = await embedded.acquire(self._data_dir, self._psk)
+                except DominusError:
+                    raise
+                except ValueError as exc:  # a setting the instance refused (dominus_local says which)
+                    raise ValidationError(
+                        f"the embedded backend cannot start: {exc}", details={"reason": "invalid setting"}
+                    ) from exc
+                except Exception as exc:
+                    raise ServiceError(
+                        f"the embedded backend failed to start ({type(exc).__name__}: {exc})"
+                    ) from exc
                 self._app = instance.app
                 self._instance = instance
         return self._instance
@@ -312,6 +339,23 @@ class EmbeddedTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             answer.status_code, headers=list(answer.headers.items()), content=answer.content, request=request
         )
+
+    def abandon(self, *, close: bool = False) -> None:
+        """Forget the instance started in an earlier event loop, which ended with it (``close``: for good).
+
+        A data directory's instance is started again in the next loop, on the same data. An in-memory one
+        (``embedded:``) cannot be: its data is gone, and a fresh empty instance would give wrong answers
+        silently, so the next call raises :class:`DominusConnectionError` saying so.
+        """
+        self._closed = self._closed or close
+        if self._instance is not None and self._data_dir is None:
+            self._lost = (
+                "the in-memory embedded backend (embedded:) ran in an event loop that has ended (an earlier "
+                "asyncio.run), and its data ended with it: use embedded:///path/to/dir to keep the data "
+                "across asyncio.run() calls, or make a new client"
+            )
+        self._instance, self._app = None, None
+        self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -546,6 +590,23 @@ def _limits() -> httpx.Limits:
     )
 
 
+async def _loop_end_guard(
+    transport: weakref.ref[Transport], loop: asyncio.AbstractEventLoop
+) -> AsyncGenerator[None, None]:
+    """Suspended for the life of ``loop``; closed by its ``shutdown_asyncgens`` (``asyncio.run`` does it)."""
+    try:
+        yield
+    finally:
+        owner = transport()
+        if owner is not None:
+            await owner._close_at_loop_end(loop)
+
+
+def _abandon(pool: httpx.AsyncClient) -> None:
+    """Let go of a pool whose event loop has ended, without awaiting anything on it."""
+    del pool
+
+
 # --- The transport --------------------------------------------------------------------------------------------
 
 
@@ -562,25 +623,13 @@ class Transport:
             if http_client is not None:
                 raise ValueError("http_client cannot be combined with an embedded: base URL")
             self.embedded = EmbeddedTransport(self.hosts.data_dir, settings.psk)
-            self.http = _without_cookies(
-                httpx.AsyncClient(
-                    transport=self.embedded, trust_env=False, follow_redirects=False, cookies=_no_cookies()
-                )
-            )
+            self.http = self._new_pool()
             self._owns_http = True
         elif http_client is not None:
             self.http = http_client
             self._owns_http = False
         else:
-            self.http = _without_cookies(
-                httpx.AsyncClient(
-                    transport=ShardedPoolTransport(_limits(), verify=_tls_context(self.hosts)),
-                    trust_env=False,
-                    follow_redirects=False,
-                    mounts=_proxy_mounts(settings),
-                    cookies=_no_cookies(),
-                )
-            )
+            self.http = self._new_pool()
             self._owns_http = True
         self.breakers: dict[str, CircuitBreaker] = {
             host: CircuitBreaker(host, clock=self._monotonic) for host in ("orchestrator", "gateway")
@@ -597,9 +646,75 @@ class Transport:
         self.closed = False
         self._urls: dict[tuple[str, str], httpx.URL] = {}
         self._timeouts: dict[float, httpx.Timeout] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the pool (and the embedded instance) is used in."""
+        self._guard: AsyncGenerator[None, None] | None = None
 
     def _monotonic(self) -> float:
         return self.policy.clock()
+
+    # -- the pool and its event loop --
+
+    def _new_pool(self) -> httpx.AsyncClient:
+        """A new ``httpx.AsyncClient``: over the embedded instance, or over the sharded connection pool."""
+        if self.embedded is not None:
+            return _without_cookies(
+                httpx.AsyncClient(
+                    transport=self.embedded, trust_env=False, follow_redirects=False, cookies=_no_cookies()
+                )
+            )
+        return _without_cookies(
+            httpx.AsyncClient(
+                transport=ShardedPoolTransport(_limits(), verify=_tls_context(self.hosts)),
+                trust_env=False,
+                follow_redirects=False,
+                mounts=_proxy_mounts(settings=self.settings),
+                cookies=_no_cookies(),
+            )
+        )
+
+    async def _follow_loop(self) -> None:
+        """Follow the running event loop: a pool made in another loop (a script's earlier ``asyncio.run``) is
+        replaced by a new one, since its connections belong to that loop.
+
+        In each loop the pool is used in, a guard (an async generator, which ``asyncio.run`` closes while its
+        loop still runs, after cancelling the tasks) closes an owned network pool when the loop ends. Where
+        that did not happen (a loop closed without ``shutdown_asyncgens``), the old pool is dropped without
+        awaiting anything on its dead loop. An embedded instance is handed back the same way and started again
+        in this loop (``dominus_local`` keys instances by loop). A caller's ``http_client`` is kept as it is.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        if self._loop is not None:
+            if self._owns_http:
+                old, self.http = self.http, self._new_pool()
+                _abandon(old)
+            if self.embedded is not None:
+                self.embedded.abandon()
+            self._new_locks()
+        self._loop = loop
+        if self._owns_http and self.embedded is None:
+            guard = _loop_end_guard(weakref.ref(self), loop)
+            await guard.__anext__()
+            self._guard = guard
+
+    async def _close_at_loop_end(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called by the guard as ``loop`` ends: close the pool of that loop; the next loop makes a new one."""
+        self._guard = None
+        if self.closed or self._loop is not loop:
+            return
+        old, self.http = self.http, self._new_pool()
+        self._loop = None
+        self._new_locks()
+        await old.aclose()
+
+    def _new_locks(self) -> None:
+        """Locks for the next loop: an ``asyncio.Lock`` binds to the loop that first waits on it."""
+        self._warm_lock = asyncio.Lock()
+        self.jwks.rebind()
+        if self._tokens is not None:
+            self._tokens.rebind()
 
     # -- credentials --
 
@@ -712,7 +827,10 @@ class Transport:
         ``bearer`` replaces the service token on endpoints that take a token (user tokens and user views).
         """
         if self.closed:
-            raise DominusConnectionError("the client is closed", endpoint=path)
+            raise DominusConnectionError(
+                "the client is closed: make a new Dominus(...) (or use it with async with)", endpoint=path
+            )
+        await self._follow_loop()
         credential: Credential
         if auth == "none":
             credential = "none"
@@ -1008,8 +1126,19 @@ class Transport:
         if self.closed:
             return
         self.closed = True
-        if self._owns_http:
-            await self.http.aclose()
+        if not self._owns_http:
+            return
+        running = asyncio.get_running_loop()
+        guard, self._guard = self._guard, None
+        if guard is not None and self._loop is running:
+            await guard.aclose()  # finished now, so that it is never finalised after its loop has closed
+        if self._loop is not None and self._loop is not running:
+            # Made in a loop that has ended (a script's earlier asyncio.run): nothing can be awaited there.
+            _abandon(self.http)
+            if self.embedded is not None:
+                self.embedded.abandon(close=True)
+            return
+        await self.http.aclose()
 
     def pool_connections(self) -> int:
         """How many connections the pool holds now (0 in embedded mode): a diagnostic for tests and tools."""

@@ -215,6 +215,31 @@ async def test_default_client_is_lazy_and_configured_from_the_environment(monkey
         await dominus.aclose()
 
 
+async def test_default_client_reads_the_environment_at_first_use_and_reopens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Imported before the environment is set (the reference README's order), it still uses that environment;
+    after ``aclose()`` the next call opens it again, and its ``repr`` never does."""
+    monkeypatch.delenv("DOMINUS_BASE_URL", raising=False)
+    monkeypatch.setattr(dominus_fastapi, "_default_client", None)
+    from dominus_fastapi import dominus
+
+    assert repr(dominus) == "Dominus(<configured from the environment at first use>)" and not dominus.closed
+    monkeypatch.setenv("DOMINUS_BASE_URL", "embedded:")
+    try:
+        assert dominus.settings.base_url == "embedded:" and dominus._transport.hosts.embedded
+        await dominus.upsert("FIRST_USE", 1)
+        await dominus.aclose()
+        assert dominus.closed and "closed: opens again on use" in repr(dominus)
+        assert dominus.closed  # repr did not reopen it
+        assert not dominus.remembers_login
+        with pytest.raises(NotFoundError):  # reopened: a new in-memory instance
+            await dominus.get("FIRST_USE")
+        assert not dominus.closed
+    finally:
+        await dominus.aclose()
+
+
 def test_public_names_are_exported() -> None:
     for name in dominus_fastapi.__all__:
         assert getattr(dominus_fastapi, name) is not None

@@ -205,3 +205,44 @@ async def test_real_failures_map_to_classes(local_server: InProcessServer, local
     with pytest.raises(AuthorizationError) as forbidden:
         await d.request("POST", "/api/herald/log", body={"level": "info", "message": "m", "category": "audit.x"})
     assert (forbidden.value.status_code, forbidden.value.code) == (403, "forbidden")
+
+
+BUILTIN_BASES: dict[type[DominusError], type[Exception] | None] = {
+    DominusTimeoutError: TimeoutError,
+    DominusConnectionError: ConnectionError,
+    CircuitOpenError: ConnectionError,
+    DominusError: None,
+    AuthenticationError: None,
+    AuthorizationError: None,
+    SecureTableError: None,
+    NotFoundError: None,
+    ValidationError: None,
+    ConflictError: None,
+    ServiceError: None,
+    RateLimitError: None,
+}
+
+
+@pytest.mark.parametrize("cls", BUILTIN_BASES, ids=lambda c: c.__name__)
+def test_timeout_and_connection_errors_are_also_the_builtin_ones(cls: type[DominusError]) -> None:
+    """``except TimeoutError`` (the reference README's form) and ``except ConnectionError`` catch them; every
+    other class stays clear of ``OSError``; ``DominusError`` comes before the built-in in the MRO."""
+    builtin = BUILTIN_BASES[cls]
+    error = cls("boom", 504, {"field": "x"}, "/api/x", "upstream_timeout", request_id="r-1")
+    if builtin is None:
+        assert not isinstance(error, OSError)
+    else:
+        assert isinstance(error, builtin)
+        mro = type(error).__mro__
+        assert mro.index(DominusError) < mro.index(builtin)
+    assert (error.message, error.status_code, error.details, error.endpoint) == ("boom", 504, {"field": "x"}, "/api/x")
+    assert error.args == ("boom",) and str(error) == "boom (status 504, upstream_timeout) at /api/x"
+
+
+@pytest.mark.parametrize(("status", "code"), [(504, None), (408, "request_timeout"), (504, "upstream_timeout")])
+def test_the_mapper_gives_builtin_timeouts(status: int, code: str | None) -> None:
+    error = error_from_response(status, code, "slow", endpoint="/api/x")
+    try:
+        raise error
+    except TimeoutError as caught:  # the built-in
+        assert caught is error and type(caught) is DominusTimeoutError

@@ -132,3 +132,46 @@ async def test_rejected_entries_fall_back_too(local_client: Dominus, capsys: pyt
 )
 def test_short_path(path: str, expected: str) -> None:
     assert short_path(path) == expected
+
+
+async def test_batch_takes_data_as_the_context(local_client: Dominus) -> None:
+    """The reference SDK's README writes batch events with ``data``: it is stored as the context."""
+    result = await local_client.logs.batch(
+        [
+            {"level": "info", "message": "Step 1 complete", "data": {"step": 1}},
+            {"level": "info", "message": "Step 2 complete", "context": {"step": 2}},
+            {"level": "info", "message": "Step 3 complete", "data": {}},
+        ]
+    )
+    assert (result["stored"], result["failed"]) == (3, 0)
+    stored = {e["message"]: e["context"] for e in await local_client.logs.query(search="complete")}
+    assert stored == {"Step 1 complete": {"step": 1}, "Step 2 complete": {"step": 2}, "Step 3 complete": {}}
+    assert await local_client.logs.info("Cache hit", data={"key": "user:1"}) is True
+    assert (await local_client.logs.query(search="Cache hit"))[0]["context"] == {"key": "user:1"}
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"level": "info", "message": "m", "payload": {"a": 1}}, "events[1].payload"),
+        ({"level": "info", "message": "m", "data": {"a": 1}, "context": {"b": 2}}, "events[1].data"),
+        ({"level": "info", "message": "m", "extra": 1, "tags": []}, "events[1].extra"),
+    ],
+)
+async def test_batch_refuses_what_it_would_lose(
+    local_server: InProcessServer, local_client: Dominus, event: dict[str, object], field: str
+) -> None:
+    """An unknown key, or ``data`` and ``context`` together, is refused before sending: nothing is stored."""
+    before = local_server.requests_to("/api/herald/batch")
+    with pytest.raises(ValidationError) as refused:
+        await local_client.logs.batch([{"level": "info", "message": "fine"}, event])
+    assert refused.value.details["field"] == field and refused.value.status_code is None
+    assert local_server.requests_to("/api/herald/batch") == before
+    assert await local_client.logs.query() == []
+
+
+async def test_level_methods_refuse_data_and_context_together(local_client: Dominus) -> None:
+    with pytest.raises(ValidationError) as refused:
+        await local_client.logs.error("Payment failed", {"order": 1}, data={"order": 2})
+    assert refused.value.details["field"] == "data"
+    assert await local_client.logs.query() == []

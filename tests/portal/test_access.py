@@ -133,10 +133,14 @@ async def test_navigation_restrictions_and_order(env: Env) -> None:
 
 
 async def test_service_token_and_client_session_decisions(env: Env) -> None:
-    """The subject is whoever the token names: the admin client sees the admin page, a plain client not."""
-    service = await env.client.portal.check_page_access("/admin")
+    """The subject is whoever the token names: the admin client sees the admin page, a plain client not.
+
+    The service's own answers are asked for explicitly (``as_service=True``): without it the call has no user
+    session to act for and is refused before sending.
+    """
+    service = await env.client.portal.check_page_access("/admin", as_service=True)
     assert service["allowed"] is True and service["reason"] == "allowed"
-    nav = await env.client.portal.get_navigation()
+    nav = await env.client.portal.get_navigation(as_service=True)
     assert "Administration" in [node["title"] for node in nav["items"]]
 
     created = await env.client.auth.create_client("kiosk")

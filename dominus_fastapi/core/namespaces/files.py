@@ -247,8 +247,12 @@ class FilesNamespace(Namespace):
         (``download_url``, ``expires_at``, ``id``, ``path``, ``filename``, ``content_type``, ``size``).
 
         The object is ``file_id``, else ``category`` (default ``general``) with ``path``. A compliance object
-        needs ``actor``, and the access is audited. In embedded mode the URL is reachable only through this
-        client's transport; use :meth:`fetch` for portable reads.
+        needs ``actor``, and the access is audited.
+
+        In embedded mode (``embedded:`` URLs) the link is ``http://dominus-local.embedded/archivist/blob/...``:
+        that host exists only inside this process, so a browser, ``httpx.get`` or ``urllib`` cannot open it.
+        Read the bytes with :meth:`fetch` there (in a web app, answer them yourself, as ``example_app``'s
+        ``attachment`` helper does), or serve the data directory with ``dominus-local serve`` for real links.
         """
         endpoint = f"{PREFIX}/download"
         body = _target(endpoint, file_id, category, path, actor)

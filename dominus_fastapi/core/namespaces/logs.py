@@ -21,6 +21,8 @@ LOG_PATH = "/api/herald/log"
 QUERY_PATH = "/api/herald/query"
 BATCH_PATH = "/api/herald/batch"
 LEVELS = ("debug", "info", "notice", "warn", "error", "critical")
+EVENT_FIELDS = ("level", "message", "context", "category", "file", "function")
+"""The fields of a batch event (spec 7.8); ``data`` is accepted as the reference SDK's name for ``context``."""
 BATCH_SIZE = 100
 QUERY_LIMIT_MAX = 1000
 
@@ -60,6 +62,53 @@ def caller_location(frame: types.FrameType | None) -> tuple[str | None, str | No
             return short_path(frame.f_code.co_filename), frame.f_code.co_name
         frame = frame.f_back
     return None, None
+
+
+def _context_or_data(
+    context: Mapping[str, Any] | None, data: Mapping[str, Any] | None, where: str
+) -> Mapping[str, Any] | None:
+    """``context``, or ``data`` (the reference SDK's name for it); both at once is a :class:`ValidationError`."""
+    if data is None:
+        return context
+    if context is not None:
+        raise ValidationError(
+            f"{where}: give context or data (its other name), not both",
+            details={"field": "data", "reason": "data is another name for context; both were given"},
+        )
+    return data
+
+
+def normalise_event(event: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """A batch event as sent: ``data`` renamed ``context``; an unknown key raises :class:`ValidationError`.
+
+    The reference SDK's README writes ``{"level", "message", "data"}``; a server that ignores unknown fields
+    would store the entry without its ``data``, so a key outside :data:`EVENT_FIELDS` (and ``data``) is refused
+    before anything is sent rather than dropped.
+    """
+    if not isinstance(event, Mapping):
+        raise ValidationError(
+            f"events[{index}] must be a mapping",
+            details={"field": f"events[{index}]", "reason": "not a mapping"},
+            endpoint=BATCH_PATH,
+        )
+    unknown = sorted(str(key) for key in event if key not in EVENT_FIELDS and key != "data")
+    if unknown:
+        raise ValidationError(
+            f"events[{index}] has the unknown key {unknown[0]!r}; the keys are {', '.join(EVENT_FIELDS)} "
+            "(and data, another name for context)",
+            details={"field": f"events[{index}].{unknown[0]}", "reason": "unknown key"},
+            endpoint=BATCH_PATH,
+        )
+    out = {key: value for key, value in event.items() if key != "data"}
+    if "data" in event:
+        if "context" in event:
+            raise ValidationError(
+                f"events[{index}] has both context and data (its other name): keep one",
+                details={"field": f"events[{index}].data", "reason": "data is another name for context"},
+                endpoint=BATCH_PATH,
+            )
+        out["context"] = event["data"]
+    return out
 
 
 def write_fallback(level: str, message: str, context: Mapping[str, Any] | None = None) -> None:
@@ -122,11 +171,17 @@ class LogsNamespace(Namespace):
         context: Mapping[str, Any] | None = None,
         category: str | None = None,
         *,
+        data: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
-        """Store a ``debug`` entry; ``True`` when stored, ``False`` (and a stderr line) on any failure."""
+        """Store a ``debug`` entry; ``True`` when stored, ``False`` (and a stderr line) on any failure.
+
+        ``data=`` is the reference SDK's name for ``context`` (giving both raises :class:`ValidationError`,
+        the one error these methods raise: a mistake in the call, found before sending).
+        """
+        context = _context_or_data(context, data, "logs.debug")
         return await self._log("debug", message, context, category, None, timeout, max_retries, idempotency_key)
 
     async def info(
@@ -135,11 +190,13 @@ class LogsNamespace(Namespace):
         context: Mapping[str, Any] | None = None,
         category: str | None = None,
         *,
+        data: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Store an ``info`` entry; never raises (see :meth:`debug`)."""
+        context = _context_or_data(context, data, "logs.info")
         return await self._log("info", message, context, category, None, timeout, max_retries, idempotency_key)
 
     async def notice(
@@ -148,11 +205,13 @@ class LogsNamespace(Namespace):
         context: Mapping[str, Any] | None = None,
         category: str | None = None,
         *,
+        data: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Store a ``notice`` entry; never raises (see :meth:`debug`)."""
+        context = _context_or_data(context, data, "logs.notice")
         return await self._log("notice", message, context, category, None, timeout, max_retries, idempotency_key)
 
     async def warn(
@@ -161,11 +220,13 @@ class LogsNamespace(Namespace):
         context: Mapping[str, Any] | None = None,
         category: str | None = None,
         *,
+        data: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Store a ``warn`` entry; never raises (see :meth:`debug`)."""
+        context = _context_or_data(context, data, "logs.warn")
         return await self._log("warn", message, context, category, None, timeout, max_retries, idempotency_key)
 
     async def error(
@@ -175,12 +236,14 @@ class LogsNamespace(Namespace):
         category: str | None = None,
         exception: BaseException | None = None,
         *,
+        data: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Store an ``error`` entry, with ``context.exception = {type, message}`` when ``exception`` is given;
         never raises (see :meth:`debug`)."""
+        context = _context_or_data(context, data, "logs.error")
         return await self._log("error", message, context, category, exception, timeout, max_retries, idempotency_key)
 
     async def critical(
@@ -190,11 +253,13 @@ class LogsNamespace(Namespace):
         category: str | None = None,
         exception: BaseException | None = None,
         *,
+        data: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Store a ``critical`` entry (same arguments as :meth:`error`); never raises."""
+        context = _context_or_data(context, data, "logs.critical")
         return await self._log("critical", message, context, category, exception, timeout, max_retries, idempotency_key)
 
     async def query(
@@ -263,10 +328,14 @@ class LogsNamespace(Namespace):
         """Store many events, in requests of 100; ``{total, stored, failed, errors}`` added up.
 
         Each ``errors`` entry's ``index`` counts over the whole list. A request that fails counts all of its
-        events as failed and writes them as fallback lines; this method never raises. With
+        events as failed and writes them as fallback lines; a failure of the service never raises. With
         ``idempotency_key=K`` the n-th request carries ``K:n``.
+
+        Events have the keys of :data:`EVENT_FIELDS`; ``data`` is taken as ``context`` (the reference SDK's
+        README form). An unknown key, or both ``data`` and ``context``, raises :class:`ValidationError` before
+        anything is sent, so that no entry is stored without one of its fields.
         """
-        items = builtins.list(events)
+        items = [normalise_event(event, index) for index, event in enumerate(events)]
         result: dict[str, Any] = {"total": 0, "stored": 0, "failed": 0, "errors": []}
         for number, start in enumerate(range(0, len(items), BATCH_SIZE), start=1):
             chunk = items[start : start + BATCH_SIZE]
@@ -274,7 +343,7 @@ class LogsNamespace(Namespace):
                 data = await self._client.request(
                     "POST",
                     BATCH_PATH,
-                    body={"events": [dict(e) for e in chunk]},
+                    body={"events": chunk},
                     timeout=timeout,
                     max_retries=max_retries,
                     idempotency_key=None if idempotency_key is None else f"{idempotency_key}:{number}",
