@@ -46,7 +46,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dominus_local.identity import SHARED_ACTIVE_CACHE_SECONDS, ActiveCache, clients, sessions, users
 from dominus_local.stores.database import Database
 
-__all__ = ["HEARTBEAT_SECONDS", "PG_CHANNEL", "STALE_SECONDS", "ChangeFeed", "feed_for", "install_triggers"]
+__all__ = [
+    "FEED_APPLICATION_NAME",
+    "HEARTBEAT_SECONDS", "PG_CHANNEL", "STALE_SECONDS", "ChangeFeed", "feed_for", "install_triggers"]
 
 logger = logging.getLogger("dominus_local.revocation")
 
@@ -59,6 +61,7 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 RECONNECT_MAX_SECONDS = 2.0
 PUBLISH_TIMEOUT_SECONDS = 1.0
 PG_CHANNEL = "dominus_identity"
+FEED_APPLICATION_NAME = "dominus-local change feed"
 
 _TRIGGER = "dominus_identity_changed_v1"
 _FUNCTION = f"""
@@ -189,7 +192,10 @@ class PostgresChangeFeed(ChangeFeed):
     async def _connect(self) -> None:
         import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
-        self._conn = await asyncpg.connect(**self._connect_args, timeout=CONNECT_TIMEOUT_SECONDS)
+        args = dict(self._connect_args)
+        # Named, so that an operator (or a test) can tell the listening connection apart in pg_stat_activity.
+        args["server_settings"] = {**args.get("server_settings", {}), "application_name": FEED_APPLICATION_NAME}
+        self._conn = await asyncpg.connect(**args, timeout=CONNECT_TIMEOUT_SECONDS)
         self._conn.add_termination_listener(self._terminated)
         await self._conn.add_listener(PG_CHANNEL, self._notified)
 
