@@ -89,7 +89,7 @@ class Pinned:
 async def workers(tmp_path: Path, shared_env: dict[str, str]) -> AsyncIterator[LocalServer]:
     psk = secrets.token_hex(32)
     args = ("--workers", "2")
-    server = LocalServer(data_dir=tmp_path / "data", psk=psk, env=shared_env, startup_timeout=90.0, args=args)
+    server = LocalServer(data_dir=tmp_path / "data", psk=psk, env=shared_env, startup_timeout=180.0, args=args)
     async with server:
         yield server
 
