@@ -1,6 +1,6 @@
 """Revocation across processes: two ``dominus-local serve`` processes on one PostgreSQL database, each answering
 token checks from memory, with the Redis change feed and with PostgreSQL LISTEN/NOTIFY alone. A session ended,
-a user deactivated or deleted, a client suspended through one process is refused by the other within the
+a user deactivated or deleted, a client deactivated through one process is refused by the other within the
 documented bound (``revocation.STALE_SECONDS``), also while the other's feed is broken."""
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ async def test_a_deactivated_or_deleted_user_is_refused_by_the_other_process(sdk
     await _refused_within(_session_refused(two, deleted), started)
 
 
-async def test_a_suspended_client_is_refused_by_the_other_process(
+async def test_a_deactivated_client_is_refused_by_the_other_process(
     pair: tuple[LocalServer, LocalServer], sdks: tuple[Dominus, Dominus]
 ) -> None:
     one, _ = sdks
@@ -139,7 +139,7 @@ async def test_a_suspended_client_is_refused_by_the_other_process(
             return status == 401
 
         started = time.monotonic()
-        await one.auth.update_client(created["id"], status="suspended")
+        await one.auth.update_client(created["id"], status="inactive")
         await _refused_within(refused, started)
 
 
