@@ -37,7 +37,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 import dominus_fastapi.core.wire as wire
-from dominus_local import identity
+from dominus_local import identity, revocation
 from dominus_local.errors import ApiError, ClientDisconnected
 from dominus_local.faults import ConnectionDropped, FaultDecision, FaultInjector
 from dominus_local.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -273,11 +273,15 @@ class DominusLocalApp:
         self.faults = FaultInjector.from_settings(settings, clock=clock)
         self.metrics = Metrics()
         self.idempotency = IdempotencyStore(self.state.db, clock=wall_clock)
-        # Token checks (spec 5.5 steps 4-5) reuse recent answers on SQLite only: see identity.ActiveCache.
-        self.active_cache: identity.ActiveCache | None = None
+        # Token checks (spec 5.5 steps 4-5) reuse recent answers: see identity.ActiveCache. On PostgreSQL, where
+        # several processes share the database, only while a change feed keeps the memo in step (revocation).
         if self.state.db.is_sqlite:
-            self.active_cache = identity.ActiveCache()
-            self.active_cache.watch(self.state.db.engine.sync_engine)
+            self.active_cache: identity.ActiveCache | None = identity.ActiveCache()
+        else:
+            self.active_cache = identity.ActiveCache(identity.SHARED_ACTIVE_CACHE_SECONDS, trusted=False)
+        self.active_cache.watch(self.state.db.engine.sync_engine)
+        self.state.db.observer = self.active_cache
+        self.change_feed: revocation.ChangeFeed | None = None
         self.state.extras["faults"] = self.faults
         self.state.extras["metrics"] = self.metrics
         self.state.extras["idempotency"] = self.idempotency
@@ -309,6 +313,8 @@ class DominusLocalApp:
         # Several processes may start at once on one PostgreSQL database: they prepare it one at a time.
         async with self.state.db.startup_lock():
             await self.state.db.create_all()
+            if not self.state.db.is_sqlite:
+                await revocation.install_triggers(self.state.db)
             async with self.state.db.begin() as conn:
                 self.state.extras["bootstrap_client_id"] = await identity.ensure_bootstrap_client(conn, creds.psk)
             await self.idempotency.purge_expired()
@@ -319,6 +325,9 @@ class DominusLocalApp:
                 await _seed_demo(self.state)
         if settings.data_dir is not None:
             _make_databases_private(settings.data_dir)
+        if not self.state.db.is_sqlite and self.active_cache is not None:
+            self.change_feed = revocation.feed_for(self.state.db, settings.cache_url, self.active_cache)
+            await self.change_feed.start()
         self.started_at = self.clock()
         self.state.ready = True
 
@@ -326,6 +335,9 @@ class DominusLocalApp:
         """Run the shutdown hooks (last service first) and close the database."""
         self.state.ready = False
         try:
+            if self.change_feed is not None:
+                feed, self.change_feed = self.change_feed, None
+                await feed.stop()
             for router in reversed(self.routers):
                 for hook in router.shutdown:
                     try:
@@ -513,6 +525,10 @@ class DominusLocalApp:
 
         ``psk`` endpoints only get the raw credential: the handler finds its client (and applies any admin
         rule itself, as ``auth.mint`` does).
+
+        Round trips: none when the memo knows the subject (and session) to be active, which is the case for
+        every request but the first of a token in each memo period; else one database transaction (BEGIN, one
+        SELECT per check, COMMIT), shared by the requests of the same token that arrive meanwhile.
         """
         if endpoint.auth == "none":
             return None, None
