@@ -3,9 +3,11 @@
 Starts what it needs itself: the stand-in gateway (``benchmarks.standin``), ``dominus-local serve`` and two
 uvicorn FastAPI apps, each on a free loopback port, and stops them at the end. Options: ``--repeats`` (3),
 ``--duration`` seconds per measurement (2), ``--only`` (``sdk``, ``token``, ``fastapi``, ``local``, ``backends``;
-repeatable), ``--out`` (directory, default ``benchmarks/results``). ``backends`` (dominus-local on PostgreSQL and
-Redis vs asyncpg/redis-py directly) needs the servers of ``scripts/services.sh`` and is skipped without them:
-``scripts/services.sh run .venv/bin/python -m benchmarks --only backends``.
+repeatable), ``--out`` (directory, default ``benchmarks/results``). ``backends`` (dominus-local vs the minimal
+gateway of ``benchmarks.minimal_gateway``, on the SQLite default and on PostgreSQL and Redis) measures its
+PostgreSQL/Redis pass only with the servers of ``scripts/services.sh``:
+``scripts/services.sh run .venv/bin/python -m benchmarks --only backends`` (about 8 minutes; shorten it with
+``--repeats 1 --duration 1``).
 """
 
 from __future__ import annotations
@@ -72,13 +74,7 @@ def checks(rows: list[Row], mints: list[int], facts: dict[str, float]) -> list[s
                     f"INFO  FastAPI at C={c}: one trivial FastAPI dependency alone adds {floor * 100:.0f}% "
                     "(CurrentUser is one)"
                 )
-    for variant, baseline in backends.PAIRS:
-        # No target: how far the platform's operation is from the same operation done directly.
-        ratios = [(c, row.summary()["ratio"]) for c in (1, 16, 64) for row in rows
-                  if row.variant == variant and row.concurrency == c]
-        if ratios:
-            figures = ", ".join(f"C={c} {ratio:.3f}x (1/{1 / ratio:.0f})" for c, ratio in ratios if ratio)
-            lines.append(f"INFO  {variant} vs {baseline.removesuffix(' (baseline)')}, calls/s: {figures}")
+    lines += backends.checks(rows)
     if facts:
         lines.append(
             f"INFO  one bcrypt check: {facts['bcrypt_cost12_ms']:.0f} ms at cost 12 "
@@ -122,7 +118,7 @@ async def _scenarios(
         rows += local_rows
         facts.update(local_facts)
     if "backends" in only:
-        print("scenario 4, PostgreSQL/Redis: dominus_local vs asyncpg/redis-py directly", flush=True)
+        print("scenario 4, backends: dominus-local vs the minimal gateway, on PostgreSQL/Redis and SQLite", flush=True)
         rows += await backends.backends(options)
 
 
