@@ -79,7 +79,9 @@ def _bodies(operation: str) -> list[bytes]:
     if operation == "cache get":
         made = [{"logical_path": KEY, "nudge": False}]
     elif operation == "cache set":
-        made = [{"logical_path": f"bench/set/{i % SET_KEYS}", "value": VALUE, "ttl_seconds": TTL} for i in range(BODIES)]
+        made = [
+            {"logical_path": f"bench/set/{i % SET_KEYS}", "value": VALUE, "ttl_seconds": TTL} for i in range(BODIES)
+        ]
     elif operation == "indexed query":
         made = [{"filters": {"account": i % keys}, "limit": 50} for i in range(BODIES)]
     else:
@@ -125,7 +127,10 @@ async def _postgres(options: Options, admin_url: str, cache_url: str) -> list[Ro
         await admin.close()
     options.log(f"  database {name}, Redis key prefix {prefix}")
     try:
-        env = {"DOMINUS_LOCAL_DATABASE_URL": database_url, "DOMINUS_LOCAL_CACHE_URL": _with_key_prefix(cache_url, prefix)}
+        env = {
+            "DOMINUS_LOCAL_DATABASE_URL": database_url,
+            "DOMINUS_LOCAL_CACHE_URL": _with_key_prefix(cache_url, prefix),
+        }
         baseline_env = {
             "MINIMAL_DATABASE": database_url,
             "MINIMAL_CACHE": cache_url,
@@ -198,7 +203,8 @@ async def _pass(
             await _scribe_table(client)
         async with httpx.AsyncClient(base_url=server.url) as http:
             jwks = (await http.get("/jwt/jwks")).content
-            minted = await http.post("/jwt/mint", content=wire.encode_body({"method": "auth.self"}), headers={"Authorization": f"Bearer {psk}"})
+            mint = wire.encode_body({"method": "auth.self"})
+            minted = await http.post("/jwt/mint", content=mint, headers={"Authorization": f"Bearer {psk}"})
             token = _decode(minted.content)["access_token"]
         await seed_baseline()
         keys = _decode(jwks)

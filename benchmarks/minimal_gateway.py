@@ -7,18 +7,22 @@ or a SQLite file holding ``MINIMAL_QUERY_TABLE``/``MINIMAL_INSERT_TABLE``), ``MI
 URL, or a SQLite file for a key-value table of its own).
 """
 
-import base64, json, os, uuid  # noqa: E401
+import base64
+import json
+import os
+import uuid
 from typing import Any
 
 import jwt
 
 KEY = jwt.PyJWK(json.loads(os.environ["MINIMAL_JWKS"])["keys"][0]).key
-DB, CACHE, PREFIX = os.environ["MINIMAL_DATABASE"], os.environ["MINIMAL_CACHE"], os.environ.get("MINIMAL_KEY_PREFIX", "")
+DB, CACHE = os.environ["MINIMAL_DATABASE"], os.environ["MINIMAL_CACHE"]
+PREFIX = os.environ.get("MINIMAL_KEY_PREFIX", "")
 QUERY_T, INSERT_T = os.environ["MINIMAL_QUERY_TABLE"], os.environ["MINIMAL_INSERT_TABLE"]
 PG = DB.startswith("postgres")
 P = ("$1", "$2", "$3", "$4", "$5") if PG else ("?",) * 5
-QUERY = f"SELECT *, count(*) OVER () AS total FROM {QUERY_T} WHERE account = {P[0]} ORDER BY id LIMIT 50"  # noqa: S608
-INSERT = f"INSERT INTO {INSERT_T} (account, status, amount, note) VALUES ({', '.join(P[:4])}) RETURNING *"  # noqa: S608
+QUERY = f"SELECT *, count(*) OVER () AS total FROM {QUERY_T} WHERE account = {P[0]} ORDER BY id LIMIT 50"
+INSERT = f"INSERT INTO {INSERT_T} (account, status, amount, note) VALUES ({', '.join(P[:4])}) RETURNING *"
 store: dict[str, Any] = {}
 
 
@@ -93,7 +97,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         jwt.decode(auth, KEY, algorithms=["RS256"], options={"verify_aud": False})
         envelope = {"success": True, "data": await handle(scope["path"], json.loads(base64.b64decode(raw)))}
         status = 200
-    except Exception as exc:  # noqa: BLE001 - a baseline: every failure is one framed 500
+    except Exception as exc:
         envelope, status = {"success": False, "error": type(exc).__name__}, 500
     out = base64.b64encode(json.dumps(envelope, default=str).encode())
     await send({"type": "http.response.start", "status": status, "headers": [

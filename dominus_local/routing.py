@@ -18,6 +18,7 @@ from dominus_local.errors import not_found
 from dominus_local.validate import Fields, is_uuid
 
 if TYPE_CHECKING:
+    from dominus_local.idempotency import KeyUse
     from dominus_local.state import LocalState
 
 AuthKind = Literal["none", "psk", "service", "user", "service_or_user"]
@@ -58,6 +59,8 @@ class RequestContext:
     principal: Principal | None = None
     psk: str | None = field(default=None, repr=False)
     """The raw Bearer credential on ``psk`` endpoints (never logged)."""
+    idempotency: KeyUse | None = None
+    """The request's idempotency key on a ``records_key`` endpoint: the handler records it with its write."""
 
     @property
     def fields(self) -> Fields:
@@ -113,6 +116,9 @@ class Endpoint:
     replay: bool = True
     """``False`` for endpoints whose answer carries a credential: never stored for idempotency."""
     safe: bool = False
+    records_key: bool = False
+    """The handler records the idempotency key with its write (``ctx.idempotency``, see
+    :mod:`dominus_local.idempotency`) instead of the dispatcher claiming it in a transaction of its own."""
 
 
 class ServiceRouter:
@@ -133,11 +139,12 @@ class ServiceRouter:
         admin: bool = False,
         replay: bool = True,
         safe: bool | None = None,
+        records_key: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             is_safe = safe if safe is not None else method.upper() in ("GET", "PUT", "DELETE")
             self.endpoints.append(
-                Endpoint(self.service, method.upper(), path, handler, auth, admin, replay, is_safe)
+                Endpoint(self.service, method.upper(), path, handler, auth, admin, replay, is_safe, records_key)
             )
             return handler
 

@@ -23,6 +23,7 @@ from sqlalchemy.util.concurrency import await_
 
 from dominus_local import identity
 from dominus_local.errors import ApiError, forbidden, invalid, not_found
+from dominus_local.idempotency import IdempotencyStore, record_in
 from dominus_local.routing import RequestContext, ServiceRouter
 from dominus_local.services import smith
 from dominus_local.services.herald import write_audit
@@ -208,6 +209,14 @@ async def _audit(
     await write_audit(conn, principal, f"scribe.{operation} {target.schema}.{target.table}", context)
 
 
+async def _keep_answer(ctx: RequestContext, conn: AsyncConnection, data: Any) -> None:
+    """Record the request's idempotency key (if any) with its answer in the write's own transaction."""
+    use = ctx.idempotency
+    if use is not None:
+        store: IdempotencyStore = ctx.state.extras["idempotency"]
+        await record_in(conn, use, 200, use.success(data), store.now_ms())
+
+
 # --- listings -------------------------------------------------------------------------------------------
 
 
@@ -289,7 +298,7 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
     return {"items": items, "total": int(total), "limit": limit, "offset": offset}
 
 
-@router.post("/api/scribe/data/{schema}/{table}/insert")
+@router.post("/api/scribe/data/{schema}/{table}/insert", records_key=True)
 async def insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert one row and answer with the stored row, generated values included (spec 7.3)."""
     ud = userdata_for(ctx.state)
@@ -302,10 +311,11 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
             result = await conn.execute(sa.insert(target.construct).values(values).returning(*target.construct.c))
             row = target.to_json(result.mappings().one())
         await _audit(ctx, conn, secure, "insert", target, None, {"affected_rows": 1})
+        await _keep_answer(ctx, conn, row)
     return row
 
 
-@router.post("/api/scribe/data/{schema}/{table}/bulk-insert")
+@router.post("/api/scribe/data/{schema}/{table}/bulk-insert", records_key=True)
 async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert 1 to 1000 rows, all or nothing; answers ``inserted_count`` and the stored ``rows``."""
     raw_rows = ctx.fields.list("rows", min_items=1, max_items=MAX_BULK_ROWS, comma_split=False)
@@ -338,7 +348,9 @@ async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
                         stored.append(target.to_json(result.mappings().one()))
                 start = end
         await _audit(ctx, conn, secure, "bulk_insert", target, None, {"affected_rows": len(stored)})
-    return {"inserted_count": len(stored), "rows": stored}
+        answer = {"inserted_count": len(stored), "rows": stored}
+        await _keep_answer(ctx, conn, answer)
+    return answer
 
 
 def _required_filters(ctx: RequestContext) -> dict[str, Any]:
@@ -348,7 +360,7 @@ def _required_filters(ctx: RequestContext) -> dict[str, Any]:
     return filters
 
 
-@router.post("/api/scribe/data/{schema}/{table}/update")
+@router.post("/api/scribe/data/{schema}/{table}/update", records_key=True)
 async def update(ctx: RequestContext) -> dict[str, Any]:
     """Set ``data`` on the rows matching ``filters`` (both non-empty); answers ``affected_rows``."""
     filters = _required_filters(ctx)
@@ -366,10 +378,11 @@ async def update(ctx: RequestContext) -> dict[str, Any]:
             result = await conn.execute(sa.update(target.construct).where(*conditions).values(values))
         affected = int(result.rowcount or 0)
         await _audit(ctx, conn, secure, "update", target, filters, {"affected_rows": affected})
+        await _keep_answer(ctx, conn, {"affected_rows": affected})
     return {"affected_rows": affected}
 
 
-@router.post("/api/scribe/data/{schema}/{table}/delete")
+@router.post("/api/scribe/data/{schema}/{table}/delete", records_key=True)
 async def delete(ctx: RequestContext) -> dict[str, Any]:
     """Delete the rows matching ``filters`` (non-empty); answers ``affected_rows``."""
     filters = _required_filters(ctx)
@@ -383,6 +396,7 @@ async def delete(ctx: RequestContext) -> dict[str, Any]:
             result = await conn.execute(sa.delete(target.construct).where(*conditions))
         affected = int(result.rowcount or 0)
         await _audit(ctx, conn, secure, "delete", target, filters, {"affected_rows": affected})
+        await _keep_answer(ctx, conn, {"affected_rows": affected})
     return {"affected_rows": affected}
 
 

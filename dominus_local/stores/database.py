@@ -32,10 +32,13 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._shared_connection = False
+        """One connection for every caller (in-memory SQLite): reads take the lock too."""
         options: dict[str, Any] = {}
         if self.is_sqlite:
             if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
                 options["poolclass"] = StaticPool
+                self._shared_connection = True
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             options["pool_size"] = pool_size
@@ -84,6 +87,18 @@ class Database:
                 yield conn
             return
         async with self._lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only: like :meth:`begin`, but on a SQLite file it does not wait for the
+        writers' lock (WAL readers never block a writer nor each other). Never write through it: a SQLite
+        transaction that starts reading and then writes may find the database locked."""
+        if self._lock is None or self._shared_connection:
+            async with self.begin() as conn:
+                yield conn
+            return
+        async with self.engine.begin() as conn:
             yield conn
 
     async def ping(self) -> None:
