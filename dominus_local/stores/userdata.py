@@ -647,6 +647,10 @@ class ColumnInfo:
 # --- dialects --------------------------------------------------------------------------------------------
 
 
+_DDL_WORDS = frozenset({"CREATE", "ALTER", "DROP", "RENAME", "COMMENT"})
+"""First words of the statements that may change a table's shape or existence."""
+
+
 def _q(name: str) -> quoted_name:
     return quoted_name(name, quote=True)
 
@@ -658,6 +662,33 @@ class UserData:
 
     def __init__(self, database: Database | None) -> None:
         self.database = database
+        self.catalog_generation = 0
+        """Moves on every DDL statement this process runs (and when such a transaction ends): Scribe keeps
+        resolved tables only while it stays the same (see ``scribe.resolved``)."""
+        self.resolved: dict[tuple[str, str], tuple[Any, float]] = {}
+        """Scribe's resolved tables: (schema, table) -> (target, monotonic time it may be used until)."""
+        if database is not None:
+            sync = database.engine.sync_engine
+            sa.event.listen(sync, "after_cursor_execute", self._after_execute)
+            sa.event.listen(sync, "commit", self._transaction_ended)
+            sa.event.listen(sync, "rollback", self._transaction_ended)
+
+    def catalog_changed(self) -> None:
+        """Forget every resolved table (a DDL statement ran, or is about to be committed)."""
+        self.catalog_generation += 1
+        self.resolved.clear()
+
+    def _after_execute(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        head = statement[:16].split(None, 1)
+        if head and head[0].upper() in _DDL_WORDS:
+            conn.info["catalog_changed"] = True
+            self.catalog_changed()
+
+    def _transaction_ended(self, conn: Any) -> None:
+        # Again when the DDL's transaction ends: a table resolved meanwhile by another connection saw the
+        # catalogue before this commit (PostgreSQL), and must not be kept.
+        if conn.info.pop("catalog_changed", False):
+            self.catalog_changed()
 
     # names
     def quote(self, name: str) -> str:
