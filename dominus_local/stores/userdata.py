@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import re
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -666,6 +667,7 @@ class UserData:
         """Moves on every DDL statement this process runs (and when such a transaction ends): Scribe keeps
         resolved tables only while it stays the same (see ``scribe.resolved``)."""
         self.resolved: dict[tuple[str, str], tuple[Any, float]] = {}
+        self._changing: weakref.WeakSet[Any] = weakref.WeakSet()
         """Scribe's resolved tables: (schema, table) -> (target, monotonic time it may be used until)."""
         if database is not None:
             sync = database.engine.sync_engine
@@ -678,16 +680,22 @@ class UserData:
         self.catalog_generation += 1
         self.resolved.clear()
 
+    def changing_catalog(self, conn: Any) -> None:
+        """``conn`` (a sync connection) changes the catalogue: forget now, and again when its transaction ends."""
+        self._changing.add(conn)
+        self.catalog_changed()
+
     def _after_execute(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         head = statement[:16].split(None, 1)
         if head and head[0].upper() in _DDL_WORDS:
-            conn.info["catalog_changed"] = True
-            self.catalog_changed()
+            self.changing_catalog(conn)
 
     def _transaction_ended(self, conn: Any) -> None:
         # Again when the DDL's transaction ends: a table resolved meanwhile by another connection saw the
-        # catalogue before this commit (PostgreSQL), and must not be kept.
-        if conn.info.pop("catalog_changed", False):
+        # catalogue before this commit (PostgreSQL), and must not be kept. (Never touch the connection here:
+        # it may be invalidated, and this runs inside its rollback.)
+        if conn in self._changing:
+            self._changing.discard(conn)
             self.catalog_changed()
 
     # names
