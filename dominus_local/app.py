@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 import dominus_fastapi.core.wire as wire
-from dominus_local import identity
+from dominus_local import identity, revocation
 from dominus_local.errors import ApiError
 from dominus_local.faults import ConnectionDropped, FaultDecision, FaultInjector
 from dominus_local.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -270,11 +270,15 @@ class DominusLocalApp:
         self.faults = FaultInjector.from_settings(settings, clock=clock)
         self.metrics = Metrics()
         self.idempotency = IdempotencyStore(self.state.db, clock=wall_clock)
-        # Token checks (spec 5.5 steps 4-5) reuse recent answers on SQLite only: see identity.ActiveCache.
-        self.active_cache: identity.ActiveCache | None = None
+        # Token checks (spec 5.5 steps 4-5) reuse recent answers: see identity.ActiveCache. On PostgreSQL, where
+        # several processes share the database, only while a change feed keeps the memo in step (revocation).
         if self.state.db.is_sqlite:
-            self.active_cache = identity.ActiveCache()
-            self.active_cache.watch(self.state.db.engine.sync_engine)
+            self.active_cache: identity.ActiveCache | None = identity.ActiveCache()
+        else:
+            self.active_cache = identity.ActiveCache(identity.SHARED_ACTIVE_CACHE_SECONDS, trusted=False)
+        self.active_cache.watch(self.state.db.engine.sync_engine)
+        self.state.db.observer = self.active_cache
+        self.change_feed: revocation.ChangeFeed | None = None
         self.state.extras["faults"] = self.faults
         self.state.extras["metrics"] = self.metrics
         self.state.extras["idempotency"] = self.idempotency
@@ -306,6 +310,8 @@ class DominusLocalApp:
         # Several processes may start at once on one PostgreSQL database: they prepare it one at a time.
         async with self.state.db.startup_lock():
             await self.state.db.create_all()
+            if not self.state.db.is_sqlite:
+                await revocation.install_triggers(self.state.db)
             async with self.state.db.begin() as conn:
                 self.state.extras["bootstrap_client_id"] = await identity.ensure_bootstrap_client(conn, creds.psk)
             await self.idempotency.purge_expired()
@@ -314,6 +320,9 @@ class DominusLocalApp:
                     await hook(self.state)
             if settings.seed_demo:
                 await _seed_demo(self.state)
+        if not self.state.db.is_sqlite and self.active_cache is not None:
+            self.change_feed = revocation.feed_for(self.state.db, settings.cache_url, self.active_cache)
+            await self.change_feed.start()
         self.started_at = self.clock()
         self.state.ready = True
 
@@ -321,6 +330,9 @@ class DominusLocalApp:
         """Run the shutdown hooks (last service first) and close the database."""
         self.state.ready = False
         try:
+            if self.change_feed is not None:
+                feed, self.change_feed = self.change_feed, None
+                await feed.stop()
             for router in reversed(self.routers):
                 for hook in router.shutdown:
                     try:

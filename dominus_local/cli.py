@@ -3,12 +3,18 @@
 ``serve`` runs the server on uvicorn. With no PSK configured (``DOMINUS_LOCAL_PSK`` or ``DOMINUS_TOKEN``) it
 uses the data directory's ``psk`` file (spec 2.3), creating it at first start, and prints a PSK only when it
 was just generated. ``info`` describes a data directory without ever printing the PSK.
+
+``serve --workers N`` runs N processes on one port (uvicorn's supervisor restarts one that dies). Every worker
+must see the same state, so it needs PostgreSQL (:func:`workers_refusal` says what else), and it creates the
+data directory, the signing key and the PSK before the workers start; each worker then builds the same app
+from the same environment (:func:`worker_app`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +31,43 @@ KEEP_ALIVE_SECONDS = 75
 """How long ``serve`` keeps an idle HTTP connection open (nginx's default; uvicorn's own is 5 s)."""
 
 
+WORKER_APP = "dominus_local.cli:worker_app"
+"""The app factory each ``--workers`` process imports (uvicorn needs an import string to start workers)."""
+
+
 def _settings(data_dir: str | None) -> LocalSettings:
     return LocalSettings(data_dir=Path(data_dir)) if data_dir else LocalSettings()
+
+
+def workers_refusal(settings: LocalSettings, workers: int) -> str | None:
+    """Why ``serve --workers N`` cannot run on ``settings``, or ``None``.
+
+    Workers share what lives in the database, the cache and the storage, never each other's memory. So they
+    need a data directory (every worker loads the same signing key, PSK and secret keys from it; without one,
+    each would make its own) and PostgreSQL (on SQLite, each process has its own write lock and its own memo
+    of token checks that no other process can update; an in-memory database is not shared at all). The cache
+    defaults to a table of that database and the files to ``<data_dir>/blobs``, both shared on one machine.
+    """
+    if workers <= 1:
+        return None
+    if settings.data_dir is None:
+        return (
+            f"--workers {workers} needs --data-dir (or DOMINUS_LOCAL_DATA_DIR): every worker must load the same "
+            "signing key, PSK and secret keys from it"
+        )
+    if not settings.resolved_database_url().startswith("postgresql"):
+        return (
+            f"--workers {workers} needs a database the workers share: set DOMINUS_LOCAL_DATABASE_URL to a "
+            "postgresql:// URL (SQLite serves one process per database)"
+        )
+    return None
+
+
+def worker_app() -> Any:
+    """The app of one ``--workers`` process, built from the environment the parent prepared."""
+    from dominus_local.app import create_app
+
+    return _DropConnections(create_app(LocalSettings()))
 
 
 class _DropConnections:
@@ -47,11 +88,16 @@ class _DropConnections:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from dominus_local.app import create_app
-    from dominus_local.security import generate_psk, load_or_create_psk
+    from dominus_local.security import generate_psk, load_or_create_psk, load_signing_key
 
     settings = _settings(args.data_dir)
+    refusal = workers_refusal(settings, args.workers)
+    if refusal is not None:
+        print(f"dominus-local serve: {refusal}", file=sys.stderr)
+        return 2
     announce: str | None = None
     if settings.configured_psk() is None:
         if settings.data_dir is None:
@@ -63,7 +109,14 @@ def _serve(args: argparse.Namespace) -> int:
             psk, created = load_or_create_psk(settings.data_dir)
             if created:
                 announce = f"PSK (generated, shown once; kept in {settings.data_dir / 'psk'}): {psk}"
-    app = _DropConnections(create_app(settings))
+    app: Any = _DropConnections(create_app(settings)) if args.workers == 1 else WORKER_APP
+    worker_options: dict[str, Any] = {}
+    if args.workers > 1:
+        assert settings.data_dir is not None  # workers_refusal
+        # Made once, before the workers start, so that they all load the same key (spec 2.3 files).
+        load_signing_key(settings.data_dir)
+        os.environ["DOMINUS_LOCAL_DATA_DIR"] = str(settings.data_dir)
+        worker_options = {"workers": args.workers, "factory": True}
     url = f"http://{args.host}:{args.port}"
     print(f"dominus-local serving on {url}", flush=True)
     print(f"data directory: {settings.data_dir or '(in memory)'}", flush=True)
@@ -78,7 +131,12 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         lifespan="on",
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        **worker_options,
     )
+    if args.workers > 1:
+        print(f"workers: {args.workers}", flush=True)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return 0
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1
@@ -129,6 +187,16 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dominus-local", description="Run and inspect a dominus_local server.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +206,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--data-dir", help="directory for the database, keys and PSK (default: in memory)")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes serving the port (more than 1 needs --data-dir and PostgreSQL)",
+    )
     serve.set_defaults(run=_serve)
 
     info = commands.add_parser("info", help="describe a data directory (never prints the PSK)")

@@ -12,8 +12,10 @@ both SQLite and PostgreSQL support; compare with ``func.lower(column) == value.l
 from __future__ import annotations
 
 import hmac
+import math
+import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -54,6 +56,7 @@ __all__ = [
     "ACTIVE_CACHE_SECONDS",
     "ADMIN_SLUG",
     "JUNCTIONS",
+    "SHARED_ACTIVE_CACHE_SECONDS",
     "ActiveCache",
     "Junction",
     "SubjectAccess",
@@ -394,32 +397,87 @@ async def active_session_expiry(conn: AsyncConnection, sid: str) -> datetime | N
 
 
 ACTIVE_CACHE_SECONDS = 1.0
-"""How long a positive subject/session check may be reused when nothing in this process changed them."""
+"""How long a positive subject/session check may be reused on SQLite, where nothing announces a write made by
+another process (the server is one process per SQLite database)."""
+
+SHARED_ACTIVE_CACHE_SECONDS = 5.0
+"""The longest a positive check is reused on PostgreSQL, where a change feed announces every revocation to
+every process (:mod:`dominus_local.revocation`): a backstop for a change no feed announced (see there)."""
 
 _WATCHED_TABLES = (users.name, clients.name, sessions.name)
+_ENDING_COLUMNS = frozenset({"status", "revoked_at"})
+"""Columns whose update may end a subject's or a session's access. ``expires_at`` is not one: the server only
+ever extends it (refresh), and a remembered session is never reused past the expiry that was read."""
+_SET_CLAUSE = re.compile(r"\bSET\s+(.*?)(?:\s+WHERE\s|\s+RETURNING\s|$)", re.IGNORECASE | re.DOTALL)
+_ASSIGNED = re.compile(r"(\w+)\s*=")
+
+
+def may_end_access(statement: str) -> bool:
+    """Whether SQL ``statement`` may end a subject's or a session's access: anything but ``SELECT`` and plain
+    ``INSERT`` that names the users, clients or sessions table, except an ``UPDATE`` whose ``SET`` clause names
+    neither ``status`` nor ``revoked_at`` (a login stamping ``last_login_at``, a refresh rotating its token).
+    An ``UPDATE`` whose ``SET`` clause cannot be read counts as ending access."""
+    head = statement.lstrip()[:6].upper()
+    if head == "SELECT" or (head == "INSERT" and "ON CONFLICT" not in statement.upper()):
+        return False
+    if not any(name in statement for name in _WATCHED_TABLES):
+        return False
+    if head == "UPDATE":
+        found = _SET_CLAUSE.search(statement)
+        if found is not None and not _ENDING_COLUMNS.intersection(_ASSIGNED.findall(found.group(1))):
+            return False
+    return True
 
 
 class ActiveCache:
-    """A short-lived in-process memo of the token checks of spec 5.5 steps 4 and 5 (subject active, session
-    active), so that a request does not need a database transaction for them.
+    """An in-process memo of the token checks of spec 5.5 steps 4 and 5 (subject active, session active), so
+    that a request does not need a database round trip for them.
 
     Only positive answers are kept, each for at most ``ttl`` seconds (``clock``: monotonic seconds) and never
-    past the session's own expiry. Every statement of this process that may change a subject's status or a
-    session (anything but ``SELECT`` and plain ``INSERT`` that names the users, clients or sessions table:
-    status changes, deletions, every kind of revocation) empties the cache when it runs and again when its
-    transaction commits, so a check that started before a revocation cannot store a stale answer. This makes
-    revocation immediate inside the process; writes by *another* process are seen after at most ``ttl``
-    seconds, which is why the server uses the cache only on SQLite (one serving process per database) and
-    never on PostgreSQL, where several processes may share one database.
+    past the session's own expiry. A check that started before any change of the memo (its ``epoch``) does not
+    store its answer, so a check racing a revocation cannot store a stale answer.
+
+    *This process's writes.* Every statement that may end access (:func:`may_end_access`: status changes,
+    deletions, every kind of revocation) empties the memo when it runs, when its transaction commits and once
+    more after the commit has finished (:meth:`committed`, called by :class:`~dominus_local.stores.database.
+    Database`), so revocation is immediate inside the process.
+
+    *Other processes' writes.* On SQLite (one serving process per database) nothing announces them and they
+    are seen after at most ``ttl`` (:data:`ACTIVE_CACHE_SECONDS`, 1 s). On PostgreSQL the memo is created
+    untrusted (``trusted=False``) and a change feed (:mod:`dominus_local.revocation`) drives it: it forgets the
+    subjects and sessions other processes change (:meth:`forget_subject`, :meth:`forget_session`,
+    :meth:`invalidate`), and it vouches for its own health with :meth:`trust` after every heartbeat. The memo
+    answers only while that trust lasts, so a feed that breaks, even silently, turns the memo off within
+    :data:`dominus_local.revocation.STALE_SECONDS` and every check goes to the database until the feed is back.
     """
 
-    def __init__(self, ttl: float = ACTIVE_CACHE_SECONDS, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl: float = ACTIVE_CACHE_SECONDS, *, clock: Callable[[], float] = time.monotonic, trusted: bool = True
+    ) -> None:
         self.ttl = ttl
         self.clock = clock
         self.epoch = 0
+        self.announce: Callable[[], Awaitable[None]] | None = None
+        """Called after this process commits a write that may end access (a Redis feed publishes it)."""
+        self._trusted_until = math.inf if trusted else -math.inf
         self._subjects: dict[tuple[str, str], float] = {}
         self._sessions: dict[str, tuple[float, datetime]] = {}
         self._dirty = f"dominus_identity_dirty_{id(self)}"
+        self._committing: set[Connection] = set()
+
+    @property
+    def trusted(self) -> bool:
+        """Whether remembered answers may be used now."""
+        return self.clock() < self._trusted_until
+
+    def trust(self, until: float) -> None:
+        """Let remembered answers be used until ``until`` (``clock`` seconds): the feed is known healthy."""
+        self._trusted_until = until
+
+    def distrust(self) -> None:
+        """Stop using remembered answers and forget them (the feed is down: what it missed is unknown)."""
+        self._trusted_until = -math.inf
+        self.invalidate()
 
     def invalidate(self) -> None:
         """Forget every answer (and make checks that are running now not store theirs)."""
@@ -427,30 +485,42 @@ class ActiveCache:
         self._subjects.clear()
         self._sessions.clear()
 
+    def forget_subject(self, subject_type: str, sub: str) -> None:
+        """Forget the answer about one user or client (and let no running check store one)."""
+        self.epoch += 1
+        self._subjects.pop((subject_type, sub.lower()), None)
+
+    def forget_session(self, sid: str) -> None:
+        """Forget the answer about one session (and let no running check store one)."""
+        self.epoch += 1
+        self._sessions.pop(sid.lower(), None)
+
     def hit(self, subject_type: str, sub: str, sid: str | None) -> bool:
         """Whether both checks are known to pass (``sid`` ``None``: only the subject's)."""
         now = self.clock()
-        until = self._subjects.get((subject_type, sub))
+        if now >= self._trusted_until:
+            return False
+        until = self._subjects.get((subject_type, sub.lower()))
         if until is None or now >= until:
             return False
         if sid is None:
             return True
-        entry = self._sessions.get(sid)
+        entry = self._sessions.get(sid.lower())
         return entry is not None and now < entry[0] and entry[1] > utcnow()
 
     def remember(
         self, epoch: int, subject_type: str, sub: str, sid: str | None, session_expires: datetime | None
     ) -> None:
         """Keep a positive answer obtained from a check that started at ``epoch`` (dropped if it is stale)."""
-        if epoch != self.epoch or self.ttl <= 0:
+        if epoch != self.epoch or self.ttl <= 0 or not self.trusted:
             return
         if len(self._subjects) > 10_000 or len(self._sessions) > 10_000:
             self._subjects.clear()
             self._sessions.clear()
         until = self.clock() + self.ttl
-        self._subjects[subject_type, sub] = until
+        self._subjects[subject_type, sub.lower()] = until
         if sid is not None and session_expires is not None:
-            self._sessions[sid] = (until, session_expires)
+            self._sessions[sid.lower()] = (until, session_expires)
 
     def watch(self, engine: Engine) -> None:
         """Listen to ``engine`` (a sync engine, e.g. ``AsyncEngine.sync_engine``) for identity writes."""
@@ -458,22 +528,35 @@ class ActiveCache:
         event.listen(engine, "commit", self._after_commit)
         event.listen(engine, "rollback", self._after_rollback)
 
+    async def committed(self, conn: Connection) -> None:
+        """A transaction of ``conn`` has committed (the commit event runs just before the commit itself)."""
+        if conn not in self._committing:
+            return
+        self._committing.discard(conn)
+        # A check that read the row between the commit event and the commit must not store its answer.
+        self.invalidate()
+        if self.announce is not None:
+            await self.announce()
+
+    def aborted(self, conn: Connection) -> None:
+        """A transaction of ``conn`` has failed (rolled back, or its commit failed)."""
+        self._committing.discard(conn)
+
     def _before_execute(
         self, conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
     ) -> None:
-        head = statement.lstrip()[:6].upper()
-        if head == "SELECT" or (head == "INSERT" and "ON CONFLICT" not in statement.upper()):
-            return
-        if any(name in statement for name in _WATCHED_TABLES):
+        if may_end_access(statement):
             conn.info[self._dirty] = True
             self.invalidate()
 
     def _after_commit(self, conn: Connection) -> None:
         if conn.info.pop(self._dirty, False):
+            self._committing.add(conn)
             self.invalidate()
 
     def _after_rollback(self, conn: Connection) -> None:
         conn.info.pop(self._dirty, None)
+        self._committing.discard(conn)
 
 
 async def revoke_sessions(

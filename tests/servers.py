@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -51,6 +51,7 @@ class LocalServer:
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
+        args: Sequence[str] = (),
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="dominus-local-"))
@@ -60,6 +61,8 @@ class LocalServer:
         self.env = dict(env or {})
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
+        self.args = tuple(args)
+        """More ``serve`` arguments (e.g. ``--workers 2``)."""
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -84,6 +87,7 @@ class LocalServer:
                 str(self.data_dir),
                 "--log-level",
                 "warning",
+                *self.args,
             ],
             env=env,
             stdout=self._log,

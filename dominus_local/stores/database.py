@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import Connection, MetaData, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -26,8 +26,22 @@ _STARTUP_LOCK = _CREATE_LOCK + 1
 """PostgreSQL advisory-lock key held while a server prepares the database at start."""
 
 
+class TransactionObserver(Protocol):
+    """Told how each transaction of :meth:`Database.begin` ended (the identity memo uses it)."""
+
+    async def committed(self, conn: Connection) -> None:
+        """The transaction of ``conn`` has committed."""
+
+    def aborted(self, conn: Connection) -> None:
+        """The transaction of ``conn`` was rolled back or failed to commit."""
+
+
 class Database:
-    """One async engine and its transaction helper."""
+    """One async engine and its transaction helper.
+
+    ``observer`` (optional) hears the end of every transaction :meth:`begin` runs, after the commit itself has
+    finished: SQLAlchemy's ``commit`` event comes just before it.
+    """
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -49,6 +63,7 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._lock = asyncio.Lock() if self.is_sqlite else None
+        self.observer: TransactionObserver | None = None
 
     @property
     def dialect(self) -> str:
@@ -83,11 +98,30 @@ class Database:
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside one transaction: committed on success, rolled back on any exception."""
         if self._lock is None:
+            async with self._observed() as conn:
+                yield conn
+            return
+        async with self._lock, self._observed() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _observed(self) -> AsyncIterator[AsyncConnection]:
+        observer = self.observer
+        if observer is None:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._lock, self.engine.begin() as conn:
-            yield conn
+        sync: Connection | None = None
+        try:
+            async with self.engine.begin() as conn:
+                sync = conn.sync_connection
+                yield conn
+        except BaseException:
+            if sync is not None:
+                observer.aborted(sync)
+            raise
+        if sync is not None:
+            await observer.committed(sync)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

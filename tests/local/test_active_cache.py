@@ -3,6 +3,8 @@ never lets a revoked session, or a subject that is no longer active, through (sp
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -41,21 +43,30 @@ def identity_reads(server: Harness) -> Iterator[list[str]]:
     event.remove(engine, "before_cursor_execute", record)
 
 
-async def test_repeated_checks_read_the_database_once_on_sqlite(
-    server: Harness, token: str, identity_reads: list[str]
-) -> None:
+async def _memo_trusted(server: Harness) -> identity.ActiveCache:
+    """The server's memo, once it may be used: at once on SQLite; on PostgreSQL after the change feed's first
+    heartbeat (polled with a deadline)."""
+    cache = server.app.active_cache
+    assert cache is not None
+    deadline = time.monotonic() + 10
+    while not cache.trusted:
+        assert time.monotonic() < deadline, "the change feed never vouched for the memo"
+        await asyncio.sleep(0.01)
+    return cache
+
+
+async def test_repeated_checks_read_the_database_once(server: Harness, token: str, identity_reads: list[str]) -> None:
     session = await add_user_session(server)
+    await _memo_trusted(server)
+    identity_reads.clear()
     for _ in range(5):
         assert (await server.call("GET", "/api/probe/service", token=token)).status_code == 200
         assert (await server.call("GET", "/api/probe/user", token=session)).status_code == 200
-    if server.app.state.db.is_sqlite:
-        assert server.app.active_cache is not None
-        # One subject read per token, plus one session read for the session token.
-        assert len(identity_reads) == 3
-    else:
-        # Several processes may share a PostgreSQL database: every request reads it.
-        assert server.app.active_cache is None
-        assert len(identity_reads) == 15
+    # One subject read per token, plus one session read for the session token; on PostgreSQL too, where the
+    # change feed keeps the memo in step with the other processes.
+    assert len(identity_reads) == 3
+    if not server.app.state.db.is_sqlite:
+        assert server.app.change_feed is not None
 
 
 async def test_a_session_revoked_while_its_checks_are_cached_is_refused_at_once(server: Harness) -> None:
@@ -167,3 +178,80 @@ async def test_a_remembered_signature_does_not_outlive_the_token(server: Harness
     expired = await server.call("GET", "/api/probe/service", token=token)
     assert expired.status_code == 401
     assert error_code(expired) == "token_expired"
+
+
+async def test_a_login_or_a_refresh_keeps_the_memo_but_a_revocation_empties_it(server: Harness) -> None:
+    session = await add_user_session(server)
+    cache = await _memo_trusted(server)
+    assert (await server.call("GET", "/api/probe/user", token=session)).status_code == 200
+    user_id, sid = _claim(session, "sub"), _claim(session, "sid")
+    assert cache.hit("user", user_id, sid)
+    now = utcnow()
+    async with server.app.state.db.begin() as conn:
+        # What a login and a refresh write: nothing that ends access.
+        await conn.execute(identity.users.update().where(identity.users.c.id == user_id).values(last_login_at=now))
+        await conn.execute(
+            identity.sessions.update()
+            .where(identity.sessions.c.id == sid)
+            .values(last_seen_at=now, expires_at=now + timedelta(days=1))
+        )
+    assert cache.hit("user", user_id, sid)
+    async with server.app.state.db.begin() as conn:
+        await identity.revoke_sessions(conn, session_id=sid, reason="logout")
+    assert not cache.hit("user", user_id, sid)
+
+
+@pytest.mark.parametrize(
+    ("statement", "ends"),
+    [
+        ("SELECT status FROM guardian_users WHERE id = ?", False),
+        ("INSERT INTO guardian_sessions (id) VALUES (?)", False),
+        ("UPDATE guardian_users SET last_login_at=? WHERE guardian_users.id = ?", False),
+        ("UPDATE guardian_sessions SET refresh_digest=?, expires_at=? WHERE guardian_sessions.id = ?", False),
+        ("UPDATE guardian_tenants SET status=? WHERE id = ?", False),
+        ("UPDATE guardian_users SET status=?, updated_at=? WHERE guardian_users.id = ?", True),
+        ("update guardian_clients set status = 'suspended' where id = ?", True),
+        ("UPDATE guardian_sessions SET revoked_at=?, revoked_reason=? WHERE guardian_sessions.id = ?", True),
+        ("UPDATE guardian_users SET last_login_at=? RETURNING status", False),
+        ("DELETE FROM guardian_users WHERE id = ?", True),
+        ("DELETE FROM guardian_sessions WHERE subject_id = ?", True),
+        ("INSERT INTO guardian_users (id) VALUES (?) ON CONFLICT (id) DO UPDATE SET status='disabled'", True),
+        ("UPDATE guardian_users AS u FROM x", True),  # no SET clause it can read: counts as ending access
+    ],
+)
+def test_which_statements_may_end_access(statement: str, ends: bool) -> None:
+    assert identity.may_end_access(statement) is ends
+
+
+def test_an_untrusted_memo_answers_nothing_and_trusting_it_again_starts_empty() -> None:
+    clock = _Clock()
+    cache = identity.ActiveCache(5.0, clock=clock, trusted=False)
+    cache.remember(cache.epoch, "user", "u", None, None)
+    assert not cache.hit("user", "u", None), "nothing is stored while the feed has not vouched"
+    cache.trust(clock.now + 1.0)
+    cache.remember(cache.epoch, "user", "u", None, None)
+    assert cache.hit("user", "u", None)
+    clock.now += 1.0  # the feed's last heartbeat is too old: the memo stops answering
+    assert not cache.hit("user", "u", None)
+    cache.trust(clock.now + 1.0)
+    cache.distrust()  # the feed broke: what it missed is unknown
+    cache.trust(clock.now + 1.0)
+    assert not cache.hit("user", "u", None)
+
+
+def test_forgetting_one_subject_or_session_keeps_the_others() -> None:
+    cache = identity.ActiveCache()
+    sid, other = new_id(), new_id()
+    later = utcnow() + timedelta(hours=1)
+    cache.remember(cache.epoch, "user", "A" * 8, sid, later)
+    cache.remember(cache.epoch, "user", "b", other, later)
+    cache.remember(cache.epoch, "client", "c", None, None)
+    epoch = cache.epoch
+    cache.forget_session(sid.upper())
+    assert not cache.hit("user", "a" * 8, sid)
+    assert cache.hit("user", "aaaaaaaa", None)
+    cache.forget_subject("user", "b")
+    assert not cache.hit("user", "b", other)
+    assert cache.hit("client", "c", None)
+    cache.remember(epoch, "user", "b", other, later)  # a check that started before the change keeps nothing
+    assert not cache.hit("user", "b", other)

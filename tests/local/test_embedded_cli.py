@@ -176,3 +176,42 @@ def test_serve_keeps_idle_connections_longer_than_clients_do(
     assert seen[0].timeout_keep_alive == KEEP_ALIVE_SECONDS
     assert POOL_KEEPALIVE_EXPIRY < 5 < KEEP_ALIVE_SECONDS  # 5 s: uvicorn's own default idle timeout
     assert "p" * 40 not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--workers", "2"], {}, "--data-dir"),
+        (["--workers", "2", "--data-dir", "{tmp}"], {}, "DOMINUS_LOCAL_DATABASE_URL"),
+        (
+            ["--workers", "3", "--data-dir", "{tmp}"],
+            {"DOMINUS_LOCAL_DATABASE_URL": "sqlite+aiosqlite:///{tmp}/shared.db"},
+            "DOMINUS_LOCAL_DATABASE_URL",
+        ),
+    ],
+)
+def test_serve_refuses_workers_that_could_not_share_their_state(
+    args: list[str],
+    env: dict[str, str],
+    named: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("DOMINUS_LOCAL_DATA_DIR", "DOMINUS_LOCAL_DATABASE_URL", "DOMINUS_LOCAL_CACHE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    data_dir = tmp_path / "data"
+    assert main(["serve", *(a.format(tmp=data_dir) for a in args)]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "--workers" in err
+    assert not data_dir.exists(), "a refused start creates nothing"
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_serve_workers_must_be_a_positive_number(workers: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--workers", workers])
+    assert exited.value.code == 2
+    assert "--workers" in capsys.readouterr().err
