@@ -25,7 +25,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, and_, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -131,6 +144,28 @@ class KeyUse:
         return self.answer
 
 
+_RECORD: dict[str, Any] = {}
+"""The upsert of :func:`record_in` per dialect, built once: its compiled form is then found in SQLAlchemy's
+cache without working out a cache key for a new statement on every request."""
+
+
+def _record_statement(dialect: str) -> Any:
+    statement = _RECORD.get(dialect)
+    if statement is None:
+        c = idempotency_keys.c
+        make = pg_insert if dialect == "postgresql" else sqlite_insert
+        names = ("subject_type", "subject", "key", "fingerprint", "status", "body", "started_ms", "expires_ms")
+        new = make(idempotency_keys).values({name: bindparam(name) for name in names})
+        statement = new.on_conflict_do_update(
+            index_elements=[c.subject_type, c.subject, c.key],
+            set_={name: new.excluded[name] for name in names[3:]},
+            where=(c.expires_ms <= bindparam("now_ms", type_=BigInteger()))
+            | (c.status.is_(None) & (c.started_ms < bindparam("lease_cutoff", type_=BigInteger()))),
+        ).returning(c.started_ms)
+        _RECORD[dialect] = statement
+    return statement
+
+
 async def record_in(conn: AsyncConnection, use: KeyUse, status: int, body: bytes, now_ms: int) -> None:
     """Record ``use``'s finished answer in the transaction of ``conn`` (one statement when the key is new).
 
@@ -147,17 +182,12 @@ async def record_in(conn: AsyncConnection, use: KeyUse, status: int, body: bytes
         "body": body.decode("ascii"),
         "started_ms": now_ms,
         "expires_ms": now_ms + RETENTION_SECONDS * 1000,
+        "now_ms": now_ms,
+        "lease_cutoff": now_ms - IN_PROGRESS_LEASE_SECONDS * 1000,
     }
     c = idempotency_keys.c
-    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    new = make(idempotency_keys).values(values)
-    statement = new.on_conflict_do_update(
-        index_elements=[c.subject_type, c.subject, c.key],
-        set_={name: new.excluded[name] for name in ("fingerprint", "status", "body", "started_ms", "expires_ms")},
-        where=(c.expires_ms <= now_ms)
-        | (c.status.is_(None) & (c.started_ms < now_ms - IN_PROGRESS_LEASE_SECONDS * 1000)),
-    ).returning(c.started_ms)
-    if (await conn.execute(statement)).first() is not None:
+    statement = _record_statement(conn.dialect.name)
+    if (await conn.execute(statement, values)).first() is not None:
         return
     row = (
         await conn.execute(

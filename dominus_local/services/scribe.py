@@ -223,22 +223,26 @@ async def _secure_check(ctx: RequestContext, conn: AsyncConnection) -> tuple[str
     return reason, actor
 
 
-async def _secure_scopes(conn: AsyncConnection, schema: str, table: str) -> list[str] | None:
-    """:func:`identity.secure_table_scopes` in one statement: scope slugs of a secure table, ``None`` if none."""
+@functools.cache
+def _secure_scopes_statement() -> sa.Select[tuple[Any]]:
+    """Built once (bound parameters), so that its compiled form is found in SQLAlchemy's cache at once."""
     registered = identity.secure_tables
     link = identity.JUNCTIONS[("secure-tables", "scopes")].table
-    rows = (
-        await conn.execute(
-            sa.select(identity.scopes.c.slug)
-            .select_from(
-                registered.outerjoin(link, link.c.secure_table_id == registered.c.id).outerjoin(
-                    identity.scopes, identity.scopes.c.id == link.c.scope_id
-                )
+    return (
+        sa.select(identity.scopes.c.slug)
+        .select_from(
+            registered.outerjoin(link, link.c.secure_table_id == registered.c.id).outerjoin(
+                identity.scopes, identity.scopes.c.id == link.c.scope_id
             )
-            .where(registered.c.schema_name == schema, registered.c.table_name == table)
-            .order_by(identity.scopes.c.slug)
         )
-    ).all()
+        .where(registered.c.schema_name == sa.bindparam("schema"), registered.c.table_name == sa.bindparam("table"))
+        .order_by(identity.scopes.c.slug)
+    )
+
+
+async def _secure_scopes(conn: AsyncConnection, schema: str, table: str) -> list[str] | None:
+    """:func:`identity.secure_table_scopes` in one statement: scope slugs of a secure table, ``None`` if none."""
+    rows = (await conn.execute(_secure_scopes_statement(), {"schema": schema, "table": table})).all()
     if not rows:
         return None
     return [str(row[0]) for row in rows if row[0] is not None]
