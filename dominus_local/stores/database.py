@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, MetaData, event
+from sqlalchemy import Connection, MetaData, event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -57,13 +58,27 @@ class Database:
         else:
             options["pool_size"] = pool_size
             options["max_overflow"] = pool_size
-            options["pool_pre_ping"] = True
         # Bound values (password hashes, PSK digests, secret values) never reach exception texts or logs.
         self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            # SQLAlchemy's pool_pre_ping costs a round trip on every checkout, that is on every request; a
+            # connection in steady use is known to be alive, so only one that sat idle is pinged first.
+            event.listen(self.engine.sync_engine.pool, "checkin", _idle_from)
+            event.listen(self.engine.sync_engine.pool, "checkout", self._ping_if_idle)
         self._lock = asyncio.Lock() if self.is_sqlite else None
         self.observer: TransactionObserver | None = None
+
+    def _ping_if_idle(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            self.engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool drops this connection and checks out (or opens) another one.
+            raise exc.DisconnectionError("the pooled connection did not answer a ping") from error
 
     @property
     def dialect(self) -> str:
@@ -141,6 +156,14 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A pooled PostgreSQL connection idle for longer than this is pinged before use (a dead one is replaced)."""
+
+
+def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_from"] = time.monotonic()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
