@@ -3,9 +3,10 @@
 Starts what it needs itself: the stand-in gateway (``benchmarks.standin``), ``dominus-local serve`` and two
 uvicorn FastAPI apps, each on a free loopback port, and stops them at the end. Options: ``--repeats`` (3),
 ``--duration`` seconds per measurement (2), ``--only`` (``sdk``, ``token``, ``fastapi``, ``local``, ``backends``;
-repeatable), ``--out`` (directory, default ``benchmarks/results``). ``backends`` (dominus-local vs the minimal
-gateway of ``benchmarks.minimal_gateway``, on the SQLite default and on PostgreSQL and Redis) measures its
-PostgreSQL/Redis pass only with the servers of ``scripts/services.sh``:
+repeatable), ``--out`` (directory, default ``benchmarks/results``: ``latest.md`` and ``latest.json``, or
+``latest-<scenarios>.md``/``.json`` for a run with ``--only``, so that it does not replace the full run's).
+``backends`` (dominus-local vs the minimal gateway of ``benchmarks.minimal_gateway``, on the SQLite default and
+on PostgreSQL and Redis) measures its PostgreSQL/Redis pass only with the servers of ``scripts/services.sh``:
 ``scripts/services.sh run .venv/bin/python -m benchmarks --only backends`` (about 8 minutes; shorten it with
 ``--repeats 1 --duration 1``).
 """
@@ -149,15 +150,17 @@ def _report(
     print(report)
     document = {"machine": machine, "rows": [r.summary() for r in rows], "mints": mints, "facts": facts,
                 "checks": verdicts}
-    written = _write(Path(arguments.out), report, document)
+    # A run of some scenarios only goes next to the full run's files instead of replacing them.
+    stem = "latest" + "".join(f"-{name}" for name in sorted(set(arguments.only or ())))
+    written = _write(Path(arguments.out), report, document, stem)
     print(f"written: {', '.join(written)}")
 
 
-def _write(out: Path, report: str, document: dict[str, Any]) -> list[str]:
+def _write(out: Path, report: str, document: dict[str, Any], stem: str = "latest") -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.md").write_text(report)
-    (out / "latest.json").write_text(json.dumps(document, indent=2))
-    return [str(out / "latest.md"), str(out / "latest.json")]
+    (out / f"{stem}.md").write_text(report)
+    (out / f"{stem}.json").write_text(json.dumps(document, indent=2))
+    return [str(out / f"{stem}.md"), str(out / f"{stem}.json")]
 
 
 def main(argv: list[str] | None = None) -> int:
