@@ -347,8 +347,9 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
     """Rows matching ``filters``, sorted and paged; ``total`` counts every match (spec 8.2).
 
     Round trips (resolved table in memory): the secure-table check and one SELECT carrying the total as a
-    window count (a second, ``count(*)``, only for a page past the last row), in one read transaction, outside
-    the writers' lock on SQLite. A secure table's query also writes its audit record, so it runs as a write.
+    window count (a second, ``count(*)``, only for a page past the last row); on PostgreSQL outside a
+    transaction (no BEGIN/COMMIT), on SQLite outside the writers' lock. A secure table's query also writes its
+    audit record, so it runs as a write transaction.
     """
     fields = ctx.fields
     limit = fields.int("limit", default=100, min_value=1, max_value=MAX_LIMIT)

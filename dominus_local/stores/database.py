@@ -140,10 +140,17 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads only: like :meth:`begin`, but on a SQLite file it does not wait for the
-        writers' lock (WAL readers never block a writer nor each other). Never write through it: a SQLite
-        transaction that starts reading and then writes may find the database locked."""
-        if self._lock is None or self._shared_connection:
+        """A connection for reads only: on a SQLite file it does not wait for the writers' lock (WAL readers
+        never block a writer nor each other); on PostgreSQL it runs outside a transaction. Never write through
+        it: a SQLite transaction that starts reading and then writes may find the database locked."""
+        if self._lock is None:
+            # PostgreSQL: no transaction at all (no BEGIN and COMMIT round trips); each statement sees the
+            # latest committed data, so a read that needs one snapshot across statements uses begin().
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+            return
+        if self._shared_connection:
             async with self.begin() as conn:
                 yield conn
             return
