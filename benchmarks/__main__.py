@@ -138,7 +138,8 @@ def _report(
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     header = (
         f"Date: {machine['date']}. Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory']}, "
-        f"{machine['os']}, {machine['python']}.\nVersions: {versions}.\n"
+        f"{machine['os']}, {machine['python']}. Load average at the start (1, 5, 15 min): {machine['load']}.\n"
+        f"Versions: {versions}.\n"
         f"Command: python -m benchmarks --repeats {options.repeats} --duration {options.duration}"
         + "".join(f" --only {name}" for name in arguments.only or ())
         + f". Each cell: median of {options.repeats} runs of {options.duration} s (min-max in brackets); the "
