@@ -17,6 +17,23 @@ the thread pool after the check). As a dependency FastAPI calls the guard with t
 - Signed in but not allowed -> 403: ``page_access_denied`` (with Portal's ``reason`` in ``detail``) or
   ``missing_scope``.
 
+How fresh a guard's answer is (permissions come from the token):
+
+- ``require_scopes`` and ``require_jwt`` (and ``CurrentUser``) read the token's claims. Scopes, roles and the
+  tenant are fixed when the token is issued, so a change in Guardian (a scope taken from a role, a role or a
+  tenant taken from the user) reaches them only with the next token: up to 900 s, the access-token lifetime.
+  An ended session (a sign-out elsewhere, a revocation, a reused refresh token) is refused at once when it
+  ended through this process, else after the middleware's ``revalidate_interval`` (e.g. 30 s), and without
+  one only when the access token expires.
+- ``require_page_access`` asks Portal, which reads current data and checks the session, but reuses a yes for
+  ``cache_seconds`` (10 s) per session, tenant and page: changes and ended sessions are seen within that.
+- ``recheck=True`` on any of the three asks the server on every request, before the endpoint runs and past
+  every memo (one round trip: ``portal.me`` for scopes and sessions, ``check_page_access`` for pages), so a
+  removed scope or page gets 403 and an ended session 401 at once. If the server cannot answer, the request
+  fails (the error handlers answer 503/504): a recheck never falls back to the token. Use it on writes that
+  must stop the moment access is withdrawn (uploads, invitations, payments); it decides the guard only, and
+  ``request.user`` still carries the token's claims.
+
 Equivalents of the reference SDK's FastAPI helpers:
 
 ======================  =================================================================================
@@ -41,7 +58,7 @@ import inspect
 import time
 import typing
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -56,7 +73,14 @@ from dominus_fastapi.core.client import Dominus
 from dominus_fastapi.core.errors import AuthenticationError
 from dominus_fastapi.deps import CurrentUser, get_current_user
 from dominus_fastapi.handlers import DominusHTTPException
-from dominus_fastapi.middleware import SESSION_SCOPE_KEY, DominusUser, PortalSession, find_client
+from dominus_fastapi.middleware import (
+    MIDDLEWARE_SCOPE_KEY,
+    SESSION_SCOPE_KEY,
+    DominusUser,
+    PortalSession,
+    PortalSessionMiddleware,
+    find_client,
+)
 
 __all__ = [
     "Guard",
@@ -73,6 +97,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 Clock = Callable[[], float]
 
 PAGE_ACCESS_CACHE_SECONDS: Final = 10.0
@@ -284,6 +309,32 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+async def _ask_server(request: Request, session: PortalSession, call: Callable[[Dominus], Awaitable[T]]) -> T:
+    """One call to the server with the session's token, for ``recheck``: an ended session -> 401.
+
+    A session the server reports ended (``session_revoked``) is also refused by the middleware of this process
+    from then on. Other failures propagate (fail closed): the app's error handlers answer them.
+    """
+    client = find_client(request.scope)
+    if client is None:
+        raise RuntimeError("recheck=True needs the Dominus client: use dominus_lifespan()")
+    try:
+        return await call(client)
+    except AuthenticationError as exc:
+        middleware = request.scope.get(MIDDLEWARE_SCOPE_KEY)
+        if exc.code == "session_revoked" and isinstance(middleware, PortalSessionMiddleware):
+            middleware.forget_session(session.session_id, session.expires_at)
+        raise DominusHTTPException(
+            401, "The session has ended", exc.code or "not_authenticated", headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+
+
+async def _current_scopes(request: Request, session: PortalSession) -> tuple[str, ...]:
+    """The session's scopes in its tenant, read from current data (``portal.me``; 401 if it has ended)."""
+    me = await _ask_server(request, session, lambda client: client.portal.me(user_token=session.access_token))
+    return tuple(str(scope) for scope in me.get("scopes") or ())
+
+
 def _not_signed_in(request: Request, redirect_to: str | None) -> DominusHTTPException:
     if redirect_to is not None and _wants_html(request) and request.method in ("GET", "HEAD"):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -294,12 +345,20 @@ def _not_signed_in(request: Request, redirect_to: str | None) -> DominusHTTPExce
 
 
 class SessionGuard(Guard):
-    """Any valid session (``require_jwt``); ``subject_type`` narrows it to ``"user"`` or ``"client"``."""
+    """Any valid session (``require_jwt``); ``subject_type`` narrows it to ``"user"`` or ``"client"``.
 
-    def __init__(self, *, subject_type: str | None = None, redirect_to: str | None = None) -> None:
+    With ``recheck=True`` the server confirms on every request that the session is still live (one round
+    trip, ``portal.me``); otherwise an ended session passes for as long as the middleware lets it (see the
+    module docstring).
+    """
+
+    def __init__(
+        self, *, subject_type: str | None = None, redirect_to: str | None = None, recheck: bool = False
+    ) -> None:
         super().__init__()
         self.subject_type = subject_type
         self.redirect_to = redirect_to
+        self.recheck = recheck
 
     async def check(self, request: Request) -> None:
         session = _session(request)
@@ -307,24 +366,34 @@ class SessionGuard(Guard):
             raise _not_signed_in(request, self.redirect_to)
         if self.subject_type is not None and session.subject_type != self.subject_type:
             raise DominusHTTPException(403, f"Only {self.subject_type} sessions may call this", "forbidden")
+        if self.recheck:
+            await _current_scopes(request, session)
 
 
 class ScopesGuard(Guard):
-    """The session's ``scopes`` claim holds any (``any_of=True``) or all of ``scopes``."""
+    """The session's ``scopes`` claim holds any (``any_of=True``) or all of ``scopes``.
 
-    def __init__(self, scopes: tuple[str, ...], *, any_of: bool, redirect_to: str | None = None) -> None:
+    The claim is the token's: a scope withdrawn in Guardian still passes until the token is replaced (up to
+    900 s). With ``recheck=True`` the scopes are read from current data on every request (one round trip,
+    ``portal.me``, which also refuses an ended session with 401).
+    """
+
+    def __init__(
+        self, scopes: tuple[str, ...], *, any_of: bool, redirect_to: str | None = None, recheck: bool = False
+    ) -> None:
         super().__init__()
         if not scopes:
             raise ValueError("require_scopes needs at least one scope")
         self.scopes = scopes
         self.any_of = any_of
         self.redirect_to = redirect_to
+        self.recheck = recheck
 
     async def check(self, request: Request) -> None:
         session = _session(request)
         if session is None:
             raise _not_signed_in(request, self.redirect_to)
-        held = set(session.scopes)
+        held = set(await _current_scopes(request, session) if self.recheck else session.scopes)
         missing = [s for s in self.scopes if s not in held]
         allowed = len(missing) < len(self.scopes) if self.any_of else not missing
         if not allowed:
@@ -337,7 +406,11 @@ class PageAccessGuard(Guard):
 
     Answers are cached per session, active tenant and page for ``cache_seconds`` (``clock`` is injectable for
     tests), so a page's many requests cost one Portal call, and concurrent requests that find no fresh answer
-    share one Portal call. A session the backend finds revoked gets 401.
+    share one Portal call. A session the backend finds revoked gets 401. So a withdrawn page or scope, and an
+    ended session, still pass for up to ``cache_seconds`` after the last allowed answer.
+
+    With ``recheck=True`` Portal is asked on every request, on its own call, without the cache: a withdrawn
+    page or scope gets 403 and an ended session 401 at once (one round trip per request).
     """
 
     def __init__(
@@ -347,11 +420,13 @@ class PageAccessGuard(Guard):
         redirect_to: str | None = None,
         cache_seconds: float = PAGE_ACCESS_CACHE_SECONDS,
         clock: Clock = time.monotonic,
+        recheck: bool = False,
     ) -> None:
         super().__init__()
         self.path = path
         self.redirect_to = redirect_to
         self.cache_seconds = cache_seconds
+        self.recheck = recheck
         self._clock = clock
         self._cache: OrderedDict[tuple[str, str, str], tuple[float, bool, str]] = OrderedDict()
         self._inflight: dict[
@@ -363,13 +438,19 @@ class PageAccessGuard(Guard):
         if session is None:
             raise _not_signed_in(request, self.redirect_to)
         path = self.path or request.url.path
-        allowed, reason = await self._decide(request, session, path)
+        if self.recheck:
+            answer = await _ask_server(
+                request, session, lambda client: client.portal.check_page_access(path, user_token=session.access_token)
+            )
+            allowed, reason = bool(answer.get("allowed")), str(answer.get("reason") or "")
+        else:
+            allowed, reason = await self._decide(request, session, path)
         if not allowed:
             raise DominusHTTPException(403, f"Access to {path} denied: {reason}", "page_access_denied")
 
     def allows_at_once(self, request: Request) -> bool:
         session = request.scope.get(SESSION_SCOPE_KEY)
-        if session is None:
+        if session is None or self.recheck:
             return False
         cached = self._cache.get((session.session_id, session.tenant_id or "", self.path or request.url.path))
         return cached is not None and cached[1] and self._clock() - cached[0] < self.cache_seconds
@@ -482,19 +563,34 @@ def require_page_access(
     redirect_to: str | None = None,
     cache_seconds: float = PAGE_ACCESS_CACHE_SECONDS,
     clock: Clock = time.monotonic,
+    recheck: bool = False,
 ) -> PageAccessGuard:
-    """A guard that lets the request through only if the session may open ``path`` (spec 8.8)."""
-    return PageAccessGuard(path, redirect_to=redirect_to, cache_seconds=cache_seconds, clock=clock)
+    """A guard that lets the request through only if the session may open ``path`` (spec 8.8).
+
+    Answers are reused for ``cache_seconds``; ``recheck=True`` asks Portal on every request instead.
+    """
+    return PageAccessGuard(path, redirect_to=redirect_to, cache_seconds=cache_seconds, clock=clock, recheck=recheck)
 
 
-def require_scopes(*scopes: str, any_of: bool = True, redirect_to: str | None = None) -> ScopesGuard:
-    """A guard on the session's scopes: any one of them (default) or, with ``any_of=False``, all."""
-    return ScopesGuard(tuple(scopes), any_of=any_of, redirect_to=redirect_to)
+def require_scopes(
+    *scopes: str, any_of: bool = True, redirect_to: str | None = None, recheck: bool = False
+) -> ScopesGuard:
+    """A guard on the session's scopes: any one of them (default) or, with ``any_of=False``, all.
+
+    The token's scopes by default (fixed for its lifetime, up to 900 s); ``recheck=True`` reads them from
+    current data on every request (``portal.me``), refusing an ended session too.
+    """
+    return ScopesGuard(tuple(scopes), any_of=any_of, redirect_to=redirect_to, recheck=recheck)
 
 
-def require_jwt(*, subject_type: str | None = None, redirect_to: str | None = None) -> SessionGuard:
-    """A guard that needs any valid session token (the reference SDK's ``jwt`` helper)."""
-    return SessionGuard(subject_type=subject_type, redirect_to=redirect_to)
+def require_jwt(
+    *, subject_type: str | None = None, redirect_to: str | None = None, recheck: bool = False
+) -> SessionGuard:
+    """A guard that needs any valid session token (the reference SDK's ``jwt`` helper).
+
+    ``recheck=True`` has the server confirm on every request that the session is still live (``portal.me``).
+    """
+    return SessionGuard(subject_type=subject_type, redirect_to=redirect_to, recheck=recheck)
 
 
 def require_psk(*, header: str = "X-Dominus-PSK", scopes: tuple[str, ...] = ()) -> PskGuard:

@@ -24,6 +24,12 @@ The body is always ``{"detail": str, "code": str, "request_id": str | None}``. F
 the backend's short sentence (which the protocol guarantees free of secrets); 5xx answers carry a fixed
 sentence instead, so that no upstream internals reach the caller. ``request_id`` is the SDK call's request
 id (the backend logs it) or, failing that, the incoming ``X-Request-Id``.
+
+Request validation errors (FastAPI's ``RequestValidationError``) keep FastAPI's 422 body, ``{"detail": [{type,
+loc, msg, ctx?}, ...]}``, without each error's ``input``: bodies carry passwords and tokens, which must never
+come back in an answer, and an input such as ``NaN`` or ``1e999`` (which Python's JSON parser accepts) cannot
+even be written as JSON, so FastAPI's own handler fails with a 500. Any other non-finite number left in an
+error (in ``ctx``) is written as a string.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from fastapi import FastAPI, HTTPException
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -159,14 +168,37 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
     return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (``nan``, ``inf``) replaced by its text, at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+async def _request_validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 answer without the inputs (see the module docstring)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{key: item for key, item in error.items() if key != "input"} for error in exc.errors()]
+    return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
+
+
 def install_exception_handlers(app: FastAPI) -> None:
-    """Register the handlers for the whole SDK error tree and for :class:`DominusHTTPException`.
+    """Register the handlers for the whole SDK error tree, :class:`DominusHTTPException` and request validation.
 
     Handlers are looked up along the exception's MRO, so one handler on ``DominusError`` covers every
-    subclass, and the application's own handlers for other exceptions stay untouched.
+    subclass, and the application's own handlers for other exceptions stay untouched. The request-validation
+    handler replaces only FastAPI's default one: a handler the application registered itself is kept.
     """
     app.add_exception_handler(DominusError, _dominus_error_handler)
     app.add_exception_handler(DominusHTTPException, _http_exception_handler)
+    if app.exception_handlers.get(RequestValidationError, request_validation_exception_handler) is (
+        request_validation_exception_handler
+    ):
+        app.add_exception_handler(RequestValidationError, _request_validation_handler)
 
 
 def _documented(status: int, description: str) -> dict[str, Any]:

@@ -7,8 +7,13 @@ variables pass through untouched. For each HTTP or websocket connection it:
 2. checks it locally against the cached key set (``Dominus.validate_jwt``, spec 5.10) — no backend round
    trip on the hot path. Only session tokens (those with a ``sid`` claim, spec 5.1) identify a caller;
 3. when the cookie's access token has expired, refreshes it with the refresh cookie (``portal.refresh``)
-   and rewrites both cookies on the response. Concurrent requests that carry the same refresh token share
-   one refresh, because presenting a rotated-out refresh token ends the whole session (spec 5.7);
+   and rewrites both cookies on the response. Requests that carry the same pair of cookies (the same expired
+   access token and the same refresh token) share one refresh, while it runs and for
+   ``REFRESH_SHARE_SECONDS`` after it, because presenting a rotated-out refresh token ends the whole
+   session (spec 5.7): a browser's parallel requests, and those it sent before it received the new cookies,
+   carry that pair. A refresh cookie that comes without its access cookie is never given a shared outcome:
+   it is refreshed on its own, so a stolen, rotated-out refresh cookie alone gets no session (the server
+   sees the reuse and ends the session);
 4. optionally (``revalidate_interval``) asks the backend (``portal.me``) at most once per interval per
    session whether the session is still alive, so a revoked session is noticed within that interval (a
    local check cannot see revocation). A failed check for a reason other than authentication keeps the
@@ -18,6 +23,14 @@ variables pass through untouched. For each HTTP or websocket connection it:
    :class:`PortalSession` for the dependencies (``dominus_fastapi.deps.get_session``).
 
 It never answers 401: public routes stay reachable and enforcement belongs to the dependencies and guards.
+
+Permissions come from the token. ``request.user``'s scopes, roles and tenant are the claims of the access token,
+fixed when it was issued: a scope or role withdrawn in Guardian shows only in the next token, up to 900 s (the
+access-token lifetime) later. An ended session (a sign-out elsewhere, a revocation) is refused at once when it
+ended through this process (:meth:`PortalSessionMiddleware.forget_session`), else once ``revalidate_interval``
+has passed since its last check, and without ``revalidate_interval`` only when its access token expires and the
+refresh is refused. Routes that must stop at once use a guard with ``recheck=True`` (``dominus_fastapi.guards``),
+which asks the server on every request.
 It does answer 403 to a cookie-authenticated unsafe request (POST, PUT, PATCH, DELETE) whose ``Origin``
 (or, without one, ``Referer``) names another site than the request's host or a configured allowed origin
 (CSRF protection); Bearer-authenticated requests are exempt, because browsers never add that header by
@@ -78,7 +91,8 @@ MIDDLEWARE_SCOPE_KEY: Final = "dominus.session_middleware"
 """Scope key under which the middleware leaves itself, so a sign-out can end the session here at once."""
 
 REFRESH_SHARE_SECONDS: Final = 60.0
-"""How long the outcome of a refresh is reused for other requests that carry the same old refresh token."""
+"""How long the outcome of a refresh is reused for other requests that carry the same old cookie pair (the
+same expired access token together with the same refresh token); never for a refresh token alone."""
 _CACHE_LIMIT: Final = 10_000
 _UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -304,8 +318,9 @@ def find_client(scope: Scope) -> Dominus | None:
     return client
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+def _pair_digest(access_token: str, refresh_token: str) -> str:
+    """One digest of both session cookies (never the secrets themselves as a key); NUL never occurs in a cookie."""
+    return hashlib.sha256(f"{access_token}\0{refresh_token}".encode()).hexdigest()
 
 
 def _header_bytes(scope: Scope, name: bytes) -> bytes | None:
@@ -528,7 +543,7 @@ class PortalSessionMiddleware:
                 return _Outcome(session)
         if expired and refresh and scope["type"] == "http":
             # Websocket handshakes cannot reliably set cookies, so a websocket never rotates the refresh token.
-            return await self._refresh(client, conn, refresh)
+            return await self._refresh(client, conn, access, refresh)
         return _Outcome(None, self.config.clear_cookie_headers(conn) if scope["type"] == "http" else [])
 
     def _recall(self, client: Dominus, key: bytes | tuple[str, str | None]) -> PortalSession | None:
@@ -604,16 +619,27 @@ class PortalSessionMiddleware:
         """
         self._remember(self._revoked, session_id, expires_at)
 
-    async def _refresh(self, client: Dominus, conn: HTTPConnection, refresh_token: str) -> _Outcome:
-        key = _digest(refresh_token)
-        self._expire_refreshes(self._clock())
-        shared = self._refreshes.get(key)
-        if shared is not None:
-            data = shared[1]
-        elif key in self._inflight:
-            data = await self._inflight[key]
+    async def _refresh(
+        self, client: Dominus, conn: HTTPConnection, access_token: str | None, refresh_token: str
+    ) -> _Outcome:
+        """Trade the refresh cookie for new tokens, sharing the outcome only with the same cookie pair.
+
+        The share is keyed by both cookies, so that it reaches only the client that held the pair: a browser
+        always sends both. Without an access cookie there is nothing to bind to, so the request refreshes for
+        itself: a rotated-out token is then refused by the server as a reuse, which ends the session.
+        """
+        if not access_token:
+            data = await self._run_refresh(client, None, refresh_token)
         else:
-            data = await self._run_refresh(client, key, refresh_token)
+            key = _pair_digest(access_token, refresh_token)
+            self._expire_refreshes(self._clock())
+            shared = self._refreshes.get(key)
+            if shared is not None:
+                data = shared[1]
+            elif key in self._inflight:
+                data = await self._inflight[key]
+            else:
+                data = await self._run_refresh(client, key, refresh_token)
         if data is _TRANSIENT:
             return _Outcome()
         if not isinstance(data, dict):
@@ -626,9 +652,11 @@ class PortalSessionMiddleware:
         session = PortalSession(session.access_token, session.claims, "cookie", new_refresh, refreshed=True)
         return _Outcome(session, self.config.set_cookie_headers(conn, new_access, new_refresh))
 
-    async def _run_refresh(self, client: Dominus, key: str, refresh_token: str) -> _RefreshResult:
+    async def _run_refresh(self, client: Dominus, key: str | None, refresh_token: str) -> _RefreshResult:
+        """Call ``portal.refresh``; with a ``key``, others with that key wait for it and reuse its outcome."""
         future: asyncio.Future[_RefreshResult] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        if key is not None:
+            self._inflight[key] = future
         result: _RefreshResult
         try:
             try:
@@ -639,7 +667,7 @@ class PortalSessionMiddleware:
                 # Transient: the refresh token may still be good, so nothing is cached and no cookie cleared.
                 logger.warning("Session refresh failed (%s)", type(exc).__name__)
                 result = _TRANSIENT
-            if result is not _TRANSIENT:
+            if result is not _TRANSIENT and key is not None:
                 self._remember(self._refreshes, key, (self._clock(), result))
             future.set_result(result)
             return result
@@ -649,7 +677,8 @@ class PortalSessionMiddleware:
                 future.exception()  # marks it retrieved, so a future nobody awaited does not warn
             raise
         finally:
-            self._inflight.pop(key, None)
+            if key is not None:
+                self._inflight.pop(key, None)
 
     def _expire_refreshes(self, now: float) -> None:
         while self._refreshes:

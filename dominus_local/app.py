@@ -4,8 +4,8 @@ Every request under ``/api/`` and ``/jwt/`` goes through one pure-ASGI dispatche
 
 1. echoes (or creates) ``X-Request-Id`` and answers 503 ``cold_start`` while the server is starting;
 2. finds the endpoint (framed 404 ``not_found`` / 405 ``method_not_allowed`` otherwise);
-3. reads the body within its size limit (413), applies injected faults (spec 7.12) and decodes the base64
-   JSON body (400 ``invalid_body``);
+3. reads the body within its size limit (413) and time limit (408), applies injected faults (spec 7.12) and
+   decodes the base64 JSON body (400 ``invalid_body``);
 4. checks the credential for the endpoint's auth kind (spec 5.1, 5.5) and the admin rule (spec 5.9);
 5. applies the idempotency key (spec 6.3), runs the handler and frames its return value as ``data``, or the
    :class:`~dominus_local.errors.ApiError` it raised as a failure envelope; anything else is a 500
@@ -17,6 +17,7 @@ download route, ``/metrics``) are not framed: their handlers return a Starlette 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -26,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -36,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 import dominus_fastapi.core.wire as wire
 from dominus_local import identity, revocation
-from dominus_local.errors import ApiError
+from dominus_local.errors import ApiError, ClientDisconnected
 from dominus_local.faults import ConnectionDropped, FaultDecision, FaultInjector
 from dominus_local.idempotency import HEADER as IDEMPOTENCY_HEADER
 from dominus_local.idempotency import IdempotencyStore, KeyTaken, KeyUse, StoredAnswer, check_key
@@ -167,11 +169,25 @@ class _ClientGone(Exception):
     pass
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, seconds: float) -> bytes:
+    """The whole body, within ``limit`` bytes and ``seconds`` (``LocalSettings.body_timeout``).
+
+    A body that does not arrive in time is 408 ``request_timeout``, with ``Connection: close``: what is left
+    of it is never read, so the connection cannot carry another request.
+    """
     chunks: list[bytes] = []
     size = 0
+    deadline = anyio.current_time() + seconds
     while True:
-        message = await receive()
+        with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
+            message = await receive()
+        if waiting.cancelled_caught:
+            raise ApiError(
+                "request_timeout",
+                f"The request body did not arrive within {seconds:g} s",
+                details={"limit": seconds},
+                headers={"Connection": "close"},
+            )
         if message["type"] == "http.disconnect":
             raise _ClientGone
         chunk = message.get("body", b"")
@@ -265,7 +281,14 @@ class DominusLocalApp:
         self.settings = settings
         self.clock = clock
         self.wall_clock = wall_clock
-        self.state = LocalState(settings, Database(settings.resolved_database_url(), pool_size=settings.db_pool_size))
+        # On PostgreSQL the statement time limit is a connection option of the service engine (no SET LOCAL round
+        # trip per Scribe call); the server's own waits at start lift it (Database.startup_lock, create_all).
+        database = Database(
+            settings.resolved_database_url(),
+            pool_size=settings.db_pool_size,
+            statement_timeout=settings.statement_timeout,
+        )
+        self.state = LocalState(settings, database)
         self.routers: list[ServiceRouter] = [*ROUTERS, *routers]
         self.faults = FaultInjector.from_settings(settings, clock=clock)
         self.metrics = Metrics()
@@ -323,6 +346,8 @@ class DominusLocalApp:
         if not self.state.db.is_sqlite and self.active_cache is not None:
             self.change_feed = revocation.feed_for(self.state.db, settings.cache_url, self.active_cache)
             await self.change_feed.start()
+        if settings.data_dir is not None:
+            _make_databases_private(settings.data_dir)
         self.started_at = self.clock()
         self.state.ready = True
 
@@ -435,7 +460,7 @@ class DominusLocalApp:
                 declared = request.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise _BodyTooLarge
-                raw_body = await _read_body(receive, limit)
+                raw_body = await _read_body(receive, limit, self.settings.body_timeout)
                 decision = self.faults.decide(path)
                 if decision.latency_ms > 0:
                     await self.faults.sleep(decision.latency_ms / 1000)
@@ -454,7 +479,7 @@ class DominusLocalApp:
                         body = wire.decode_body(raw_body)
                     except wire.FramingError as exc:
                         raise ApiError("invalid_body", f"The request body is invalid: {exc}") from None
-                answer, raw = await self._dispatch(endpoint, request, params, body, request_id, framed)
+                answer, raw = await self._dispatch(endpoint, request, params, body, request_id, framed, receive)
             except _BodyTooLarge:
                 limit = self._body_limit(path)
                 raise ApiError(
@@ -462,7 +487,7 @@ class DominusLocalApp:
                     f"The request body is larger than the limit of {limit} bytes",
                     details={"limit": limit},
                 ) from None
-        except _ClientGone:
+        except (_ClientGone, ClientDisconnected):
             return
         except ApiError as error:
             answer = _framed_error(error) if framed else _plain_error(error)
@@ -588,6 +613,7 @@ class DominusLocalApp:
         body: dict[str, Any],
         request_id: str,
         framed: bool,
+        receive: Receive,
     ) -> tuple[_Answer | None, Response | None]:
         """Authenticate, apply the idempotency key (spec 6.3), run the handler.
 
@@ -614,19 +640,19 @@ class DominusLocalApp:
             or endpoint.method == "GET"
             or (endpoint.safe and endpoint.method == "POST")
         ):
-            return await self._run(endpoint, ctx, framed)
+            return await self._run(endpoint, ctx, framed, receive)
         check_key(key)
         fingerprint = wire.fingerprint(endpoint.method, request.url.path, body)
         if endpoint.records_key:
             use = KeyUse(principal.subject_type, principal.sub, key, fingerprint, self.idempotency)
             ctx.idempotency = use
-            return await self._run_recording(endpoint, ctx, framed, use)
+            return await self._run_recording(endpoint, ctx, framed, use, receive)
         subject = (principal.subject_type, principal.sub, key)
         replay = await self.idempotency.claim(*subject, fingerprint)
         if replay is not None:
             return _Answer(replay.status, replay.body, wire.CONTENT_TYPE, {"Idempotent-Replayed": "true"}), None
         try:
-            answer, raw = await self._run(endpoint, ctx, framed)
+            answer, raw = await self._run(endpoint, ctx, framed, receive)
         except ApiError as error:
             # Spec 6.3 keeps every answer below 500 (a 4xx changed nothing); finish() forgets a 5xx.
             failed = _framed_error(error)
@@ -643,13 +669,13 @@ class DominusLocalApp:
         return answer, raw
 
     async def _run_recording(
-        self, endpoint: Endpoint, ctx: RequestContext, framed: bool, use: KeyUse
+        self, endpoint: Endpoint, ctx: RequestContext, framed: bool, use: KeyUse, receive: Receive
     ) -> tuple[_Answer | None, Response | None]:
         """Run a ``records_key`` handler: its success is recorded with its write; a failure below 500 is
         recorded after it (where the handler's store keeps its keys); a key already recorded is answered from
         its record."""
         try:
-            answer, raw = await self._run(endpoint, ctx, framed)
+            answer, raw = await self._run(endpoint, ctx, framed, receive)
         except KeyTaken as taken:
             return _replay(taken.stored, use), None
         except ApiError as error:
@@ -666,9 +692,12 @@ class DominusLocalApp:
         return answer, raw
 
     async def _run(
-        self, endpoint: Endpoint, ctx: RequestContext, framed: bool
+        self, endpoint: Endpoint, ctx: RequestContext, framed: bool, receive: Receive
     ) -> tuple[_Answer | None, Response | None]:
-        data = await endpoint.handler(ctx)
+        if endpoint.cancel_on_disconnect:
+            data = await _run_watched(endpoint, ctx, receive)
+        else:
+            data = await endpoint.handler(ctx)
         if isinstance(data, Response):
             return None, data
         if not framed:
@@ -693,6 +722,27 @@ class DominusLocalApp:
         await send({"type": "http.response.body", "body": body if method != "HEAD" else b""})
 
 
+async def _run_watched(endpoint: Endpoint, ctx: RequestContext, receive: Receive) -> Any:
+    """Run the handler while listening for the client's disconnect, which calls the request's disconnect hooks.
+
+    The body has been read, so the next ``http.disconnect`` means the client went away (ASGI servers hold
+    ``receive`` until then, or until the answer is sent). The handler's task is not cancelled: the hooks stop
+    its work in a way its store survives (:mod:`dominus_local.stores.limits`).
+    """
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        await ctx.client_disconnected()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await endpoint.handler(ctx)
+    finally:
+        watcher.cancel()
+        await asyncio.wait([watcher])
+
+
 async def _seed_demo(state: LocalState) -> None:
     """Load the demo data (``LocalSettings.seed_demo``); idempotent, so every start may run it."""
     from dominus_local.seed import seed_demo  # imported late: the demo data pulls in every service
@@ -713,3 +763,16 @@ def create_app(
     (tests use it for probe endpoints); the clocks are injectable for tests.
     """
     return DominusLocalApp(settings or LocalSettings(), routers=tuple(routers), clock=clock, wall_clock=wall_clock)
+
+
+def _make_databases_private(data_dir: Path) -> None:
+    """Give the SQLite files of a data directory mode 0600, as the keys and the PSK already have.
+
+    SQLite creates a database with the process umask (usually 0644), and its ``-wal``/``-shm`` files with the
+    database's own mode, so tightening the files once they exist covers the later ones too. The outbox and the
+    session tables hold live reset links and token digests.
+    """
+    for path in data_dir.glob("*.db*"):
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError):  # e.g. a file owned by another user: reading still works
+                path.chmod(0o600)

@@ -92,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from dominus_local.app import create_app
     from dominus_local.security import generate_psk, load_or_create_psk, load_signing_key
+    from dominus_local.serving import uvicorn_options
 
     settings = _settings(args.data_dir)
     refusal = workers_refusal(settings, args.workers)
@@ -130,7 +131,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         lifespan="on",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # timeout_keep_alive (KEEP_ALIVE_SECONDS), and the bounds on slow, oversized and too many clients.
+        **uvicorn_options(settings),
         **worker_options,
     )
     if args.workers > 1:

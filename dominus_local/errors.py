@@ -32,6 +32,10 @@ class ApiError(Exception):
         self.headers: dict[str, str] = dict(headers or {})
 
 
+class ClientDisconnected(Exception):
+    """The client went away while its request ran, and the work was stopped: there is no one to answer."""
+
+
 def invalid(field: str, reason: str) -> ApiError:
     """400 ``validation_failed`` naming the field and the reason."""
     return ApiError(

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dominus_local.state import LocalState
 
 AuthKind = Literal["none", "psk", "service", "user", "service_or_user"]
+DisconnectHook = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,28 @@ class RequestContext:
     """The raw Bearer credential on ``psk`` endpoints (never logged)."""
     idempotency: KeyUse | None = None
     """The request's idempotency key on a ``records_key`` endpoint: the handler records it with its write."""
+    disconnected: bool = False
+    """Set when the client went away while the handler ran (``cancel_on_disconnect`` endpoints only)."""
+    _disconnect_hooks: list[DisconnectHook] = field(default_factory=list, repr=False)
+
+    def on_disconnect(self, hook: DisconnectHook) -> Callable[[], None]:
+        """Call ``hook`` if the client disconnects while the handler runs; returns the function that removes it.
+
+        Only endpoints declared with ``cancel_on_disconnect=True`` watch for the disconnect.
+        """
+        self._disconnect_hooks.append(hook)
+
+        def remove() -> None:
+            if hook in self._disconnect_hooks:
+                self._disconnect_hooks.remove(hook)
+
+        return remove
+
+    async def client_disconnected(self) -> None:
+        """Called by the dispatcher when the client has gone: marks the request and runs the hooks."""
+        self.disconnected = True
+        for hook in list(self._disconnect_hooks):
+            await hook()
 
     @property
     def fields(self) -> Fields:
@@ -119,6 +142,9 @@ class Endpoint:
     records_key: bool = False
     """The handler records the idempotency key with its write (``ctx.idempotency``, see
     :mod:`dominus_local.idempotency`) instead of the dispatcher claiming it in a transaction of its own."""
+    cancel_on_disconnect: bool = False
+    """The dispatcher watches for the client's disconnect while the handler runs and calls the request's
+    disconnect hooks (:meth:`RequestContext.on_disconnect`); used where a caller's statement may run long."""
 
 
 class ServiceRouter:
@@ -140,11 +166,23 @@ class ServiceRouter:
         replay: bool = True,
         safe: bool | None = None,
         records_key: bool = False,
+        cancel_on_disconnect: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             is_safe = safe if safe is not None else method.upper() in ("GET", "PUT", "DELETE")
             self.endpoints.append(
-                Endpoint(self.service, method.upper(), path, handler, auth, admin, replay, is_safe, records_key)
+                Endpoint(
+                    self.service,
+                    method.upper(),
+                    path,
+                    handler,
+                    auth,
+                    admin,
+                    replay,
+                    is_safe,
+                    records_key,
+                    cancel_on_disconnect,
+                )
             )
             return handler
 

@@ -79,6 +79,25 @@ class LocalSettings(BaseSettings):
     """Connections the PostgreSQL pool keeps open (and as many more under load)."""
     open_database_url: str | None = None
     """Scribe's open SQL area (SQLAlchemy async URL); default: SQLite ``<data_dir>/open.db``, or in memory."""
+    statement_timeout: float = Field(default=30, ge=0, le=86400)
+    """Seconds a statement that callers write or shape may run: open SQL, Scribe's data calls and Smith's raw
+    DDL (``DOMINUS_LOCAL_STATEMENT_TIMEOUT``; 0: no limit). Past it the answer is 504 ``upstream_timeout`` with
+    ``details.reason = "statement_timeout"``; see :mod:`dominus_local.stores.limits`."""
+
+    # How ``dominus-local serve`` treats slow and numerous clients (see dominus_local.cli.uvicorn_options).
+    header_timeout: float = Field(default=10, gt=0, le=3600)
+    """Seconds a client has to send a request's line and headers (``DOMINUS_LOCAL_HEADER_TIMEOUT``); then the
+    connection gets a 408 ``request_timeout`` envelope and is closed."""
+    body_timeout: float = Field(default=60, gt=0, le=86400)
+    """Seconds a client has to send a request's whole body once its headers are in
+    (``DOMINUS_LOCAL_BODY_TIMEOUT``); then the answer is 408 ``request_timeout`` and the connection is closed.
+    Raise it for large uploads over slow links."""
+    limit_concurrency: int = Field(default=1000, ge=1, le=1_000_000)
+    """Open connections plus running requests ``dominus-local serve`` accepts (``DOMINUS_LOCAL_LIMIT_CONCURRENCY``);
+    a request beyond it gets uvicorn's plain 503."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * MIB)
+    """Largest request line plus headers ``dominus-local serve`` reads (``DOMINUS_LOCAL_MAX_HEADER_BYTES``); a
+    larger one gets a 431 ``payload_too_large`` envelope and the connection is closed."""
 
     # Mail that Portal sends itself (spec 8.10): sender, product name, and the pages its links open; each link
     # is the URL with ``token=<token>`` added.

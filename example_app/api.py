@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from dominus_fastapi import NotFoundError, require_page_access
+from dominus_fastapi import NotFoundError, require_page_access, require_scopes
 from dominus_fastapi.deps import (
     AuthDep,
     CurrentUser,
@@ -180,7 +180,7 @@ async def list_reports(
     response_model=ReportRow,
     status_code=201,
     summary="Add a report row with the reason recorded in the audit trail",
-    dependencies=[Depends(require_page_access("/dashboard/reports"))],
+    dependencies=[Depends(require_page_access("/dashboard/reports", recheck=True))],
 )
 async def add_report(
     body: ReportIn,
@@ -220,7 +220,10 @@ async def list_files(tenant: TenantDep, files: FilesDep) -> dict[str, Any]:
     response_model=FileOut,
     status_code=201,
     summary="Upload a file to the active tenant (needs files.write)",
-    dependencies=[Depends(require_page_access("/dashboard/files"))],
+    dependencies=[
+        Depends(require_page_access("/dashboard/files", recheck=True)),
+        Depends(require_scopes("files.write", recheck=True)),
+    ],
 )
 async def upload_file(
     tenant: TenantDep, user: CurrentUser, files: FilesDep, logs: LogsDep, upload: UploadFile = File(...)
@@ -274,7 +277,7 @@ async def list_users(
     response_model=UserOut,
     status_code=201,
     summary="Invite a user by e-mail (administrators)",
-    dependencies=[Depends(require_page_access("/dashboard/admin/users"))],
+    dependencies=[Depends(require_page_access("/dashboard/admin/users", recheck=True))],
 )
 async def invite_user(body: InviteIn, user: CurrentUser, auth: AuthDep, logs: LogsDep) -> Any:
     created = await auth.create_user(body.username, str(body.email), status="invited")
@@ -282,7 +285,7 @@ async def invite_user(body: InviteIn, user: CurrentUser, auth: AuthDep, logs: Lo
     return created
 
 
-@router.get("/logs", response_model=LogList, summary="The app's log entries, newest first")
+@router.get("/logs", response_model=LogList, summary="The app's log entries, newest first (administrators)")
 async def query_logs(
     user: CurrentUser,
     logs: LogsDep,
@@ -290,4 +293,6 @@ async def query_logs(
     search: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    if not user.is_admin:
+        raise AppError(403, "Only administrators may read the app's logs", "admin_only")
     return {"entries": await logs.query(level=level, category=LOG_CATEGORY, search=search, limit=limit)}

@@ -6,26 +6,48 @@
   ``/auth`` (form sign-in, sign-out, tenant switch, ...).
 - :mod:`example_app.pages` serves the HTML pages, :mod:`example_app.api` the JSON routes beside them (both in
   ``/docs``).
+- :mod:`example_app.security`: the ``Host`` names answered (DNS rebinding), no framing, and no start off
+  loopback while a demo account keeps its development password.
+
+The app is told where it listens (``host``; ``python -m example_app --host`` passes it), because what it may
+show depends on it: the dev outbox, which holds live password-reset links, is never on off loopback.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from dominus_fastapi import dominus_lifespan, setup_dominus
 from example_app import api, pages
 from example_app.backend import ReportTables
 from example_app.errors import install_page_errors
+from example_app.security import (
+    FrameDenyMiddleware,
+    allowed_hosts_for,
+    is_loopback_host,
+    refuse_default_demo_passwords,
+)
 
-__all__ = ["LOGIN_PATH", "REFRESH_COOKIE", "REVALIDATE_SECONDS", "SESSION_COOKIE", "create_app", "outbox_allowed"]
+__all__ = [
+    "DEFAULT_HOST",
+    "LOGIN_PATH",
+    "REFRESH_COOKIE",
+    "REVALIDATE_SECONDS",
+    "SESSION_COOKIE",
+    "create_app",
+    "outbox_allowed",
+]
 
 HERE: Final = Path(__file__).resolve().parent
 LOGIN_PATH: Final = "/login"
@@ -33,13 +55,15 @@ SESSION_COOKIE: Final = "dominus_session"
 REFRESH_COOKIE: Final = "dominus_refresh"
 REVALIDATE_SECONDS: Final = 30.0
 """How often a session is checked with the backend even on pages that make no call of their own."""
+DEFAULT_HOST: Final = "127.0.0.1"
 
 
 def outbox_allowed(base_url: str | None = None) -> bool:
-    """Whether the dev outbox page is on by default: only for a backend on this machine.
+    """Whether the backend allows the dev outbox page: only a backend on this machine.
 
     The outbox shows every mail the backend sent, password-reset links included, so it must never be open on
-    a shared deployment. It is on for ``embedded:`` URLs and for ``http://`` URLs to a loopback host.
+    a shared deployment. It is allowed for ``embedded:`` URLs and for ``http://`` URLs to a loopback host; the
+    app turns it on only when it also listens on loopback (see :func:`create_app`).
     """
     url = base_url if base_url is not None else os.environ.get("DOMINUS_BASE_URL", "")
     if url.startswith("embedded:"):
@@ -56,15 +80,47 @@ def outbox_allowed(base_url: str | None = None) -> bool:
         return False
 
 
-def create_app(*, dev_outbox: bool | None = None, revalidate_interval: float | None = REVALIDATE_SECONDS) -> FastAPI:
-    """The example app. ``dev_outbox`` turns the ``/outbox`` page on or off (default: :func:`outbox_allowed`).
+def _lifespan(host: str) -> Any:
+    """``dominus_lifespan()``, plus the demo-password check when the app listens beyond loopback."""
+    opened = dominus_lifespan()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with opened(app) as state:
+            if not is_loopback_host(host):
+                await refuse_default_demo_passwords(state["dominus"])
+            yield state
+
+    return lifespan
+
+
+def create_app(
+    *,
+    host: str = DEFAULT_HOST,
+    allowed_hosts: str | Sequence[str] | None = None,
+    dev_outbox: bool | None = None,
+    revalidate_interval: float | None = REVALIDATE_SECONDS,
+) -> FastAPI:
+    """The example app, listening on ``host`` (the address given to the server; default loopback).
+
+    - ``allowed_hosts``: the ``Host`` names answered (default: ``EXAMPLE_APP_ALLOWED_HOSTS``, else the
+      loopback names for a loopback ``host``, else ``host`` itself; a wildcard ``host`` needs them named).
+      Others get 400, so a DNS name rebound to this machine does not reach the app.
+    - ``dev_outbox``: the ``/outbox`` page (default: :func:`outbox_allowed`). It is for administrators, over
+      loopback connections, and only when ``host`` is loopback: ``dev_outbox=True`` with another ``host``
+      raises ``ValueError``.
+    - Off loopback, startup fails while a demo account keeps its development password.
 
     The Dominus client is opened by the app's lifespan, so the environment is read at startup, not here.
     """
+    loopback = is_loopback_host(host)
+    if dev_outbox and not loopback:
+        raise ValueError(f"dev_outbox=True needs a loopback host, not {host!r}: the outbox shows password-reset links")
+    hosts = allowed_hosts_for(host, allowed_hosts)
     app = FastAPI(
         title="Dominus example app",
         summary="A small web application on dominus-fastapi: sign-in, tenants, navigation, data, files, cache, logs",
-        lifespan=dominus_lifespan(),
+        lifespan=_lifespan(host),
     )
     setup_dominus(
         app,
@@ -76,9 +132,14 @@ def create_app(*, dev_outbox: bool | None = None, revalidate_interval: float | N
     templates = Jinja2Templates(directory=HERE / "templates")
     app.state.templates = templates
     app.state.report_tables = ReportTables()
-    app.state.dev_outbox = outbox_allowed() if dev_outbox is None else dev_outbox
+    app.state.host = host
+    app.state.allowed_hosts = hosts
+    app.state.dev_outbox = loopback and (outbox_allowed() if dev_outbox is None else dev_outbox)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)
     install_page_errors(app, templates, login_path=LOGIN_PATH, cookie_names=(SESSION_COOKIE, REFRESH_COOKIE))
+    # Added last, so outermost: a foreign Host is refused before anything else runs.
+    app.add_middleware(FrameDenyMiddleware)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
     return app

@@ -29,6 +29,7 @@ from dominus_fastapi import (
     NotFoundError,
     ValidationError,
     require_page_access,
+    require_scopes,
 )
 from dominus_fastapi.deps import (
     AuthDep,
@@ -45,6 +46,7 @@ from dominus_fastapi.deps import (
 from example_app import backend
 from example_app.backend import LOG_CATEGORY, MAX_UPLOAD_BYTES, REPORTS_TABLE, ReportIn, ReportTablesDep
 from example_app.errors import AppError
+from example_app.security import is_loopback_address, is_loopback_host
 
 __all__ = ["Page", "router"]
 
@@ -84,6 +86,11 @@ class Page:
         person = self.me.get("user") or {}
         return str(person.get("username") or self.user.id)
 
+    @property
+    def is_admin(self) -> bool:
+        """An administrator holds the ``admin`` role (spec 5.9): the outbox and the logs are theirs."""
+        return self.user.is_admin
+
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         """Render ``template`` inside the signed-in layout."""
         response = render(
@@ -116,6 +123,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("theme", "system")
     context.setdefault("page", None)
     context["dev_outbox"] = bool(request.app.state.dev_outbox)
+    context["on_loopback"] = is_loopback_host(request.app.state.host)
     response: HTMLResponse = templates.TemplateResponse(request, template, context, status_code=status_code)
     return response
 
@@ -268,13 +276,45 @@ async def accept_invitation(
     return render(request, "accept_invitation.html", 400, token=token, error=error)
 
 
-@router.get("/outbox", response_class=HTMLResponse)
-async def outbox(request: Request, courier: CourierDep) -> HTMLResponse:
-    """The dev outbox: the mails the backend sent (only with a local backend, see ``outbox_allowed``)."""
-    if not request.app.state.dev_outbox:
-        raise AppError(404, "The outbox is only shown with a local backend", "not_found")
+@router.get("/verify-email", response_class=HTMLResponse)
+async def verify_email(request: Request, portal: PortalDep, logs: LogsDep, token: str = "") -> HTMLResponse:
+    """The link of a verification mail: confirm the address with the token it carries, then say so.
+
+    A GET does it, so that the link works in one click; the token is single-use, so a second visit (or a
+    mail scanner's) finds it spent and the page says so.
+    """
+    if not token:
+        error = "token: the link has no token; open the link from the e-mail"
+        return render(request, "verify_email.html", 400, error=error)
+    try:
+        result = await portal.verify_email(token)
+    except ValidationError as exc:
+        return render(request, "verify_email.html", 400, error=backend_message(exc))
+    user = result.get("user") or {}
+    await logs.info("E-mail address verified", {"event": "email_verified", "user": user.get("id")}, LOG_CATEGORY)
+    return render(request, "verify_email.html", verified=True)
+
+
+async def outbox_enabled(request: Request) -> None:
+    """404 unless the outbox is on (loopback bind, local backend) and the connection comes from loopback."""
+    client = request.client
+    if not request.app.state.dev_outbox or not is_loopback_address(client.host if client else None):
+        raise AppError(404, "The outbox is only shown on a loopback address with a local backend", "not_found")
+
+
+def require_admin(page: Page) -> None:
+    """403 unless the signed-in user is an administrator."""
+    if not page.is_admin:
+        raise AppError(403, "Only administrators may open this page", "admin_only")
+
+
+@router.get("/outbox", response_class=HTMLResponse, dependencies=[Depends(outbox_enabled)])
+async def outbox(page: PageDep, courier: CourierDep) -> HTMLResponse:
+    """The dev outbox: the mails the backend sent, reset links included, so administrators only (and only
+    where :func:`outbox_enabled` lets it be on at all)."""
+    require_admin(page)
     mails = await courier.outbox(limit=50)
-    return render(request, "outbox.html", mails=mails["items"], total=mails["total"])
+    return page.render("outbox.html", mails=mails["items"], total=mails["total"])
 
 
 # --- signed-in pages -----------------------------------------------------------------------------------------
@@ -301,7 +341,7 @@ async def admin_users(page: PageDep, auth: AuthDep, offset: Annotated[int, Query
 
 
 @router.post(f"{ADMIN_PAGE}/invite", response_model=None)
-@require_page_access(ADMIN_PAGE, redirect_to=LOGIN)
+@require_page_access(ADMIN_PAGE, redirect_to=LOGIN, recheck=True)
 async def invite_user(
     page: PageDep, auth: AuthDep, logs: LogsDep, username: str = Form(""), email: str = Form("")
 ) -> Response:
@@ -351,7 +391,7 @@ async def reports(page: PageDep, client: DominusDep, tables: ReportTablesDep) ->
 
 
 @router.post(REPORTS_PAGE, response_model=None)
-@require_page_access(REPORTS_PAGE, redirect_to=LOGIN)
+@require_page_access(REPORTS_PAGE, redirect_to=LOGIN, recheck=True)
 async def add_report(
     page: PageDep,
     client: DominusDep,
@@ -396,7 +436,8 @@ async def files_page(page: PageDep, files: FilesDep) -> HTMLResponse:
 
 
 @router.post(FILES_PAGE, response_model=None)
-@require_page_access(FILES_PAGE, redirect_to=LOGIN)
+@require_page_access(FILES_PAGE, redirect_to=LOGIN, recheck=True)
+@require_scopes("files.write", recheck=True)
 async def upload_file(page: PageDep, files: FilesDep, logs: LogsDep, upload: UploadFile = File(...)) -> Response:
     """Store the uploaded file in the tenant's category (``files.write`` needed)."""
     if "files.write" not in page.user.scopes:
@@ -444,7 +485,8 @@ async def logs_page(
     level: str | None = None,
     search: str | None = None,
 ) -> HTMLResponse:
-    """The app's own log entries, newest first, filtered by minimum level and text."""
+    """The app's own log entries, newest first, filtered by minimum level and text (administrators)."""
+    require_admin(page)
     level = level if level in ("debug", "info", "notice", "warn", "error", "critical") else None
     entries = await logs.query(level=level, category=LOG_CATEGORY, search=search or None, limit=100)
     return page.render("logs.html", entries=entries, level=level or "", search=search or "")

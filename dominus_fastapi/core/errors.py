@@ -149,7 +149,13 @@ class RateLimitError(_RetryAfterMixin):
 
 
 class CircuitOpenError(DominusConnectionError):
-    """The host's circuit breaker is open: nothing was sent; ``.retry_after`` is the time left."""
+    """The host's circuit breaker is open: nothing was sent; ``.retry_after`` is the time left.
+
+    Raised only when no attempt of the call may have run. When the breaker opens between the attempts of a
+    call and an earlier attempt was sent without a usable answer (a lost answer, a timeout, a 5xx), the call
+    raises that attempt's unknown-outcome error instead (``DominusConnectionError`` for a lost answer), with
+    this error as its ``__cause__``.
+    """
 
     default_message = "Circuit open"
 

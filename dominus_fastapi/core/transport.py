@@ -26,6 +26,7 @@ import httpx
 from dominus_fastapi.core import wire
 from dominus_fastapi.core.errors import (
     AuthenticationError,
+    CircuitOpenError,
     DominusConnectionError,
     DominusError,
     DominusTimeoutError,
@@ -838,6 +839,10 @@ class Transport:
         cold_retries = 0
         reminted = False
         used_window = False
+        # The error of the latest attempt that may have run (sent, then no answer or a 5xx other than
+        # cold_start). Once there is one, a breaker that refuses a retry must not raise CircuitOpenError, whose
+        # meaning is "nothing was sent": the call raises this unknown-outcome error instead (spec 4.1, 6.4).
+        unknown: DominusError | None = None
 
         while True:
             in_window = window.active()
@@ -852,7 +857,12 @@ class Transport:
             elif credential == "bearer" and bearer is not None:
                 headers["Authorization"] = f"Bearer {bearer}"
 
-            breaker.before_request(endpoint)
+            try:
+                breaker.before_request(endpoint)
+            except CircuitOpenError as refused:
+                if unknown is not None:
+                    raise unknown from refused
+                raise
             response: httpx.Response | EmbeddedResponse
             try:
                 if embedded is not None:
@@ -869,6 +879,8 @@ class Transport:
                 breaker.record("neutral" if in_window else "failure")
                 sent = not isinstance(exc, _PRE_SEND_ERRORS)
                 failure = self._transport_error(exc, endpoint, request_id)
+                if sent:
+                    unknown = failure
                 if in_window and isinstance(exc, httpx.ConnectError):
                     wait = retry_wait(cold_retries, None, uniform=self.policy.uniform)
                     left = window.left()
@@ -896,13 +908,18 @@ class Transport:
                 logger.debug("%s %s -> %d (request %s)", method, endpoint, status, request_id)
             data, error = self._decode(response, endpoint, request_id)
             cold_answer = error is not None and error.code == "cold_start"
-            if status in BREAKER_FAILURE_STATUSES:
+            # A statement the server stopped at its time limit says nothing about the server's health, and sent
+            # again it would run as long: neither a breaker failure nor retried.
+            statement_stopped = error is not None and error.details.get("reason") == "statement_timeout"
+            if status in BREAKER_FAILURE_STATUSES and not statement_stopped:
                 breaker.record("neutral" if in_window else "failure")
             else:
                 breaker.record("success")
             if error is None:
                 window.close()
                 return data
+            if status >= 500 and not cold_answer:
+                unknown = error
 
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             legacy_warming = host == "gateway" and status == 401 and error.code is None and endpoint == MINT_PATH
@@ -935,6 +952,8 @@ class Transport:
 
             if cold_answer:
                 retryable = True
+            elif statement_stopped:
+                retryable = False
             elif error.code == "idempotency_in_progress":
                 retryable = key is not None
             elif status in RETRYABLE_STATUSES:

@@ -31,6 +31,7 @@ from dominus_local.services import smith
 from dominus_local.services.herald import write_audit
 from dominus_local.state import LocalState
 from dominus_local.stores.database import Database
+from dominus_local.stores.limits import StatementTimeout, is_statement_timeout, limited_transaction
 from dominus_local.stores.userdata import (
     ColumnInfo,
     UserData,
@@ -341,7 +342,7 @@ async def list_columns(ctx: RequestContext) -> dict[str, Any]:
 # --- data -----------------------------------------------------------------------------------------------
 
 
-@router.post("/api/scribe/data/{schema}/{table}/query", safe=True)
+@router.post("/api/scribe/data/{schema}/{table}/query", safe=True, cancel_on_disconnect=True)
 @_fresh_on_failure
 async def query(ctx: RequestContext) -> dict[str, Any]:
     """Rows matching ``filters``, sorted and paged; ``total`` counts every match (spec 8.2).
@@ -373,8 +374,7 @@ async def _query(
     ctx: RequestContext, limit: int, offset: int, sort_order: str, sort_by: Any, filters: Any, *, writer: bool
 ) -> dict[str, Any]:
     ud = userdata_for(ctx.state)
-    db = ctx.state.db
-    async with db.begin() if writer else db.read() as conn:
+    async with limited_transaction(ctx, ctx.state.db, read=not writer) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         if secure is not None and not writer:
@@ -409,7 +409,7 @@ async def _query(
     return {"items": items, "total": int(total), "limit": limit, "offset": offset}
 
 
-@router.post("/api/scribe/data/{schema}/{table}/insert", records_key=True)
+@router.post("/api/scribe/data/{schema}/{table}/insert", records_key=True, cancel_on_disconnect=True)
 @_fresh_on_failure
 async def insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert one row and answer with the stored row, generated values included (spec 7.3).
@@ -417,7 +417,7 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
     Round trips (resolved table in memory): BEGIN, the secure-table check, the INSERT ... RETURNING, the
     idempotency key's record (with a key), COMMIT: one transaction."""
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         target = await _resolve(ctx, conn, ud)
@@ -430,13 +430,13 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
     return row
 
 
-@router.post("/api/scribe/data/{schema}/{table}/bulk-insert", records_key=True)
+@router.post("/api/scribe/data/{schema}/{table}/bulk-insert", records_key=True, cancel_on_disconnect=True)
 @_fresh_on_failure
 async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert 1 to 1000 rows, all or nothing; answers ``inserted_count`` and the stored ``rows``."""
     raw_rows = ctx.fields.list("rows", min_items=1, max_items=MAX_BULK_ROWS, comma_split=False)
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         target = await _resolve(ctx, conn, ud)
@@ -476,7 +476,7 @@ def _required_filters(ctx: RequestContext) -> dict[str, Any]:
     return filters
 
 
-@router.post("/api/scribe/data/{schema}/{table}/update", records_key=True)
+@router.post("/api/scribe/data/{schema}/{table}/update", records_key=True, cancel_on_disconnect=True)
 @_fresh_on_failure
 async def update(ctx: RequestContext) -> dict[str, Any]:
     """Set ``data`` on the rows matching ``filters`` (both non-empty); answers ``affected_rows``."""
@@ -485,7 +485,7 @@ async def update(ctx: RequestContext) -> dict[str, Any]:
     if not isinstance(data, dict) or not data:
         raise invalid("data", "must be a non-empty object of column values")
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         target = await _resolve(ctx, conn, ud)
@@ -499,13 +499,13 @@ async def update(ctx: RequestContext) -> dict[str, Any]:
     return {"affected_rows": affected}
 
 
-@router.post("/api/scribe/data/{schema}/{table}/delete", records_key=True)
+@router.post("/api/scribe/data/{schema}/{table}/delete", records_key=True, cancel_on_disconnect=True)
 @_fresh_on_failure
 async def delete(ctx: RequestContext) -> dict[str, Any]:
     """Delete the rows matching ``filters`` (non-empty); answers ``affected_rows``."""
     filters = _required_filters(ctx)
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
         secure = await _secure_check(ctx, conn)
         target = await _resolve(ctx, conn, ud)
@@ -524,8 +524,8 @@ async def delete(ctx: RequestContext) -> dict[str, Any]:
 class OpenArea:
     """The open database: a separate database the project may use freely (spec 7.3)."""
 
-    def __init__(self, url: str, dsn: str | None) -> None:
-        self.database = Database(url)
+    def __init__(self, url: str, dsn: str | None, *, statement_timeout: float | None = None) -> None:
+        self.database = Database(url, statement_timeout=statement_timeout)
         self.dsn = dsn
         if self.database.is_sqlite:
             event.listen(self.database.engine.sync_engine, "connect", _deny_attach)
@@ -533,9 +533,10 @@ class OpenArea:
     @classmethod
     def from_state(cls, state: LocalState) -> OpenArea:
         settings = state.settings
+        limit = settings.statement_timeout
         configured = settings.open_database_url
         if configured:
-            return cls(configured, _plain_dsn(configured))
+            return cls(configured, _plain_dsn(configured), statement_timeout=limit)
         if settings.data_dir is None:
             return cls("sqlite+aiosqlite://", None)
         path = settings.data_dir / "open.db"
@@ -603,15 +604,19 @@ def _open_value(value: Any) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool | list | dict) else str(value)
 
 
-@router.post("/api/scribe/open/execute")
+@router.post("/api/scribe/open/execute", cancel_on_disconnect=True)
 async def open_execute(ctx: RequestContext) -> dict[str, Any]:
-    """Run one statement in the open area; ``sql`` is base64 text, ``params`` bind to ``$1``, ``$2``, ..."""
+    """Run one statement in the open area; ``sql`` is base64 text, ``params`` bind to ``$1``, ``$2``, ...
+
+    The statement runs under the statement time limit (504 ``upstream_timeout`` past it) and is stopped when
+    the client disconnects (:mod:`dominus_local.stores.limits`).
+    """
     sql = smith.decode_sql(ctx.fields.raw("sql"))
     raw_params = ctx.fields.list("params", required=False, max_items=10000, comma_split=False) or []
     params = [_open_param(value, index) for index, value in enumerate(raw_params)]
     area = _open(ctx.state)
     statement = prepare_open_sql(sql, len(params), sqlite=area.database.is_sqlite)
-    async with area.database.begin() as conn:
+    async with limited_transaction(ctx, area.database) as conn:
         try:
             result = await conn.exec_driver_sql(statement, tuple(params))
             if result.returns_rows:
@@ -627,6 +632,8 @@ async def open_execute(ctx: RequestContext) -> dict[str, Any]:
                 return {"columns": columns, "rows": rows, "row_count": len(rows)}
             return {"columns": [], "rows": [], "row_count": max(int(result.rowcount or 0), 0)}
         except sa.exc.DBAPIError as error:
+            if is_statement_timeout(error):
+                raise StatementTimeout from None
             first_line = str(error.orig).splitlines()[0][:200] if str(error.orig) else "error"
             raise ApiError("unprocessable", f"The open database refused the statement: {first_line}") from None
 

@@ -29,6 +29,7 @@ from dominus_local.errors import ApiError, conflict, invalid, not_found, unproce
 from dominus_local.routing import RequestContext, ServiceRouter
 from dominus_local.state import LocalState
 from dominus_local.stores.database import metadata
+from dominus_local.stores.limits import limited_transaction
 from dominus_local.stores.userdata import (
     EXPR_NOW,
     EXPR_UUID,
@@ -599,10 +600,17 @@ async def _startup(state: LocalState) -> None:
 # --- schema DDL endpoints -------------------------------------------------------------------------------
 
 
-async def _schema_change(ctx: RequestContext, schema: str, op: dict[str, Any], *, create_schema: bool = False) -> int:
-    """Apply one change to a schema and record it in the schema's stream; returns the new version."""
+async def _schema_change(
+    ctx: RequestContext, schema: str, op: dict[str, Any], *, create_schema: bool = False, limited: bool = False
+) -> int:
+    """Apply one change to a schema and record it in the schema's stream; returns the new version.
+
+    ``limited``: the caller wrote the statement, so it runs under the statement time limit and is stopped
+    when the client disconnects (:mod:`dominus_local.stores.limits`).
+    """
     ud = userdata_for(ctx.state)
-    async with ctx.state.db.begin() as conn:
+    begin = limited_transaction(ctx, ctx.state.db) if limited else ctx.state.db.begin()
+    async with begin as conn:
         await ud.prepare(conn)
         if create_schema:
             await ensure_schema(conn, ud, schema)
@@ -762,16 +770,18 @@ def decode_sql(value: Any, field_name: str = "sql") -> str:
     return text
 
 
-@router.post("/api/smith/schema/execute-raw-ddl", admin=True)
+@router.post("/api/smith/schema/execute-raw-ddl", admin=True, cancel_on_disconnect=True)
 async def execute_raw_ddl(ctx: RequestContext) -> dict[str, Any]:
     """Run one DDL statement in a schema (admin only, irreversible; spec 7.7).
 
     On PostgreSQL the statement runs with the schema as its search path. On SQLite, object names are
     rewritten into the schema (CREATE/ALTER/DROP of tables, indexes and views).
+    It runs under the statement time limit (504 ``upstream_timeout`` past it, nothing recorded) and is stopped
+    when the client disconnects.
     """
     schema = _identifier(ctx, "schema")
     sql = decode_sql(ctx.fields.raw("sql"))
-    version = await _schema_change(ctx, schema, {"op": "raw", "sql": sql})
+    version = await _schema_change(ctx, schema, {"op": "raw", "sql": sql}, limited=True)
     return {"schema": schema, "executed": True, "version": version}
 
 

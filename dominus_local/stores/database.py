@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, MetaData, event, exc
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+logger = logging.getLogger("dominus_local.database")
 
 metadata = MetaData()
 """Tables of every service; each service module adds its own, prefixed with the service name."""
@@ -44,11 +48,13 @@ class Database:
     finished: SQLAlchemy's ``commit`` event comes just before it.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, statement_timeout: float | None = None) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._shared_connection = False
         """One connection for every caller (in-memory SQLite): reads take the lock too."""
+        self.statement_timeout = statement_timeout if statement_timeout and not self.is_sqlite else None
+        """PostgreSQL: the ``statement_timeout`` (seconds) every connection of this engine starts with."""
         options: dict[str, Any] = {}
         if self.is_sqlite:
             if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
@@ -58,6 +64,9 @@ class Database:
         else:
             options["pool_size"] = pool_size
             options["max_overflow"] = pool_size
+            if self.statement_timeout is not None:
+                milliseconds = str(max(1, round(self.statement_timeout * 1000)))
+                options["connect_args"] = {"server_settings": {"statement_timeout": milliseconds}}
         # Bound values (password hashes, PSK digests, secret values) never reach exception texts or logs.
         self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **options)
         if self.is_sqlite:
@@ -69,6 +78,8 @@ class Database:
             event.listen(self.engine.sync_engine.pool, "checkout", self._ping_if_idle)
         self._lock = asyncio.Lock() if self.is_sqlite else None
         self.observer: TransactionObserver | None = None
+        self._cancels: set[asyncio.Task[None]] = set()
+        event.listen(self.engine.sync_engine, "handle_error", self._stop_cancelled_statement)
 
     def _ping_if_idle(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_from = record.info.get("idle_from")
@@ -89,6 +100,8 @@ class Database:
         several servers starting at once on one database do not race to create the same table."""
         async with self.begin() as conn:
             if self.dialect == "postgresql":
+                # Waiting for another server's start is not a runaway statement: no statement_timeout here.
+                await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
                 await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})")
             await conn.run_sync(metadata.create_all)
 
@@ -101,6 +114,8 @@ class Database:
             yield
             return
         async with self.engine.connect() as conn:
+            # Waiting for another server's start is not a runaway statement: no statement_timeout here.
+            await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
             await conn.exec_driver_sql(f"SELECT pg_advisory_lock({_STARTUP_LOCK})")
             await conn.commit()
             try:
@@ -156,6 +171,37 @@ class Database:
             return
         async with self.engine.begin() as conn:
             yield conn
+
+    def _stop_cancelled_statement(self, context: ExceptionContext) -> None:
+        """A task cancelled while its statement runs (an in-process caller's timeout, a shutdown) stops the
+        statement too, instead of leaving it running in the database.
+
+        SQLAlchemy treats the cancellation as a lost connection and closes it. On SQLite that close waits behind
+        the statement still running in aiosqlite's thread (for ever, for a runaway one), and an in-memory
+        database would lose its data: the statement is interrupted (``sqlite3_interrupt`` may be called from
+        any thread) and the connection kept, its transaction then rolled back as after any error. On PostgreSQL
+        the closed connection's backend would compute on, unaware, so a cancel request for it is sent over
+        another pooled connection.
+        """
+        if not isinstance(context.original_exception, asyncio.CancelledError) or context.connection is None:
+            return
+        with contextlib.suppress(Exception):
+            driver = context.connection.connection.driver_connection
+            if self.is_sqlite:
+                driver._conn.interrupt()  # type: ignore[union-attr] # aiosqlite's sqlite3 connection
+                context.is_disconnect = False
+            else:
+                pid = int(driver.get_server_pid())  # type: ignore[union-attr] # asyncpg
+                task = asyncio.get_running_loop().create_task(self._cancel_backend(pid))
+                self._cancels.add(task)
+                task.add_done_callback(self._cancels.discard)
+
+    async def _cancel_backend(self, pid: int) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql(f"SELECT pg_cancel_backend({pid})")
+        except Exception:  # the backend may be gone already; nothing else depends on this
+            logger.debug("Could not cancel the statement of PostgreSQL backend %d", pid, exc_info=True)
 
     async def ping(self) -> None:
         async with self.begin() as conn:

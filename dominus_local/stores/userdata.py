@@ -42,6 +42,7 @@ from sqlalchemy.sql.elements import quoted_name
 
 from dominus_local.errors import ApiError, invalid, unprocessable
 from dominus_local.stores.database import Database, metadata
+from dominus_local.stores.limits import StatementTimeout, is_statement_timeout
 from dominus_local.validate import IDENTIFIER, format_timestamp, is_uuid, parse_timestamp
 
 if TYPE_CHECKING:
@@ -1567,7 +1568,8 @@ def userdata_for(state: LocalState) -> UserData:
 def database_errors() -> Iterator[None]:
     """Turn the database's refusals into protocol errors (spec 8.2): unique -> 409, other constraints -> 422.
 
-    Messages never carry the SQL text or bound values.
+    A statement stopped by the time limit is 504 (:mod:`dominus_local.stores.limits`). Messages never carry
+    the SQL text or bound values.
     """
     try:
         yield
@@ -1581,6 +1583,8 @@ def database_errors() -> Iterator[None]:
             raise unprocessable("A value breaks a foreign key constraint") from None
         raise unprocessable("A value breaks a check constraint") from None
     except sa.exc.DBAPIError as error:
+        if is_statement_timeout(error):
+            raise StatementTimeout from None
         text = str(error.orig).lower()
         if "no such column" in text or ("does not exist" in text and "column" in text):
             raise unprocessable("A column named in the request does not exist") from None

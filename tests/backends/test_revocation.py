@@ -120,7 +120,11 @@ async def test_a_suspended_client_is_refused_by_the_other_process(
     one, _ = sdks
     created = await one.auth.create_client("reporting")
     async with httpx.AsyncClient(base_url=pair[1].url) as http:
-        minted = await http.post("/jwt/mint", headers={"Authorization": f"Bearer {created['psk']}"})
+        minted = await http.post(
+            "/jwt/mint",
+            content=wire.encode_body({"method": "auth.self", "params": {}}),
+            headers={"Authorization": f"Bearer {created['psk']}"},
+        )
         assert minted.status_code == 200, minted.text
         service = {"Authorization": f"Bearer {wire.parse_response_text(minted.content)['data']['access_token']}"}
         for _ in range(5):

@@ -88,7 +88,9 @@ class Pinned:
 @pytest.fixture
 async def workers(tmp_path: Path, shared_env: dict[str, str]) -> AsyncIterator[LocalServer]:
     psk = secrets.token_hex(32)
-    server = LocalServer(data_dir=tmp_path / "data", psk=psk, env=shared_env, startup_timeout=90.0, args=("--workers", "2"))
+    server = LocalServer(
+        data_dir=tmp_path / "data", psk=psk, env=shared_env, startup_timeout=90.0, args=("--workers", "2")
+    )
     async with server:
         yield server
 

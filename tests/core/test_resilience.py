@@ -355,6 +355,75 @@ async def test_breaker_opens_fails_fast_probes_and_closes(local_server: InProces
         await admin.aclose()
 
 
+async def _four_failures_in_a_row(client: Dominus, admin: Dominus) -> None:
+    """Bring ``client``'s orchestrator breaker to one failure short of opening."""
+    await client.secrets.list()  # warm: the cold-start window is over
+    await set_faults(admin, error_rate=1, error_status=502, paths=["/api/warden/"])
+    for _ in range(4):
+        with pytest.raises(ServiceError):
+            await client.secrets.list(max_retries=0)
+    assert client._transport.breakers["orchestrator"].state == "closed"
+
+
+async def test_a_write_whose_answer_was_lost_is_not_reported_as_never_sent(
+    local_server: InProcessServer,
+) -> None:
+    """The write runs, its answer is lost, that fifth failure opens the breaker: the refused retry must not
+    raise CircuitOpenError ("nothing was sent"), but the unknown-outcome error of the lost answer."""
+    client = local_server.client()
+    clock = FakeClock(0.0)
+    make_fast(client, clock=clock)
+    admin = local_server.client()
+    make_fast(admin)
+    try:
+        await client.upsert("LOST_ANSWER", "v1")
+        await _four_failures_in_a_row(client, admin)
+        await set_faults(admin, error_rate=1, drop_after_read=True, paths=["/api/warden/secrets"])
+        with pytest.raises(DominusConnectionError) as info:
+            await client.upsert("LOST_ANSWER", "v2", idempotency_key="lost-answer-1")
+        assert not isinstance(info.value, CircuitOpenError)
+        assert info.value.status_code is None and "RemoteProtocolError" in info.value.message
+        assert isinstance(info.value.__cause__, CircuitOpenError)  # why it was not retried
+        assert client._transport.breakers["orchestrator"].state == "open"
+
+        await set_faults(admin)
+        assert (await admin.secrets.list(prefix="LOST_ANSWER"))[0]["version"] == 2  # stored exactly once
+        assert await admin.get("LOST_ANSWER") == "v2"
+        clock.advance(30)  # the breaker lets a probe through: the same key replays the stored answer
+        replayed = await client.upsert("LOST_ANSWER", "v2", idempotency_key="lost-answer-1")
+        assert (replayed["operation"], replayed["version"]) == ("updated", 2)
+        assert (await admin.secrets.list(prefix="LOST_ANSWER"))[0]["version"] == 2
+    finally:
+        await set_faults(admin)
+        await client.aclose()
+        await admin.aclose()
+
+
+async def test_a_write_answered_5xx_then_refused_by_the_breaker_raises_the_5xx(
+    local_server: InProcessServer,
+) -> None:
+    """A 503 leaves the write's outcome unknown too (spec 4.1): the refused retry raises that answer."""
+    client = local_server.client()
+    make_fast(client, clock=FakeClock(0.0))
+    admin = local_server.client()
+    make_fast(admin)
+    try:
+        await _four_failures_in_a_row(client, admin)
+        FAILURES_LEFT["unsafe"] = 1
+        with pytest.raises(ServiceError) as info:
+            await client.request("POST", "/api/probe/unsafe", body={"n": 1})
+        assert (info.value.status_code, info.value.code) == (503, "service_unavailable")
+        assert isinstance(info.value.__cause__, CircuitOpenError)
+        assert len([a for a in ATTEMPTS if a["name"] == "unsafe"]) == 1  # sent once, not retried
+        with pytest.raises(CircuitOpenError):  # a call that sends nothing still says so
+            await client.request("POST", "/api/probe/unsafe", body={"n": 2})
+        assert len([a for a in ATTEMPTS if a["name"] == "unsafe"]) == 1
+    finally:
+        await set_faults(admin)
+        await client.aclose()
+        await admin.aclose()
+
+
 # --- cold start ------------------------------------------------------------------------------------------------
 
 

@@ -231,7 +231,9 @@ async def test_invitation_through_the_outbox(dominus_asgi_app: Any, dominus: Dom
         )
         assert duplicate.status_code == 400
 
-        outbox = await guest.get("/outbox", headers=HTML)
+        anonymous = await guest.get("/outbox", headers=HTML)  # the outbox holds live links: admins only
+        assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=/outbox"
+        outbox = await admin.get("/outbox", headers=HTML)
         assert "admin invited you" in outbox.text and "carol@example.com" in outbox.text
         link = re.search(r'class="action" href="([^"]+accept-invitation[^"]+)"', outbox.text).group(1)  # type: ignore[union-attr]
         token = parse_qs(urlsplit(link.replace("&amp;", "&")).query)["token"][0]
@@ -299,6 +301,52 @@ async def test_outbox_is_off_unless_enabled(dominus: Dominus) -> None:
     async with LifespanManager(app) as manager, browser(manager.app) as http:
         response = await http.get("/outbox", headers=HTML)
         assert response.status_code == 404 and "Outbox" not in response.text.split("<main>", 1)[1]
+        await sign_in(http, *ADMIN)
+        assert (await http.get("/outbox", headers=HTML)).status_code == 404
+        assert "/outbox" not in (await http.get("/dashboard", headers=HTML)).text
+
+
+async def test_outbox_and_logs_are_for_administrators(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as admin, browser(dominus_asgi_app) as demo:
+        await sign_in(admin, *ADMIN)
+        await sign_in(demo, *DEMO)
+        assert (await admin.get("/outbox", headers=HTML)).status_code == 200
+        admin_nav = (await admin.get("/dashboard", headers=HTML)).text
+        assert 'href="/outbox"' in admin_nav and 'href="/dashboard/logs"' in admin_nav
+        for path in ("/outbox", "/dashboard/logs"):
+            refused = await demo.get(path, headers=HTML)
+            assert refused.status_code == 403 and "Only administrators" in refused.text, path
+        api_refused = await demo.get("/api/logs")
+        assert api_refused.status_code == 403 and api_refused.json()["code"] == "admin_only"
+        demo_nav = (await demo.get("/dashboard", headers=HTML)).text
+        assert 'href="/outbox"' not in demo_nav and 'href="/dashboard/logs"' not in demo_nav
+
+
+async def test_verification_link_opens_the_verify_email_page(dominus_asgi_app: Any, dominus: Dominus) -> None:
+    """The link of a verification mail (``/verify-email?token=...``) activates the account once."""
+    await dominus.portal.register("erin", "erin@example.com", "erin-pass-1", "acme")
+    token = await mailed_token(dominus, "erin@example.com", "email-verification")
+    async with browser(dominus_asgi_app) as guest:
+        pending = await guest.post("/auth/login", data={"username": "erin", "password": "erin-pass-1"})
+        assert pending.headers["location"].startswith("/login?error=")
+        verified = await guest.get("/verify-email", params={"token": token}, headers=HTML)
+        assert verified.status_code == 200 and 'id="verify-ok"' in verified.text
+        await sign_in(guest, "erin", "erin-pass-1")
+        again = await guest.get("/verify-email", params={"token": token}, headers=HTML)
+        assert again.status_code == 400 and 'id="verify-error"' in again.text and "token" in again.text
+        missing = await guest.get("/verify-email", headers=HTML)
+        assert missing.status_code == 400 and "the link has no token" in missing.text
+
+
+async def test_every_answer_forbids_framing(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as http:
+        answers = [await http.get(path, headers=HTML) for path in ("/login", "/dashboard", "/nowhere")]
+        answers += [await http.get("/api/me"), await http.get("/static/style.css"), await http.get("/docs")]
+        await sign_in(http, *ADMIN)
+        answers += [await http.get("/dashboard", headers=HTML), await http.post("/api/reports", json={})]
+        for response in answers:
+            assert response.headers["x-frame-options"] == "DENY", response.url
+            assert response.headers["content-security-policy"] == "frame-ancestors 'none'", response.url
 
 
 async def test_api_routes_are_in_the_openapi_document(dominus_app_client: httpx.AsyncClient) -> None:

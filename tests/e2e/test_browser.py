@@ -166,8 +166,9 @@ def test_theme_preference_applies_to_the_page(context: BrowserContext) -> None:
 def test_password_reset_from_the_outbox_ends_old_sessions(chromium: Browser, app_server: ExampleAppServer) -> None:
     old_ctx = chromium.new_context(base_url=app_server.url)
     new_ctx = chromium.new_context(base_url=app_server.url)
+    admin_ctx = chromium.new_context(base_url=app_server.url)
     try:
-        old, page = old_ctx.new_page(), new_ctx.new_page()
+        old, page, admin = old_ctx.new_page(), new_ctx.new_page(), admin_ctx.new_page()
         sign_in(old, "demo", "dominus-user")
 
         page.goto("/login")
@@ -175,11 +176,20 @@ def test_password_reset_from_the_outbox_ends_old_sessions(chromium: Browser, app
         page.fill('input[name="email"]', "user@example.com")
         page.click('#forgot-form button[type="submit"]')
         expect(page.locator("#reset-sent")).to_be_visible()
-        page.click("#reset-sent >> text=outbox")
-        mail = page.locator('article.mail[data-template="password-reset"][data-to="user@example.com"]').first
+        page.click("#reset-sent >> text=outbox")  # the outbox is for administrators: to the sign-in form
+        expect(page).to_have_url(re.compile(r"/login\?next=/outbox$"))
+
+        admin.goto("/login?next=/outbox")  # an administrator reads the mail and passes the link on
+        admin.fill('input[name="username"]', "admin")
+        admin.fill('input[name="password"]', "dominus-admin")
+        admin.click('#login-form button[type="submit"]')
+        expect(admin).to_have_url(re.compile(r"/outbox$"))
+        mail = admin.locator('article.mail[data-template="password-reset"][data-to="user@example.com"]').first
         expect(mail).to_be_visible()
-        shot(page, "outbox-reset-mail")
-        mail.locator("a.action").click()
+        shot(admin, "outbox-reset-mail")
+        link = mail.locator("a.action").get_attribute("href")
+        assert link is not None and "/reset-password?token=" in link
+        page.goto(link)
         expect(page).to_have_url(re.compile(r"/reset-password\?token="))
         shot(page, "reset-password")
         page.fill('input[name="new_password"]', "dominus-user-2")
@@ -200,3 +210,21 @@ def test_password_reset_from_the_outbox_ends_old_sessions(chromium: Browser, app
     finally:
         old_ctx.close()
         new_ctx.close()
+        admin_ctx.close()
+
+
+def test_pages_refuse_to_be_framed(context: BrowserContext, app_server: ExampleAppServer) -> None:
+    """Clickjacking: another page that frames the sign-in form gets Chromium's error page in the frame."""
+    page = context.new_page()
+    with page.expect_response(re.compile(r"/login$")) as framed:
+        page.set_content(f'<iframe id="framed" src="{app_server.url}/login"></iframe>')
+    assert framed.value.headers["x-frame-options"] == "DENY"
+    child = page.frame_locator("#framed")
+    expect(child.locator("#login-form")).to_have_count(0)
+    frame = next(f for f in page.frames if f is not page.main_frame)
+    for _ in range(100):  # the blocked frame settles on Chromium's error page within moments
+        if frame.url.startswith("chrome-error:"):
+            break
+        page.wait_for_timeout(100)
+    assert frame.url.startswith("chrome-error:"), frame.url
+    assert page.goto("/login") is not None and page.locator("#login-form").is_visible()  # shown on its own

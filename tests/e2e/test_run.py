@@ -56,6 +56,22 @@ def test_run_prints_the_url_and_accounts_and_keeps_the_data(app_server: ExampleA
         assert "kept across restarts" in [row["title"] for row in rows]
 
 
+def test_the_running_app_refuses_foreign_hosts_and_answers_non_finite_numbers(app_server: ExampleAppServer) -> None:
+    """Over a real socket (uvicorn): a rebound DNS name gets 400; ``NaN`` and ``1e999`` in a JSON body get a
+    422 in JSON (they used to get a plain-text 500); every answer forbids framing; the data dir is private."""
+    assert httpx.get(f"{app_server.url}/login", headers={"Host": "evil.example"}).status_code == 400
+    assert httpx.get(f"{app_server.url}/login", headers={"Host": f"localhost:{app_server.port}"}).status_code == 200
+    with httpx.Client(base_url=app_server.url, headers={"Origin": app_server.url}) as http:
+        sign_in(http, "admin", "dominus-admin")
+        for body in ('{"title": "t", "amount": NaN, "reason": "check"}', "1e999", '{"title": Infinity}'):
+            response = http.post("/api/reports", content=body, headers={"content-type": "application/json"})
+            assert response.status_code == 422, response.text
+            assert response.headers["content-type"] == "application/json" and response.json()["detail"]
+            assert response.headers["x-frame-options"] == "DENY"
+    assert oct(app_server.data_dir.stat().st_mode & 0o777) == oct(0o700)
+    assert oct((app_server.data_dir / "dominus.db").stat().st_mode & 0o777) == oct(0o600)
+
+
 def test_reset_deletes_only_a_data_dir_the_app_made(tmp_path: Path) -> None:
     ours = tmp_path / "ours"
     (ours / "nested").mkdir(parents=True)

@@ -8,7 +8,7 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI
 
 from dominus_fastapi import Dominus, require_page_access, require_scopes
-from dominus_fastapi.deps import get_current_user, get_db, get_dominus, get_portal
+from dominus_fastapi.deps import CurrentUser, get_current_user, get_db, get_dominus, get_portal
 from dominus_fastapi.middleware import DominusUser, PortalSession
 from dominus_fastapi.testing import APP_ORIGIN, UserFactory, create_test_user
 from tests.fastapi.apps import REPORTS_PAGE
@@ -221,3 +221,50 @@ async def test_page_access_answers_are_cached_per_session(dominus: Dominus, domi
             assert (await http.get("/vault")).status_code == 403  # still the cached answer
             now[0] += 6
             assert (await http.get("/vault")).json() == {"open": True}
+
+
+async def test_recheck_guards_stack_ask_every_time_and_fail_closed(dominus: Dominus, dominus_base_url: str) -> None:
+    """Two ``recheck=True`` guards on one endpoint: each asks the server on every request (no cache), a grant
+    shows at once, and when the server cannot answer the request fails instead of trusting the token."""
+    from asgi_lifespan import LifespanManager
+
+    from dominus_fastapi import dominus_lifespan, setup_dominus
+    from tests.conftest import make_fast
+
+    app = FastAPI(lifespan=dominus_lifespan())
+    setup_dominus(app)
+
+    @app.post("/vault")
+    @require_page_access("/vault", recheck=True)
+    @require_scopes("vault.write", recheck=True)
+    async def deposit(user: CurrentUser) -> dict[str, str]:
+        return {"by": user.id}
+
+    @app.get("/vault")
+    @require_scopes("vault.write")
+    async def look() -> dict[str, bool]:
+        return {"open": True}
+
+    page = await dominus.auth.create_page("/vault", "Vault")
+    reader = await dominus.auth.create_scope("vault.read", "Vault")
+    writer = await dominus.auth.create_scope("vault.write", "Vault deposits")
+    await dominus.auth.add_page_scopes(page["id"], [reader["id"]])
+    user = await create_test_user(dominus, scopes=["vault.read"])
+    async with LifespanManager(app) as manager:
+        make_fast(app.state.dominus)  # the retries of the failing check do not wait
+        transport = httpx.ASGITransport(app=manager.app)
+        headers = {"Authorization": f"Bearer {user.access_token}"}
+        async with httpx.AsyncClient(transport=transport, base_url=APP_ORIGIN, headers=headers) as http:
+            refused = await http.post("/vault")
+            assert refused.status_code == 403 and refused.json()["code"] == "missing_scope"
+            await dominus.auth.add_user_scopes(user.id, [writer["id"]])
+            assert (await http.post("/vault")).json() == {"by": user.id}  # granted: seen at once
+            assert (await http.get("/vault")).status_code == 403  # the plain guard: the token has no such scope
+
+            await dominus.admin.set_faults(error_rate=1, error_status=503, paths=["/api/portal/auth/me"])
+            try:
+                down = await http.post("/vault")
+            finally:
+                await dominus.admin.set_faults()
+            assert down.status_code == 503  # fail closed: never the token's word instead
+            assert (await http.post("/vault")).status_code == 200

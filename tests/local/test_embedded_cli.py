@@ -215,3 +215,36 @@ def test_serve_workers_must_be_a_positive_number(workers: str, capsys: pytest.Ca
         main(["serve", "--workers", workers])
     assert exited.value.code == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_serve_takes_its_bounds_on_clients_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Header deadline, head size and concurrency cap reach uvicorn; a bad value names the setting and stops."""
+    import uvicorn
+
+    from dominus_local.serving import GuardedH11Protocol
+
+    seen: list[uvicorn.Config] = []
+
+    def run(server: uvicorn.Server, sockets: Any = None) -> None:
+        seen.append(server.config)
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    monkeypatch.setenv("DOMINUS_LOCAL_PSK", "p" * 40)
+    monkeypatch.setenv("DOMINUS_LOCAL_HEADER_TIMEOUT", "3")
+    monkeypatch.setenv("DOMINUS_LOCAL_LIMIT_CONCURRENCY", "77")
+    monkeypatch.setenv("DOMINUS_LOCAL_MAX_HEADER_BYTES", "32768")
+    assert main(["serve", "--port", "0"]) == 0
+    config = seen[0]
+    assert config.limit_concurrency == 77
+    assert config.h11_max_incomplete_event_size == 32768
+    assert config.http.func is GuardedH11Protocol  # type: ignore[union-attr]
+    assert config.http.keywords == {"header_timeout": 3.0}  # type: ignore[union-attr]
+    capsys.readouterr()
+    monkeypatch.setenv("DOMINUS_LOCAL_HEADER_TIMEOUT", "0")
+    assert main(["serve", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "header_timeout" in err and "greater than 0" in err
+    assert len(seen) == 1

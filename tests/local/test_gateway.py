@@ -122,6 +122,12 @@ async def test_signing_key_and_psk_persist_in_the_data_dir(data_dir: Path) -> No
         psk = first.psk
     for name in ("signing_key.pem", "psk", "warden.key"):
         assert stat.S_IMODE(os.stat(data_dir / name).st_mode) == 0o600, name
+    # The databases hold token digests and live reset links: private too, whatever the umask.
+    databases = sorted(data_dir.glob("*.db*"))
+    assert databases
+    for path in databases:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     assert (data_dir / "psk").read_text().strip() == psk
     assert len(psk) == 64 and all(c in "0123456789abcdef" for c in psk)
     async for second in start(LocalSettings(data_dir=data_dir, bcrypt_rounds=4)):
