@@ -347,10 +347,10 @@ async def list_columns(ctx: RequestContext) -> dict[str, Any]:
 async def query(ctx: RequestContext) -> dict[str, Any]:
     """Rows matching ``filters``, sorted and paged; ``total`` counts every match (spec 8.2).
 
-    Round trips (resolved table in memory): the secure-table check and one SELECT carrying the total as a
-    window count (a second, ``count(*)``, only for a page past the last row); on PostgreSQL outside a
-    transaction (no BEGIN/COMMIT), on SQLite outside the writers' lock. A secure table's query also writes its
-    audit record, so it runs as a write transaction.
+    Round trips (resolved table in memory): one SELECT carrying the page, the total as a window count and
+    whether the table is secure (a ``count(*)`` and the secure-table check only for a page past the last row);
+    on PostgreSQL outside a transaction (no BEGIN/COMMIT), on SQLite outside the writers' lock. A secure table's
+    query is then run again as a write transaction, checked first and writing its audit record.
     """
     fields = ctx.fields
     limit = fields.int("limit", default=100, min_value=1, max_value=MAX_LIMIT)
@@ -368,6 +368,15 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
 
 _TOTAL = "dominus total"
 """Label of the window count in a query's SELECT (a space: no column can be named so)."""
+_SECURE = "dominus secure"
+"""Label of a read's secure-table flag in its SELECT."""
+_EXTRA = frozenset((_TOTAL, _SECURE))
+
+
+def _is_secure(target: Target) -> sa.Exists:
+    """Whether the table is registered as secure (spec 8.3), as a column of the data SELECT."""
+    registered = identity.secure_tables
+    return sa.exists().where(registered.c.schema_name == target.schema, registered.c.table_name == target.table)
 
 
 async def _query(
@@ -376,26 +385,37 @@ async def _query(
     ud = userdata_for(ctx.state)
     async with limited_transaction(ctx, ctx.state.db, read=not writer) as conn:
         await ud.prepare(conn)
-        secure = await _secure_check(ctx, conn)
-        if secure is not None and not writer:
-            raise _NeedsWriter
-        target = await _resolve(ctx, conn, ud)
-        conditions = target.where(filters)
-        order: list[sa.ColumnElement[Any]] = []
-        if sort_by is not None:
-            column = target.construct.c[target.column(sort_by, "sort_by").name]
-            order.append(column.desc() if sort_order == "DESC" else column.asc())
-        order.extend(target.order())
+        # A read checks the table's registration in its data SELECT (one round trip for both) and starts over
+        # as a writer when the table is secure. A refusal of the request itself then comes after a secure
+        # table's own refusal, as when the check runs first.
+        secure = await _secure_check(ctx, conn) if writer else None
+        try:
+            target = await _resolve(ctx, conn, ud)
+            conditions = target.where(filters)
+            order: list[sa.ColumnElement[Any]] = []
+            if sort_by is not None:
+                column = target.construct.c[target.column(sort_by, "sort_by").name]
+                order.append(column.desc() if sort_order == "DESC" else column.asc())
+            order.extend(target.order())
+        except ApiError:
+            if not writer and await _secure_check(ctx, conn) is not None:
+                raise _NeedsWriter from None
+            raise
+        columns: list[Any] = [target.construct, sa.func.count().over().label(_TOTAL)]
+        if not writer:
+            columns.append(_is_secure(target).label(_SECURE))
         with database_errors():
             rows = (
-                await conn.execute(
-                    sa.select(target.construct, sa.func.count().over().label(_TOTAL))
-                    .where(*conditions)
-                    .order_by(*order)
-                    .limit(limit)
-                    .offset(offset)
+                (
+                    await conn.execute(
+                        sa.select(*columns).where(*conditions).order_by(*order).limit(limit).offset(offset)
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
+            if not writer and (rows[0][_SECURE] if rows else await _secure_check(ctx, conn) is not None):
+                raise _NeedsWriter
             if rows:
                 total = rows[0][_TOTAL]
             elif offset == 0:
@@ -404,7 +424,7 @@ async def _query(
                 total = (
                     await conn.execute(sa.select(sa.func.count()).select_from(target.construct).where(*conditions))
                 ).scalar_one()
-            items = [target.to_json({k: v for k, v in r.items() if k != _TOTAL}) for r in rows]
+            items = [target.to_json({k: v for k, v in r.items() if k not in _EXTRA}) for r in rows]
         await _audit(ctx, conn, secure, "query", target, filters, {"row_count": len(items)})
     return {"items": items, "total": int(total), "limit": limit, "offset": offset}
 
@@ -414,17 +434,44 @@ async def _query(
 async def insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert one row and answer with the stored row, generated values included (spec 7.3).
 
-    Round trips (resolved table in memory): BEGIN, the secure-table check, the INSERT ... RETURNING, the
-    idempotency key's record (with a key), COMMIT: one transaction."""
+    Round trips (resolved table in memory): BEGIN, the INSERT ... RETURNING (which also answers whether the
+    table is secure), the idempotency key's record (with a key), COMMIT: one transaction. When the table is
+    secure, or the insert is refused, that transaction is rolled back (on PostgreSQL a sequence value may be
+    spent) and the insert runs again with the secure-table check first, so that a secure table's refusal comes
+    before any other and nothing is written without its reason, actor, scopes and audit record.
+    """
+    try:
+        return await _insert(ctx, checked=False)
+    except _NeedsCheck:
+        return await _insert(ctx, checked=True)
+
+
+class _NeedsCheck(Exception):
+    """A write that checked the secure-table registration in its own statement found it needed the full check
+    first (a secure table, or a refusal that must not come before a secure table's own)."""
+
+
+async def _insert(ctx: RequestContext, *, checked: bool) -> dict[str, Any]:
     ud = userdata_for(ctx.state)
     async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
-        secure = await _secure_check(ctx, conn)
-        target = await _resolve(ctx, conn, ud)
-        values = target.row_values(ctx.body.get("data"), "data")
-        with database_errors():
-            result = await conn.execute(sa.insert(target.construct).values(values).returning(*target.construct.c))
-            row = target.to_json(result.mappings().one())
+        secure = await _secure_check(ctx, conn) if checked else None
+        try:
+            target = await _resolve(ctx, conn, ud)
+            values = target.row_values(ctx.body.get("data"), "data")
+            columns: list[Any] = list(target.construct.c)
+            if not checked:
+                columns.append(_is_secure(target).label(_SECURE))
+            with database_errors():
+                result = await conn.execute(sa.insert(target.construct).values(values).returning(*columns))
+                stored = result.mappings().one()
+        except ApiError as error:
+            if checked or isinstance(error, StatementTimeout):
+                raise
+            raise _NeedsCheck from None
+        if not checked and stored[_SECURE]:
+            raise _NeedsCheck
+        row = target.to_json({k: v for k, v in stored.items() if k not in _EXTRA})
         await _audit(ctx, conn, secure, "insert", target, None, {"affected_rows": 1})
         await _keep_answer(ctx, conn, row)
     return row
