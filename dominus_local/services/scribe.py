@@ -373,10 +373,17 @@ _SECURE = "dominus secure"
 _EXTRA = frozenset((_TOTAL, _SECURE))
 
 
-def _is_secure(target: Target) -> sa.Exists:
-    """Whether the table is registered as secure (spec 8.3), as a column of the data SELECT."""
+def _is_secure(target: Target) -> sa.Label[bool]:
+    """Whether the table is registered as secure (spec 8.3), as a column of a data statement."""
+    return _is_secure_column(target.schema, target.table)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secure_column(schema: str, table: str) -> sa.Label[bool]:
+    # Built once per table: making the construct costs more than the round trip it saves.
     registered = identity.secure_tables
-    return sa.exists().where(registered.c.schema_name == target.schema, registered.c.table_name == target.table)
+    flag = sa.exists().where(registered.c.schema_name == schema, registered.c.table_name == table)
+    return flag.label(_SECURE)
 
 
 async def _query(
@@ -403,7 +410,7 @@ async def _query(
             raise
         columns: list[Any] = [target.construct, sa.func.count().over().label(_TOTAL)]
         if not writer:
-            columns.append(_is_secure(target).label(_SECURE))
+            columns.append(_is_secure(target))
         with database_errors():
             rows = (
                 (
@@ -461,7 +468,7 @@ async def _insert(ctx: RequestContext, *, checked: bool) -> dict[str, Any]:
             values = target.row_values(ctx.body.get("data"), "data")
             columns: list[Any] = list(target.construct.c)
             if not checked:
-                columns.append(_is_secure(target).label(_SECURE))
+                columns.append(_is_secure(target))
             with database_errors():
                 result = await conn.execute(sa.insert(target.construct).values(values).returning(*columns))
                 stored = result.mappings().one()
