@@ -107,7 +107,7 @@ async def test_a_deactivated_or_deleted_user_is_refused_by_the_other_process(sdk
     disabled_id, disabled = await _user_session(one, two, "grace")
     deleted_id, deleted = await _user_session(one, two, "alan")
     started = time.monotonic()
-    await one.auth.update_user(disabled_id, status="disabled")
+    await one.auth.update_user(disabled_id, status="suspended")
     await _refused_within(_session_refused(two, disabled), started)
     started = time.monotonic()
     await one.auth.delete_user(deleted_id)
@@ -136,7 +136,7 @@ async def test_a_suspended_client_is_refused_by_the_other_process(
             return status == 401
 
         started = time.monotonic()
-        await one.auth.update_client(created["id"], status="suspended")
+        await one.auth.update_client(created["id"], status="inactive")
         await _refused_within(refused, started)
 
 
