@@ -3,9 +3,12 @@
 Starts what it needs itself: the stand-in gateway (``benchmarks.standin``), ``dominus-local serve`` and two
 uvicorn FastAPI apps, each on a free loopback port, and stops them at the end. Options: ``--repeats`` (3),
 ``--duration`` seconds per measurement (2), ``--only`` (``sdk``, ``token``, ``fastapi``, ``local``, ``backends``;
-repeatable), ``--out`` (directory, default ``benchmarks/results``). ``backends`` (dominus-local on PostgreSQL and
-Redis vs asyncpg/redis-py directly) needs the servers of ``scripts/services.sh`` and is skipped without them:
-``scripts/services.sh run .venv/bin/python -m benchmarks --only backends``.
+repeatable), ``--out`` (directory, default ``benchmarks/results``: ``latest.md`` and ``latest.json``, or
+``latest-<scenarios>.md``/``.json`` for a run with ``--only``, so that it does not replace the full run's).
+``backends`` (dominus-local vs the minimal gateway of ``benchmarks.minimal_gateway``, on the SQLite default and
+on PostgreSQL and Redis) measures its PostgreSQL/Redis pass only with the servers of ``scripts/services.sh``:
+``scripts/services.sh run .venv/bin/python -m benchmarks --only backends`` (about 8 minutes; shorten it with
+``--repeats 1 --duration 1``).
 """
 
 from __future__ import annotations
@@ -72,13 +75,7 @@ def checks(rows: list[Row], mints: list[int], facts: dict[str, float]) -> list[s
                     f"INFO  FastAPI at C={c}: one trivial FastAPI dependency alone adds {floor * 100:.0f}% "
                     "(CurrentUser is one)"
                 )
-    for variant, baseline in backends.PAIRS:
-        # No target: how far the platform's operation is from the same operation done directly.
-        ratios = [(c, row.summary()["ratio"]) for c in (1, 16, 64) for row in rows
-                  if row.variant == variant and row.concurrency == c]
-        if ratios:
-            figures = ", ".join(f"C={c} {ratio:.3f}x (1/{1 / ratio:.0f})" for c, ratio in ratios if ratio)
-            lines.append(f"INFO  {variant} vs {baseline.removesuffix(' (baseline)')}, calls/s: {figures}")
+    lines += backends.checks(rows)
     if facts:
         lines.append(
             f"INFO  one bcrypt check: {facts['bcrypt_cost12_ms']:.0f} ms at cost 12 "
@@ -122,7 +119,7 @@ async def _scenarios(
         rows += local_rows
         facts.update(local_facts)
     if "backends" in only:
-        print("scenario 4, PostgreSQL/Redis: dominus_local vs asyncpg/redis-py directly", flush=True)
+        print("scenario 4, backends: dominus-local vs the minimal gateway, on PostgreSQL/Redis and SQLite", flush=True)
         rows += await backends.backends(options)
 
 
@@ -141,7 +138,8 @@ def _report(
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     header = (
         f"Date: {machine['date']}. Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory']}, "
-        f"{machine['os']}, {machine['python']}.\nVersions: {versions}.\n"
+        f"{machine['os']}, {machine['python']}. Load average at the start (1, 5, 15 min): {machine['load']}.\n"
+        f"Versions: {versions}.\n"
         f"Command: python -m benchmarks --repeats {options.repeats} --duration {options.duration}"
         + "".join(f" --only {name}" for name in arguments.only or ())
         + f". Each cell: median of {options.repeats} runs of {options.duration} s (min-max in brackets); the "
@@ -153,15 +151,17 @@ def _report(
     print(report)
     document = {"machine": machine, "rows": [r.summary() for r in rows], "mints": mints, "facts": facts,
                 "checks": verdicts}
-    written = _write(Path(arguments.out), report, document)
+    # A run of some scenarios only goes next to the full run's files instead of replacing them.
+    stem = "latest" + "".join(f"-{name}" for name in sorted(set(arguments.only or ())))
+    written = _write(Path(arguments.out), report, document, stem)
     print(f"written: {', '.join(written)}")
 
 
-def _write(out: Path, report: str, document: dict[str, Any]) -> list[str]:
+def _write(out: Path, report: str, document: dict[str, Any], stem: str = "latest") -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.md").write_text(report)
-    (out / "latest.json").write_text(json.dumps(document, indent=2))
-    return [str(out / "latest.md"), str(out / "latest.json")]
+    (out / f"{stem}.md").write_text(report)
+    (out / f"{stem}.json").write_text(json.dumps(document, indent=2))
+    return [str(out / f"{stem}.md"), str(out / f"{stem}.json")]
 
 
 def main(argv: list[str] | None = None) -> int:

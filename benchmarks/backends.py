@@ -1,76 +1,119 @@
-"""dominus_local on PostgreSQL and Redis, next to the same operations done directly with asyncpg and redis-py.
+"""dominus-local next to the thinnest gateway doing the same unavoidable work, on PostgreSQL + Redis and on the
+SQLite default.
 
-Runs when ``DOMINUS_TEST_POSTGRES_URL`` (a maintenance database of a PostgreSQL server) and
-``DOMINUS_TEST_CACHE_URL`` (a ``redis://`` URL) are set, as ``scripts/services.sh`` exports them; otherwise it
-says so and measures nothing. Per run it creates a throwaway database (dropped at the end) and a key prefix of
-its own on the Redis server (its keys deleted at the end), and starts ``dominus-local serve`` on both.
+The baseline is :mod:`benchmarks.minimal_gateway` under uvicorn: read the base64 JSON body, verify the RS256
+Bearer token with a cached key, make ONE call to the store with dominus-local's driver (redis-py asyncio, or
+asyncpg; aiosqlite on SQLite), frame the envelope. Both servers get the same requests from the raw keep-alive
+load generator (:class:`~benchmarks.loadgen.RawPost`, one connection per worker) and take turns in slices
+within each repeat; each dominus-local row's ratio compares it with the baseline measured in the same repeat
+at the same concurrency C. Four operations:
 
-Four pairs, each measured by its own :func:`~benchmarks.scenarios._measure_all` call, so that each
-dominus-local operation is compared with its own direct baseline (same repeat, same concurrency C):
+- cache get: Whisperer ``get`` of a 64-character value vs redis-py ``GET`` (SQLite: a key-value table of the
+  baseline's own, as dominus-local's default keeps its cache in its SQLite database);
+- cache set: Whisperer ``set`` with a TTL, over 1,000 keys, vs ``SET ... EX`` (SQLite: ``INSERT OR REPLACE``);
+- indexed query: Scribe ``query`` on the indexed column (20 of 20,000 rows, a page of 50 and the total) vs one
+  ``SELECT ..., count(*) OVER ()`` on the same table;
+- insert: Scribe ``insert`` of one row vs ``INSERT ... RETURNING *`` on the same table.
 
-- Whisperer get (SDK ``redis.get`` of a 64-character value) vs redis-py ``GET`` of a value of the same size;
-- Whisperer set (SDK ``redis.set`` with a TTL, over 1,000 keys) vs redis-py ``SET ... EX``;
-- Scribe indexed query (SDK ``db.query`` on the indexed column, 20 of 20,000 rows, page of 50 and the total)
-  vs the statements the server runs for it, directly on the same table: ``count(*)`` and the
-  ``SELECT ... ORDER BY id LIMIT 50`` in one transaction;
-- Scribe insert (SDK ``db.insert`` of one row) vs asyncpg ``INSERT ... RETURNING *`` on the same table.
-
-The direct side is what an application would write without the platform: one pooled client in the benchmark
-process (asyncpg pool of 10 to 20 connections, as the server's SQLAlchemy pool of 10 plus 10 overflow;
-redis-py's default connection pool, as the server's). The dominus-local side adds the SDK, the protocol over
-loopback, the server's authentication and validation, and, for Whisperer, the Lua script that keeps expiry and
-metadata next to each value. Peak RSS of the dominus-local rows is that of the server process.
+Unsafe calls (set, insert) carry a fresh ``Idempotency-Key`` each, as the SDK sends them; the baseline ignores
+it. The PostgreSQL/Redis pass runs when ``DOMINUS_TEST_POSTGRES_URL`` (a maintenance database) and
+``DOMINUS_TEST_CACHE_URL`` (``redis://``) are set, as ``scripts/services.sh`` exports them: it creates a
+throwaway database (dropped at the end) and a key prefix of its own (its keys deleted at the end).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
+import tempfile
 import uuid
-from decimal import Decimal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
+
 from benchmarks import processes
 from benchmarks.harness import Row
-from benchmarks.scenarios import INSERTS, KEY, MATCHES, ROWS, TABLE, Options, _measure_all, _scribe_table
+from benchmarks.loadgen import RawPost
+from benchmarks.scenarios import INSERTS, KEY, MATCHES, ROWS, TABLE, Options, _decode, _measure_all, _scribe_table
 from dominus_fastapi import Dominus
+from dominus_fastapi.core import wire
 
 POSTGRES_ENV = "DOMINUS_TEST_POSTGRES_URL"
 CACHE_ENV = "DOMINUS_TEST_CACHE_URL"
-SCENARIO = "4 dominus_local, PostgreSQL/Redis"
 
-WHISPERER_GET = "Whisperer get via dominus-local (Redis)"
-WHISPERER_SET = "Whisperer set via dominus-local (Redis)"
-SCRIBE_QUERY = "Scribe indexed query via dominus-local (PostgreSQL)"
-SCRIBE_INSERT = "Scribe insert via dominus-local (PostgreSQL)"
-REDIS_GET = "redis-py GET direct (baseline)"
-REDIS_SET = "redis-py SET EX direct (baseline)"
-PG_SELECT = "asyncpg indexed SELECT direct (baseline)"
-PG_INSERT = "asyncpg INSERT direct (baseline)"
-
-PAIRS: tuple[tuple[str, str], ...] = (
-    (WHISPERER_GET, REDIS_GET),
-    (WHISPERER_SET, REDIS_SET),
-    (SCRIBE_QUERY, PG_SELECT),
-    (SCRIBE_INSERT, PG_INSERT),
-)
-"""``(dominus-local variant, its direct baseline)``, in the order they are measured."""
+POSTGRES = "PostgreSQL/Redis"
+SQLITE = "SQLite default"
+OPERATIONS = ("cache get", "cache set", "indexed query", "insert")
+TARGETS = {POSTGRES: 0.5, SQLITE: 0.3}
+"""The lowest acceptable ratio of dominus-local to the minimal gateway at C=16 and C=64, per backend."""
+TAIL_TARGET = 4.0
+"""The highest acceptable p99/p50 of a dominus-local row at C=64."""
 
 VALUE = "v" * 64
 TTL = 600
 SET_KEYS = 1000
+BODIES = 1000
+"""Distinct request bodies per operation, sent in turn."""
 
 
-async def backends(options: Options) -> list[Row]:
-    """The four pairs above, or no rows (with a line saying why) when the backend variables are not set."""
-    admin_url = os.environ.get(POSTGRES_ENV)
-    cache_url = os.environ.get(CACHE_ENV)
-    if not admin_url or not cache_url:
-        missing = " and ".join(name for name, value in ((POSTGRES_ENV, admin_url), (CACHE_ENV, cache_url)) if not value)
-        options.log(f"  skipped: {missing} not set (scripts/services.sh run ... starts PostgreSQL and Redis)")
-        return []
+def scenario(backend: str) -> str:
+    return f"4 backends, {backend}"
 
+
+def local_variant(operation: str, backend: str) -> str:
+    return f"dominus-local {operation} ({backend})"
+
+
+def baseline_variant(operation: str, backend: str) -> str:
+    return f"minimal gateway {operation} ({backend}) (baseline)"
+
+
+def _bodies(operation: str) -> list[bytes]:
+    keys = ROWS // MATCHES
+    if operation == "cache get":
+        made = [{"logical_path": KEY, "nudge": False}]
+    elif operation == "cache set":
+        made = [
+            {"logical_path": f"bench/set/{i % SET_KEYS}", "value": VALUE, "ttl_seconds": TTL} for i in range(BODIES)
+        ]
+    elif operation == "indexed query":
+        made = [{"filters": {"account": i % keys}, "limit": 50} for i in range(BODIES)]
+    else:
+        made = [{"data": {"account": i % 1000, "status": "open", "amount": "1.50", "note": "x"}} for i in range(BODIES)]
+    return [wire.encode_body(body) for body in made]
+
+
+PATHS = {
+    "cache get": "/api/whisperer/get",
+    "cache set": "/api/whisperer/set",
+    "indexed query": f"/api/scribe/data/public/{TABLE}/query",
+    "insert": f"/api/scribe/data/public/{INSERTS}/insert",
+}
+KEYED = {"cache set", "insert"}
+
+
+async def backends(options: Options, *, which: tuple[str, ...] = (POSTGRES, SQLITE)) -> list[Row]:
+    """Both passes (the PostgreSQL/Redis one only with its variables set; otherwise a line says why)."""
+    rows: list[Row] = []
+    if POSTGRES in which:
+        admin_url, cache_url = os.environ.get(POSTGRES_ENV), os.environ.get(CACHE_ENV)
+        if admin_url and cache_url:
+            rows += await _postgres(options, admin_url, cache_url)
+        else:
+            missing = " and ".join(n for n, v in ((POSTGRES_ENV, admin_url), (CACHE_ENV, cache_url)) if not v)
+            options.log(f"  {POSTGRES} skipped: {missing} not set (scripts/services.sh run ... starts them)")
+    if SQLITE in which:
+        rows += await _sqlite(options)
+    return rows
+
+
+async def _postgres(options: Options, admin_url: str, cache_url: str) -> list[Row]:
     import asyncpg  # type: ignore[import-untyped,unused-ignore]
     import redis.asyncio as aioredis
 
@@ -83,28 +126,33 @@ async def backends(options: Options) -> list[Row]:
     finally:
         await admin.close()
     options.log(f"  database {name}, Redis key prefix {prefix}")
-    direct_redis = aioredis.Redis.from_url(cache_url)
     try:
-        pool = await asyncpg.create_pool(database_url, min_size=10, max_size=20)
-        try:
-            env = {
-                "DOMINUS_LOCAL_DATABASE_URL": database_url,
-                "DOMINUS_LOCAL_CACHE_URL": _with_key_prefix(cache_url, prefix),
-            }
-            psk = secrets.token_hex(32)
-            with processes.LocalServe(psk, env=env) as server:
-                client = Dominus(token=psk, base_url=server.url)
-                try:
-                    return await _pairs(options, client, server.pid, pool, direct_redis, prefix)
-                finally:
-                    await client.aclose()
-        finally:
-            await pool.close()
+        env = {
+            "DOMINUS_LOCAL_DATABASE_URL": database_url,
+            "DOMINUS_LOCAL_CACHE_URL": _with_key_prefix(cache_url, prefix),
+        }
+        baseline_env = {
+            "MINIMAL_DATABASE": database_url,
+            "MINIMAL_CACHE": cache_url,
+            "MINIMAL_KEY_PREFIX": prefix + "minimal:",
+            "MINIMAL_QUERY_TABLE": f"public.{TABLE}",
+            "MINIMAL_INSERT_TABLE": f"public.{INSERTS}",
+        }
+
+        async def seed_baseline() -> None:
+            direct = aioredis.Redis.from_url(cache_url)
+            try:
+                await direct.set(prefix + "minimal:" + KEY, VALUE)
+            finally:
+                await direct.aclose()
+
+        return await _pass(options, POSTGRES, env, lambda _data_dir: baseline_env, seed_baseline)
     finally:
+        direct = aioredis.Redis.from_url(cache_url)
         try:
-            await _delete_prefix(direct_redis, prefix)
+            await _delete_prefix(direct, prefix)
         finally:
-            await direct_redis.aclose()
+            await direct.aclose()
             admin = await asyncpg.connect(admin_url)
             try:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -112,92 +160,130 @@ async def backends(options: Options) -> list[Row]:
                 await admin.close()
 
 
-async def _pairs(options: Options, client: Dominus, pid: int, pool: Any, direct: Any, prefix: str) -> list[Row]:
-    await client.redis.set(KEY, VALUE)
-    direct_key = f"{prefix}direct/{KEY}"
-    await direct.set(direct_key, VALUE)
-    await _scribe_table(client)
-    await _check_table(pool)
-    counter = iter(range(10**9))
-    select_count = f"SELECT count(*) FROM public.{TABLE} WHERE account = $1"
-    select_page = (
-        f"SELECT id, account, status, amount, note FROM public.{TABLE} WHERE account = $1 ORDER BY id LIMIT 50 OFFSET 0"
+async def _sqlite(options: Options) -> list[Row]:
+    import aiosqlite
+
+    scratch = Path(tempfile.mkdtemp(prefix="dominus-bench-minimal-"))
+    kv = scratch / "kv.db"
+
+    async def seed_baseline() -> None:
+        async with aiosqlite.connect(kv) as conn:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT, exp INTEGER)")
+            await conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (KEY, VALUE, 0))
+            await conn.commit()
+
+    def baseline_env(data_dir: Path | None) -> dict[str, str]:
+        assert data_dir is not None
+        # The same file and tables as dominus-local's user data (its physical names are schema.table).
+        return {
+            "MINIMAL_DATABASE": str(data_dir / "userdata.db"),
+            "MINIMAL_CACHE": str(kv),
+            "MINIMAL_QUERY_TABLE": f'"public.{TABLE}"',
+            "MINIMAL_INSERT_TABLE": f'"public.{INSERTS}"',
+        }
+
+    try:
+        return await _pass(options, SQLITE, {}, baseline_env, seed_baseline)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _pass(
+    options: Options,
+    backend: str,
+    env: dict[str, str],
+    baseline_env: Callable[[Path | None], dict[str, str]],
+    seed_baseline: Callable[[], Any],
+) -> list[Row]:
+    psk = secrets.token_hex(32)
+    with processes.LocalServe(psk, env=env) as server:
+        async with Dominus(token=psk, base_url=server.url) as client:
+            await client.redis.set(KEY, VALUE)
+            await _scribe_table(client)
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            jwks = (await http.get("/jwt/jwks")).content
+            mint = wire.encode_body({"method": "auth.self"})
+            minted = await http.post("/jwt/mint", content=mint, headers={"Authorization": f"Bearer {psk}"})
+            token = _decode(minted.content)["access_token"]
+        await seed_baseline()
+        keys = _decode(jwks)
+        with _minimal_gateway({"MINIMAL_JWKS": json.dumps(keys), **baseline_env(server.data_dir)}) as baseline:
+            return await _operations(options, backend, server, baseline, token)
+
+
+@contextmanager
+def _minimal_gateway(env: dict[str, str]) -> Iterator[processes.Server]:
+    port = processes.free_port()
+    server = processes.Server(
+        ["-m", "uvicorn", "benchmarks.minimal_gateway:app", "--port", str(port), "--host", "127.0.0.1",
+         "--log-level", "warning", "--no-access-log"],
+        port=port,
+        env=env,
+        ready_path="/health",
     )
-    insert_row = f"INSERT INTO public.{INSERTS} (account, status, amount, note) VALUES ($1, $2, $3, $4) RETURNING *"
-    keys = ROWS // MATCHES
+    with server:
+        yield server
 
-    async def whisperer_get() -> None:
-        if not (await client.redis.get(KEY))["found"]:
-            raise RuntimeError("dominus-local lost the key")
 
-    async def redis_get() -> None:
-        if await direct.get(direct_key) is None:
-            raise RuntimeError("Redis lost the key")
-
-    async def whisperer_set() -> None:
-        await client.redis.set(f"bench/set/{next(counter) % SET_KEYS}", VALUE, ttl=TTL)
-
-    async def redis_set() -> None:
-        await direct.set(f"{prefix}direct/set/{next(counter) % SET_KEYS}", VALUE, ex=TTL)
-
-    async def scribe_query() -> None:
-        page = await client.db.query(TABLE, filters={"account": next(counter) % keys}, limit=50)
-        if page["total"] != MATCHES or len(page["rows"]) != MATCHES:
-            raise RuntimeError(f"indexed query found {page['total']} rows, expected {MATCHES}")
-
-    async def pg_select() -> None:
-        account = next(counter) % keys
-        async with pool.acquire() as conn, conn.transaction():
-            total = await conn.fetchval(select_count, account)
-            items = await conn.fetch(select_page, account)
-        if total != MATCHES or len(items) != MATCHES:
-            raise RuntimeError(f"indexed SELECT found {total} rows, expected {MATCHES}")
-
-    async def scribe_insert() -> None:
-        n = next(counter)
-        await client.db.insert(INSERTS, {"account": n % 1000, "status": "open", "amount": "1.50", "note": "x"})
-
-    async def pg_insert() -> None:
-        n = next(counter)
-        if await pool.fetchrow(insert_row, n % 1000, "open", Decimal("1.50"), "x") is None:
-            raise RuntimeError("INSERT returned no row")
-
-    measured = {
-        WHISPERER_GET: (whisperer_get, 5, redis_get, 5),
-        WHISPERER_SET: (whisperer_set, 2, redis_set, 2),
-        SCRIBE_QUERY: (scribe_query, 2, pg_select, 2),
-        SCRIBE_INSERT: (scribe_insert, 2, pg_insert, 2),
-    }
+async def _operations(
+    options: Options, backend: str, server: processes.Server, baseline: processes.Server, token: str
+) -> list[Row]:
+    auth = {"Authorization": f"Bearer {token}"}
     rows: list[Row] = []
-    for variant, baseline in PAIRS:
-        call, warmup, direct_call, direct_warmup = measured[variant]
-        rows += await _measure_all(
-            SCENARIO,
-            {baseline: (direct_call, direct_warmup), variant: (call, warmup)},
-            baseline,
-            options,
-            rss_pids={variant: pid},
-            notes={variant: "peak RSS of the server"},
-        )
+    for operation in OPERATIONS:
+        bodies = _bodies(operation)
+        keyed = operation in KEYED
+        local = RawPost(server.port, PATHS[operation], bodies, auth, idempotency_key=keyed)
+        minimal = RawPost(baseline.port, PATHS[operation], bodies, auth, idempotency_key=keyed)
+        ours, theirs = local_variant(operation, backend), baseline_variant(operation, backend)
+        try:
+            rows += await _measure_all(
+                scenario(backend),
+                {theirs: (minimal, 5), ours: (local, 5)},
+                theirs,
+                options,
+                rss_pids={theirs: baseline.pid, ours: server.pid},
+                notes={ours: "peak RSS of the server"},
+            )
+        finally:
+            await local.aclose()
+            await minimal.aclose()
     return rows
 
 
-async def _check_table(pool: Any) -> None:
-    """The direct statements run on the table and index the server created: fail loudly if they are not there."""
-    async with pool.acquire() as conn:
-        count = await conn.fetchval(f"SELECT count(*) FROM public.{TABLE}")
-        index = await conn.fetchval(
-            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1 AND indexname = $2",
-            TABLE,
-            f"{TABLE}_account",
-        )
-        inserts = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"public.{INSERTS}")
-    if count != ROWS or index is None or not inserts:
-        raise RuntimeError(
-            f"the server's tables are not where the direct statements look: public.{TABLE} has {count} rows "
-            f"(expected {ROWS}), index {TABLE}_account {'found' if index else 'missing'}, "
-            f"public.{INSERTS} {'found' if inserts else 'missing'}"
-        )
+def checks(rows: list[Row]) -> list[str]:
+    """PASS/FAIL per target of the backends scenario, from this run's medians."""
+    summaries = {(r.variant, r.concurrency): r.summary() for r in rows}
+    lines: list[str] = []
+
+    def line(ok: bool, text: str) -> None:
+        lines.append(f"{'PASS' if ok else 'FAIL'}  {text}")
+
+    for backend, floor in TARGETS.items():
+        for operation in OPERATIONS:
+            variant = local_variant(operation, backend)
+            if (variant, 1) not in summaries:
+                continue
+            ratios = {c: summaries[variant, c]["ratio"] for c in (1, 16, 64) if (variant, c) in summaries}
+            lines.append(
+                f"INFO  {variant} / minimal gateway: "
+                + ", ".join(f"C={c} {ratio:.2f}x" for c, ratio in ratios.items() if ratio is not None)
+            )
+            for c in (16, 64):
+                ratio = ratios.get(c)
+                if ratio is not None:
+                    line(ratio >= floor, f"{variant} at C={c}: {ratio:.2f}x the minimal gateway (target >= {floor})")
+            if (variant, 64) in summaries:
+                top, one = summaries[variant, 64], summaries[variant, 1]
+                line(
+                    top["calls_per_s"] >= one["calls_per_s"],
+                    f"{variant}: {top['calls_per_s']:,.0f} calls/s at C=64, {one['calls_per_s']:,.0f} at C=1 "
+                    "(target: C=64 >= C=1)",
+                )
+                tail = top["p99_ms"] / top["p50_ms"]
+                line(tail <= TAIL_TARGET, f"{variant} at C=64: p99 {tail:.2f}x its p50 (target <= {TAIL_TARGET:g})")
+    return lines
 
 
 def _with_key_prefix(url: str, prefix: str) -> str:
@@ -207,7 +293,7 @@ def _with_key_prefix(url: str, prefix: str) -> str:
 
 
 async def _delete_prefix(redis: Any, prefix: str) -> None:
-    """Delete every key of this run (the server's and the direct ones) from the shared Redis database."""
+    """Delete every key of this run (the server's and the baseline's) from the shared Redis database."""
     batch: list[bytes] = []
     async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
         batch.append(key)
@@ -218,4 +304,4 @@ async def _delete_prefix(redis: Any, prefix: str) -> None:
         await redis.delete(*batch)
 
 
-__all__ = ["PAIRS", "backends"]
+__all__ = ["OPERATIONS", "POSTGRES", "SQLITE", "backends", "checks", "local_variant"]

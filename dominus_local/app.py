@@ -41,7 +41,7 @@ from dominus_local import identity, revocation
 from dominus_local.errors import ApiError, ClientDisconnected
 from dominus_local.faults import ConnectionDropped, FaultDecision, FaultInjector
 from dominus_local.idempotency import HEADER as IDEMPOTENCY_HEADER
-from dominus_local.idempotency import IdempotencyStore, check_key
+from dominus_local.idempotency import IdempotencyStore, KeyTaken, KeyUse, StoredAnswer, check_key
 from dominus_local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from dominus_local.metrics import Metrics
 from dominus_local.routing import Endpoint, Principal, RequestContext, ServiceRouter
@@ -249,6 +249,19 @@ class _SharedCheck:
         """``True``: active; an error: refused; ``None``: the check failed otherwise (followers check again)."""
 
 
+def _replay(stored: StoredAnswer, use: KeyUse) -> _Answer:
+    """The answer to a request whose key is already recorded (spec 6.3)."""
+    if stored.fingerprint != use.fingerprint:
+        raise ApiError("idempotency_key_reused", "This Idempotency-Key was already used for a different request")
+    if stored.status is None:
+        raise ApiError(
+            "idempotency_in_progress",
+            "A request with this Idempotency-Key is still running; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    return _Answer(stored.status, stored.body, wire.CONTENT_TYPE, {"Idempotent-Replayed": "true"})
+
+
 class DominusLocalApp:
     """The ASGI application of one ``dominus_local`` instance.
 
@@ -268,7 +281,14 @@ class DominusLocalApp:
         self.settings = settings
         self.clock = clock
         self.wall_clock = wall_clock
-        self.state = LocalState(settings, Database(settings.resolved_database_url(), pool_size=settings.db_pool_size))
+        # On PostgreSQL the statement time limit is a connection option of the service engine (no SET LOCAL round
+        # trip per Scribe call); the server's own waits at start lift it (Database.startup_lock, create_all).
+        database = Database(
+            settings.resolved_database_url(),
+            pool_size=settings.db_pool_size,
+            statement_timeout=settings.statement_timeout,
+        )
+        self.state = LocalState(settings, database)
         self.routers: list[ServiceRouter] = [*ROUTERS, *routers]
         self.faults = FaultInjector.from_settings(settings, clock=clock)
         self.metrics = Metrics()
@@ -323,11 +343,11 @@ class DominusLocalApp:
                     await hook(self.state)
             if settings.seed_demo:
                 await _seed_demo(self.state)
-        if settings.data_dir is not None:
-            _make_databases_private(settings.data_dir)
         if not self.state.db.is_sqlite and self.active_cache is not None:
             self.change_feed = revocation.feed_for(self.state.db, settings.cache_url, self.active_cache)
             await self.change_feed.start()
+        if settings.data_dir is not None:
+            _make_databases_private(settings.data_dir)
         self.started_at = self.clock()
         self.state.ready = True
 
@@ -348,21 +368,8 @@ class DominusLocalApp:
             await self.state.db.dispose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """The ASGI lifespan protocol.
-
-        A failed start-up sends ``lifespan.startup.failed`` and then re-raises, as Starlette does: a server
-        reads the message, and ``asgi_lifespan.LifespanManager`` (embedded mode) needs the exception to stop
-        waiting at once instead of at its start-up timeout. A lifespan cancelled while running (its event
-        loop is ending, e.g. at the end of a script's ``asyncio.run``) still closes the database.
-        """
         while True:
-            try:
-                message = await receive()
-            except BaseException:
-                if self.state.ready:
-                    with contextlib.suppress(Exception):
-                        await self.shutdown()
-                raise
+            message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
@@ -371,7 +378,7 @@ class DominusLocalApp:
                     with contextlib.suppress(Exception):
                         await self.state.db.dispose()
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
-                    raise
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
@@ -525,10 +532,6 @@ class DominusLocalApp:
 
         ``psk`` endpoints only get the raw credential: the handler finds its client (and applies any admin
         rule itself, as ``auth.mint`` does).
-
-        Round trips: none when the memo knows the subject (and session) to be active, which is the case for
-        every request but the first of a token in each memo period; else one database transaction (BEGIN, one
-        SELECT per check, COMMIT), shared by the requests of the same token that arrive meanwhile.
         """
         if endpoint.auth == "none":
             return None, None
@@ -615,8 +618,10 @@ class DominusLocalApp:
         """Authenticate, apply the idempotency key (spec 6.3), run the handler.
 
         Keys are used only where a subject is known (``none`` and ``psk`` endpoints have none, and the one
-        ``psk`` endpoint is exempt anyway), never on GET or on ``replay=False`` endpoints. A key first used for
-        another request gets 422 even while that request is still running (the spec is silent on the order).
+        ``psk`` endpoint is exempt anyway), never on a GET, a safe POST (a read) or a ``replay=False`` endpoint.
+        A key first used for another request gets 422 even while that request is still running (the spec is
+        silent on the order). ``records_key`` endpoints record the key with their own write (no round trip of
+        its own); the others claim it here, in a transaction before the handler and one after it.
         """
         principal, psk = await self._authenticate(endpoint, request)
         ctx = RequestContext(
@@ -628,13 +633,22 @@ class DominusLocalApp:
             principal=principal,
             psk=psk,
         )
-        key = request.headers.get(IDEMPOTENCY_HEADER)
-        use_key = key is not None and principal is not None and endpoint.replay and endpoint.method != "GET"
-        if not use_key or key is None or principal is None:
+        key = request.headers.get(IDEMPOTENCY_HEADER) if endpoint.replay else None
+        if (
+            key is None
+            or principal is None
+            or endpoint.method == "GET"
+            or (endpoint.safe and endpoint.method == "POST")
+        ):
             return await self._run(endpoint, ctx, framed, receive)
         check_key(key)
+        fingerprint = wire.fingerprint(endpoint.method, request.url.path, body)
+        if endpoint.records_key:
+            use = KeyUse(principal.subject_type, principal.sub, key, fingerprint, self.idempotency)
+            ctx.idempotency = use
+            return await self._run_recording(endpoint, ctx, framed, use, receive)
         subject = (principal.subject_type, principal.sub, key)
-        replay = await self.idempotency.claim(*subject, wire.fingerprint(endpoint.method, request.url.path, body))
+        replay = await self.idempotency.claim(*subject, fingerprint)
         if replay is not None:
             return _Answer(replay.status, replay.body, wire.CONTENT_TYPE, {"Idempotent-Replayed": "true"}), None
         try:
@@ -654,6 +668,29 @@ class DominusLocalApp:
             await self.idempotency.forget(*subject)
         return answer, raw
 
+    async def _run_recording(
+        self, endpoint: Endpoint, ctx: RequestContext, framed: bool, use: KeyUse, receive: Receive
+    ) -> tuple[_Answer | None, Response | None]:
+        """Run a ``records_key`` handler: its success is recorded with its write; a failure below 500 is
+        recorded after it (where the handler's store keeps its keys); a key already recorded is answered from
+        its record."""
+        try:
+            answer, raw = await self._run(endpoint, ctx, framed, receive)
+        except KeyTaken as taken:
+            return _replay(taken.stored, use), None
+        except ApiError as error:
+            failed = _framed_error(error)
+            if failed.status >= 500:
+                raise
+            with anyio.CancelScope(shield=True):
+                stored = await use.recorder.record_failure(use, failed.status, failed.body)
+            if stored is not None:
+                return _replay(stored, use), None
+            raise
+        if use.answer is None and answer is not None:  # pragma: no cover - every records_key handler records
+            raise RuntimeError(f"handler of {endpoint.path} did not record its idempotency key")
+        return answer, raw
+
     async def _run(
         self, endpoint: Endpoint, ctx: RequestContext, framed: bool, receive: Receive
     ) -> tuple[_Answer | None, Response | None]:
@@ -665,7 +702,9 @@ class DominusLocalApp:
             return None, data
         if not framed:
             raise RuntimeError(f"handler of unframed route {endpoint.path} must return a Response")
-        return _Answer(200, wire.encode_json(wire.success_envelope(data)), wire.CONTENT_TYPE), None
+        recorded = ctx.idempotency.answer if ctx.idempotency is not None else None
+        body = recorded if recorded is not None else wire.encode_json(wire.success_envelope(data))
+        return _Answer(200, body, wire.CONTENT_TYPE), None
 
     async def _metrics(self, method: str, request_id: str, send: Send) -> None:
         if not self.settings.metrics_enabled:

@@ -6,6 +6,16 @@ as in progress, replays a finished one, and refuses a running one (409 ``idempot
 first used for another request (422 ``idempotency_key_reused``). :meth:`IdempotencyStore.finish` keeps an
 answer below 500 for 24 hours; :meth:`IdempotencyStore.forget` drops the key after a 5xx or a crash so that a
 retry runs afresh.
+
+Endpoints that write to one store record their key WITH the write instead (``records_key`` on the route, spec
+6.3 left the mechanism open): the dispatcher hands the handler a :class:`KeyUse`, and the handler stores its
+answer in the same database transaction as its write (:func:`record_in`) or in the same Redis script, so a key
+costs no transaction of its own and a crash can never separate a write from its record. Such a record is only
+ever written finished; a second request with the key finds it there (:class:`KeyTaken`) and its own write is
+rolled back. A failure (4xx) of such an endpoint is recorded after it, where :attr:`KeyUse.recorder` says
+(the database unless the handler names its store). Where the spec is silent: a key's record lives in the store
+of the write it guards, so one key used first for a Whisperer write on Redis and then for a database write is
+not recognised as reused (keys are one UUID per call).
 """
 
 from __future__ import annotations
@@ -13,14 +23,44 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, and_, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+import dominus_fastapi.core.wire as wire
 from dominus_local.errors import ApiError, invalid
 from dominus_local.stores.database import Database, metadata
 
-__all__ = ["HEADER", "IN_PROGRESS_LEASE_SECONDS", "RETENTION_SECONDS", "IdempotencyStore", "Replay", "check_key"]
+__all__ = [
+    "HEADER",
+    "IN_PROGRESS_LEASE_SECONDS",
+    "RETENTION_SECONDS",
+    "IdempotencyStore",
+    "KeyRecorder",
+    "KeyTaken",
+    "KeyUse",
+    "Replay",
+    "StoredAnswer",
+    "check_key",
+    "record_in",
+]
 
 HEADER = "idempotency-key"
 RETENTION_SECONDS = 24 * 3600
@@ -55,6 +95,112 @@ class Replay:
 
     status: int
     body: bytes
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A key's record as another request left it: ``status`` is ``None`` while that request runs."""
+
+    fingerprint: str
+    status: int | None
+    body: bytes
+
+
+class KeyTaken(Exception):
+    """Raised inside a write's transaction when its key is already recorded, so that the write rolls back."""
+
+    def __init__(self, stored: StoredAnswer) -> None:
+        super().__init__("idempotency key already recorded")
+        self.stored = stored
+
+
+class KeyRecorder(Protocol):
+    """A store that keeps the records of the keys of its own writes (the database, Redis, the memory KV)."""
+
+    async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
+        """Keep a failure answer for the key; the answer already recorded, if another request was first."""
+
+
+@dataclass
+class KeyUse:
+    """The idempotency key of one request to a ``records_key`` endpoint (see the module docstring)."""
+
+    subject_type: str
+    subject: str
+    key: str
+    fingerprint: str
+    recorder: KeyRecorder
+    answer: bytes | None = None
+    """The framed success answer the handler recorded with its write (the dispatcher sends it as is)."""
+
+    @property
+    def id(self) -> str:
+        """One string naming the key within its subject, for key-value stores."""
+        return f"{self.subject_type}:{self.subject}:{self.key}"
+
+    def success(self, data: Any) -> bytes:
+        """Frame ``data`` as the success answer, remember it, and return it (for the record)."""
+        self.answer = wire.encode_json(wire.success_envelope(data))
+        return self.answer
+
+
+_RECORD: dict[str, Any] = {}
+"""The upsert of :func:`record_in` per dialect, built once: its compiled form is then found in SQLAlchemy's
+cache without working out a cache key for a new statement on every request."""
+
+
+def _record_statement(dialect: str) -> Any:
+    statement = _RECORD.get(dialect)
+    if statement is None:
+        c = idempotency_keys.c
+        make = pg_insert if dialect == "postgresql" else sqlite_insert
+        names = ("subject_type", "subject", "key", "fingerprint", "status", "body", "started_ms", "expires_ms")
+        new = make(idempotency_keys).values({name: bindparam(name) for name in names})
+        statement = new.on_conflict_do_update(
+            index_elements=[c.subject_type, c.subject, c.key],
+            set_={name: new.excluded[name] for name in names[3:]},
+            where=(c.expires_ms <= bindparam("now_ms", type_=BigInteger()))
+            | (c.status.is_(None) & (c.started_ms < bindparam("lease_cutoff", type_=BigInteger()))),
+        ).returning(c.started_ms)
+        _RECORD[dialect] = statement
+    return statement
+
+
+async def record_in(conn: AsyncConnection, use: KeyUse, status: int, body: bytes, now_ms: int) -> None:
+    """Record ``use``'s finished answer in the transaction of ``conn`` (one statement when the key is new).
+
+    A record that expired or was abandoned in progress is taken over; a live one raises :class:`KeyTaken`
+    (read in the same transaction) so that the caller's transaction, and its write, roll back. On PostgreSQL a
+    concurrent request with the same key waits here until the first one commits, then finds its record.
+    """
+    values = {
+        "subject_type": use.subject_type,
+        "subject": use.subject,
+        "key": use.key,
+        "fingerprint": use.fingerprint,
+        "status": status,
+        "body": body.decode("ascii"),
+        "started_ms": now_ms,
+        "expires_ms": now_ms + RETENTION_SECONDS * 1000,
+        "now_ms": now_ms,
+        "lease_cutoff": now_ms - IN_PROGRESS_LEASE_SECONDS * 1000,
+    }
+    c = idempotency_keys.c
+    statement = _record_statement(conn.dialect.name)
+    if (await conn.execute(statement, values)).first() is not None:
+        return
+    row = (
+        await conn.execute(
+            select(c.fingerprint, c.status, c.body).where(
+                c.subject_type == use.subject_type, c.subject == use.subject, c.key == use.key
+            )
+        )
+    ).first()
+    if row is None:  # pragma: no cover - the conflicting row cannot vanish inside this transaction
+        raise _in_progress()
+    raise KeyTaken(
+        StoredAnswer(row.fingerprint, None if row.status is None else int(row.status), (row.body or "").encode("ascii"))
+    )
 
 
 class IdempotencyStore:
@@ -152,6 +298,19 @@ class IdempotencyStore:
                     idempotency_keys.c.key == key,
                 )
             )
+
+    async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
+        """Keep a failure answer of a ``records_key`` endpoint, in a transaction of its own."""
+        try:
+            async with self.db.begin() as conn:
+                await record_in(conn, use, status, body, self._now_ms())
+        except KeyTaken as taken:
+            return taken.stored
+        return None
+
+    def now_ms(self) -> int:
+        """The store's clock in Unix milliseconds (what :func:`record_in` takes)."""
+        return self._now_ms()
 
     async def purge_expired(self) -> int:
         """Delete every expired key; returns how many."""

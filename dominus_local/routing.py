@@ -18,6 +18,7 @@ from dominus_local.errors import not_found
 from dominus_local.validate import Fields, is_uuid
 
 if TYPE_CHECKING:
+    from dominus_local.idempotency import KeyUse
     from dominus_local.state import LocalState
 
 AuthKind = Literal["none", "psk", "service", "user", "service_or_user"]
@@ -59,6 +60,8 @@ class RequestContext:
     principal: Principal | None = None
     psk: str | None = field(default=None, repr=False)
     """The raw Bearer credential on ``psk`` endpoints (never logged)."""
+    idempotency: KeyUse | None = None
+    """The request's idempotency key on a ``records_key`` endpoint: the handler records it with its write."""
     disconnected: bool = False
     """Set when the client went away while the handler ran (``cancel_on_disconnect`` endpoints only)."""
     _disconnect_hooks: list[DisconnectHook] = field(default_factory=list, repr=False)
@@ -136,6 +139,9 @@ class Endpoint:
     replay: bool = True
     """``False`` for endpoints whose answer carries a credential: never stored for idempotency."""
     safe: bool = False
+    records_key: bool = False
+    """The handler records the idempotency key with its write (``ctx.idempotency``, see
+    :mod:`dominus_local.idempotency`) instead of the dispatcher claiming it in a transaction of its own."""
     cancel_on_disconnect: bool = False
     """The dispatcher watches for the client's disconnect while the handler runs and calls the request's
     disconnect hooks (:meth:`RequestContext.on_disconnect`); used where a caller's statement may run long."""
@@ -159,13 +165,23 @@ class ServiceRouter:
         admin: bool = False,
         replay: bool = True,
         safe: bool | None = None,
+        records_key: bool = False,
         cancel_on_disconnect: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             is_safe = safe if safe is not None else method.upper() in ("GET", "PUT", "DELETE")
             self.endpoints.append(
                 Endpoint(
-                    self.service, method.upper(), path, handler, auth, admin, replay, is_safe, cancel_on_disconnect
+                    self.service,
+                    method.upper(),
+                    path,
+                    handler,
+                    auth,
+                    admin,
+                    replay,
+                    is_safe,
+                    records_key,
+                    cancel_on_disconnect,
                 )
             )
             return handler

@@ -9,11 +9,13 @@ written, the operation's writes are rolled back (spec 8.3).
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import sqlite3
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
+from time import monotonic as _monotonic
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +25,8 @@ from sqlalchemy.util.concurrency import await_
 
 from dominus_local import identity
 from dominus_local.errors import ApiError, forbidden, invalid, not_found
-from dominus_local.routing import RequestContext, ServiceRouter
+from dominus_local.idempotency import IdempotencyStore, record_in
+from dominus_local.routing import Handler, RequestContext, ServiceRouter
 from dominus_local.services import smith
 from dominus_local.services.herald import write_audit
 from dominus_local.state import LocalState
@@ -41,6 +44,8 @@ from dominus_local.validate import IDENTIFIER, format_timestamp
 router = ServiceRouter("scribe")
 logger = logging.getLogger("dominus_local.scribe")
 
+RESOLVED_SECONDS = 5.0
+"""How long a resolved table (its columns) is used without reading the catalogue again (see _resolve)."""
 MAX_LIMIT = 1000
 MAX_BULK_ROWS = 1000
 MAX_REASON = 1000
@@ -144,18 +149,62 @@ class Target:
 
 
 async def _resolve(ctx: RequestContext, conn: AsyncConnection, ud: UserData) -> Target:
+    """The request's table, from ``ud.resolved`` while it is fresh (no catalogue query), else read.
+
+    The catalogue reads (schema row, table list, columns; on PostgreSQL from ``information_schema``) cost
+    more than the data statement itself, so a resolved table is kept for :data:`RESOLVED_SECONDS`, and
+    forgotten at once when this process runs DDL. Another process's DDL is seen when the entry expires, or
+    at once when the stale entry makes a statement fail: :func:`_fresh_on_failure` then reads again.
+    """
     schema, table = _path_identifier(ctx, "schema"), _path_identifier(ctx, "table")
+    now = _monotonic()
+    found = ud.resolved.get((schema, table))
+    if found is not None and found[1] > now:
+        target: Target = found[0]
+        return target
+    generation = ud.catalog_generation
     if await smith.schema_row(conn, schema) is None:
         raise not_found(f"Schema '{schema}'")
     if table not in await ud.list_tables(conn, schema):
         raise not_found(f"Table '{schema}.{table}'")
-    return Target(schema, table, await ud.columns(conn, schema, table), ud)
+    target = Target(schema, table, await ud.columns(conn, schema, table), ud)
+    if generation == ud.catalog_generation:
+        ud.resolved[schema, table] = (target, now + RESOLVED_SECONDS)
+    return target
+
+
+_RETRIED_CODES = frozenset({"unprocessable", "validation_failed", "not_found", "conflict"})
+"""Failures that a stale resolved table can cause: they are checked again against the catalogue."""
+
+
+def _fresh_on_failure(handler: Handler) -> Handler:
+    """Run ``handler``; when it fails in a way a stale resolved table could explain and the table was
+    resolved from memory, forget it and run the handler once more against the catalogue."""
+
+    @functools.wraps(handler)
+    async def run(ctx: RequestContext) -> Any:
+        ud = userdata_for(ctx.state)
+        name = (ctx.path_params.get("schema", ""), ctx.path_params.get("table", ""))
+        if name not in ud.resolved:
+            return await handler(ctx)
+        try:
+            return await handler(ctx)
+        except (ApiError, sa.exc.DBAPIError) as error:
+            if isinstance(error, ApiError) and error.code not in _RETRIED_CODES:
+                raise
+            ud.resolved.pop(name, None)
+            return await handler(ctx)
+
+    return run
 
 
 async def _secure_check(ctx: RequestContext, conn: AsyncConnection) -> tuple[str, str] | None:
-    """Spec 8.3 steps 1-2 for a secure table; returns (reason, actor), or ``None`` for other tables."""
+    """Spec 8.3 steps 1-2 for a secure table; returns (reason, actor), or ``None`` for other tables.
+
+    Never from memory: a table made secure by any process is treated as secure by the next request. One
+    query: the registration and its scopes."""
     schema, table = _path_identifier(ctx, "schema"), _path_identifier(ctx, "table")
-    scopes = await identity.secure_table_scopes(conn, schema, table)
+    scopes = await _secure_scopes(conn, schema, table)
     if scopes is None:
         return None
     reason, actor = ctx.body.get("reason"), ctx.body.get("actor")
@@ -173,6 +222,35 @@ async def _secure_check(ctx: RequestContext, conn: AsyncConnection) -> tuple[str
     if scopes and not set(scopes) & set(ctx.subject.scopes):
         raise forbidden(f"Table {schema}.{table} needs one of the scopes linked to it", missing=scopes)
     return reason, actor
+
+
+@functools.cache
+def _secure_scopes_statement() -> sa.Select[tuple[Any]]:
+    """Built once (bound parameters), so that its compiled form is found in SQLAlchemy's cache at once."""
+    registered = identity.secure_tables
+    link = identity.JUNCTIONS[("secure-tables", "scopes")].table
+    return (
+        sa.select(identity.scopes.c.slug)
+        .select_from(
+            registered.outerjoin(link, link.c.secure_table_id == registered.c.id).outerjoin(
+                identity.scopes, identity.scopes.c.id == link.c.scope_id
+            )
+        )
+        .where(registered.c.schema_name == sa.bindparam("schema"), registered.c.table_name == sa.bindparam("table"))
+        .order_by(identity.scopes.c.slug)
+    )
+
+
+async def _secure_scopes(conn: AsyncConnection, schema: str, table: str) -> list[str] | None:
+    """:func:`identity.secure_table_scopes` in one statement: scope slugs of a secure table, ``None`` if none."""
+    rows = (await conn.execute(_secure_scopes_statement(), {"schema": schema, "table": table})).all()
+    if not rows:
+        return None
+    return [str(row[0]) for row in rows if row[0] is not None]
+
+
+class _NeedsWriter(Exception):
+    """A read found a secure table: its audit record is a write."""
 
 
 def _filled(value: Any) -> bool:
@@ -207,6 +285,14 @@ async def _audit(
         "request_id": ctx.request_id,
     }
     await write_audit(conn, principal, f"scribe.{operation} {target.schema}.{target.table}", context)
+
+
+async def _keep_answer(ctx: RequestContext, conn: AsyncConnection, data: Any) -> None:
+    """Record the request's idempotency key (if any) with its answer in the write's own transaction."""
+    use = ctx.idempotency
+    if use is not None:
+        store: IdempotencyStore = ctx.state.extras["idempotency"]
+        await record_in(conn, use, 200, use.success(data), store.now_ms())
 
 
 # --- listings -------------------------------------------------------------------------------------------
@@ -257,8 +343,15 @@ async def list_columns(ctx: RequestContext) -> dict[str, Any]:
 
 
 @router.post("/api/scribe/data/{schema}/{table}/query", safe=True, cancel_on_disconnect=True)
+@_fresh_on_failure
 async def query(ctx: RequestContext) -> dict[str, Any]:
-    """Rows matching ``filters``, sorted and paged; ``total`` counts every match (spec 8.2)."""
+    """Rows matching ``filters``, sorted and paged; ``total`` counts every match (spec 8.2).
+
+    Round trips (resolved table in memory): one SELECT carrying the page, the total as a window count and
+    whether the table is secure (a ``count(*)`` and the secure-table check only for a page past the last row);
+    on PostgreSQL outside a transaction (no BEGIN/COMMIT), on SQLite outside the writers' lock. A secure table's
+    query is then run again as a write transaction, checked first and writing its audit record.
+    """
     fields = ctx.fields
     limit = fields.int("limit", default=100, min_value=1, max_value=MAX_LIMIT)
     offset = fields.int("offset", default=0, min_value=0, max_value=2**62)
@@ -267,46 +360,132 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
         raise invalid("sort_order", "must be ASC or DESC")
     sort_by = fields.raw("sort_by")
     filters = fields.raw("filters")
+    try:
+        return await _query(ctx, limit, offset, sort_order, sort_by, filters, writer=False)
+    except _NeedsWriter:
+        return await _query(ctx, limit, offset, sort_order, sort_by, filters, writer=True)
+
+
+_TOTAL = "dominus total"
+"""Label of the window count in a query's SELECT (a space: no column can be named so)."""
+_SECURE = "dominus secure"
+"""Label of a read's secure-table flag in its SELECT."""
+_EXTRA = frozenset((_TOTAL, _SECURE))
+
+
+def _is_secure(target: Target) -> sa.Label[bool]:
+    """Whether the table is registered as secure (spec 8.3), as a column of a data statement."""
+    return _is_secure_column(target.schema, target.table)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secure_column(schema: str, table: str) -> sa.Label[bool]:
+    # Built once per table: making the construct costs more than the round trip it saves.
+    registered = identity.secure_tables
+    flag = sa.exists().where(registered.c.schema_name == schema, registered.c.table_name == table)
+    return flag.label(_SECURE)
+
+
+async def _query(
+    ctx: RequestContext, limit: int, offset: int, sort_order: str, sort_by: Any, filters: Any, *, writer: bool
+) -> dict[str, Any]:
     ud = userdata_for(ctx.state)
-    async with limited_transaction(ctx, ctx.state.db) as conn:
+    async with limited_transaction(ctx, ctx.state.db, read=not writer) as conn:
         await ud.prepare(conn)
-        secure = await _secure_check(ctx, conn)
-        target = await _resolve(ctx, conn, ud)
-        conditions = target.where(filters)
-        order: list[sa.ColumnElement[Any]] = []
-        if sort_by is not None:
-            column = target.construct.c[target.column(sort_by, "sort_by").name]
-            order.append(column.desc() if sort_order == "DESC" else column.asc())
-        order.extend(target.order())
+        # A read checks the table's registration in its data SELECT (one round trip for both) and starts over
+        # as a writer when the table is secure. A refusal of the request itself then comes after a secure
+        # table's own refusal, as when the check runs first.
+        secure = await _secure_check(ctx, conn) if writer else None
+        try:
+            target = await _resolve(ctx, conn, ud)
+            conditions = target.where(filters)
+            order: list[sa.ColumnElement[Any]] = []
+            if sort_by is not None:
+                column = target.construct.c[target.column(sort_by, "sort_by").name]
+                order.append(column.desc() if sort_order == "DESC" else column.asc())
+            order.extend(target.order())
+        except ApiError:
+            if not writer and await _secure_check(ctx, conn) is not None:
+                raise _NeedsWriter from None
+            raise
+        columns: list[Any] = [target.construct, sa.func.count().over().label(_TOTAL)]
+        if not writer:
+            columns.append(_is_secure(target))
         with database_errors():
-            total = (
-                await conn.execute(sa.select(sa.func.count()).select_from(target.construct).where(*conditions))
-            ).scalar_one()
-            rows = await conn.execute(
-                sa.select(target.construct).where(*conditions).order_by(*order).limit(limit).offset(offset)
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(*columns).where(*conditions).order_by(*order).limit(limit).offset(offset)
+                    )
+                )
+                .mappings()
+                .all()
             )
-            items = [target.to_json(r) for r in rows.mappings()]
+            if not writer and (rows[0][_SECURE] if rows else await _secure_check(ctx, conn) is not None):
+                raise _NeedsWriter
+            if rows:
+                total = rows[0][_TOTAL]
+            elif offset == 0:
+                total = 0
+            else:
+                total = (
+                    await conn.execute(sa.select(sa.func.count()).select_from(target.construct).where(*conditions))
+                ).scalar_one()
+            items = [target.to_json({k: v for k, v in r.items() if k not in _EXTRA}) for r in rows]
         await _audit(ctx, conn, secure, "query", target, filters, {"row_count": len(items)})
     return {"items": items, "total": int(total), "limit": limit, "offset": offset}
 
 
-@router.post("/api/scribe/data/{schema}/{table}/insert", cancel_on_disconnect=True)
+@router.post("/api/scribe/data/{schema}/{table}/insert", records_key=True, cancel_on_disconnect=True)
+@_fresh_on_failure
 async def insert(ctx: RequestContext) -> dict[str, Any]:
-    """Insert one row and answer with the stored row, generated values included (spec 7.3)."""
+    """Insert one row and answer with the stored row, generated values included (spec 7.3).
+
+    Round trips (resolved table in memory): BEGIN, the INSERT ... RETURNING (which also answers whether the
+    table is secure), the idempotency key's record (with a key), COMMIT: one transaction. When the table is
+    secure, or the insert is refused, that transaction is rolled back (on PostgreSQL a sequence value may be
+    spent) and the insert runs again with the secure-table check first, so that a secure table's refusal comes
+    before any other and nothing is written without its reason, actor, scopes and audit record.
+    """
+    try:
+        return await _insert(ctx, checked=False)
+    except _NeedsCheck:
+        return await _insert(ctx, checked=True)
+
+
+class _NeedsCheck(Exception):
+    """A write that checked the secure-table registration in its own statement found it needed the full check
+    first (a secure table, or a refusal that must not come before a secure table's own)."""
+
+
+async def _insert(ctx: RequestContext, *, checked: bool) -> dict[str, Any]:
     ud = userdata_for(ctx.state)
     async with limited_transaction(ctx, ctx.state.db) as conn:
         await ud.prepare(conn)
-        secure = await _secure_check(ctx, conn)
-        target = await _resolve(ctx, conn, ud)
-        values = target.row_values(ctx.body.get("data"), "data")
-        with database_errors():
-            result = await conn.execute(sa.insert(target.construct).values(values).returning(*target.construct.c))
-            row = target.to_json(result.mappings().one())
+        secure = await _secure_check(ctx, conn) if checked else None
+        try:
+            target = await _resolve(ctx, conn, ud)
+            values = target.row_values(ctx.body.get("data"), "data")
+            columns: list[Any] = list(target.construct.c)
+            if not checked:
+                columns.append(_is_secure(target))
+            with database_errors():
+                result = await conn.execute(sa.insert(target.construct).values(values).returning(*columns))
+                stored = result.mappings().one()
+        except ApiError as error:
+            if checked or isinstance(error, StatementTimeout):
+                raise
+            raise _NeedsCheck from None
+        if not checked and stored[_SECURE]:
+            raise _NeedsCheck
+        row = target.to_json({k: v for k, v in stored.items() if k not in _EXTRA})
         await _audit(ctx, conn, secure, "insert", target, None, {"affected_rows": 1})
+        await _keep_answer(ctx, conn, row)
     return row
 
 
-@router.post("/api/scribe/data/{schema}/{table}/bulk-insert", cancel_on_disconnect=True)
+@router.post("/api/scribe/data/{schema}/{table}/bulk-insert", records_key=True, cancel_on_disconnect=True)
+@_fresh_on_failure
 async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert 1 to 1000 rows, all or nothing; answers ``inserted_count`` and the stored ``rows``."""
     raw_rows = ctx.fields.list("rows", min_items=1, max_items=MAX_BULK_ROWS, comma_split=False)
@@ -339,7 +518,9 @@ async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
                         stored.append(target.to_json(result.mappings().one()))
                 start = end
         await _audit(ctx, conn, secure, "bulk_insert", target, None, {"affected_rows": len(stored)})
-    return {"inserted_count": len(stored), "rows": stored}
+        answer = {"inserted_count": len(stored), "rows": stored}
+        await _keep_answer(ctx, conn, answer)
+    return answer
 
 
 def _required_filters(ctx: RequestContext) -> dict[str, Any]:
@@ -349,7 +530,8 @@ def _required_filters(ctx: RequestContext) -> dict[str, Any]:
     return filters
 
 
-@router.post("/api/scribe/data/{schema}/{table}/update", cancel_on_disconnect=True)
+@router.post("/api/scribe/data/{schema}/{table}/update", records_key=True, cancel_on_disconnect=True)
+@_fresh_on_failure
 async def update(ctx: RequestContext) -> dict[str, Any]:
     """Set ``data`` on the rows matching ``filters`` (both non-empty); answers ``affected_rows``."""
     filters = _required_filters(ctx)
@@ -367,10 +549,12 @@ async def update(ctx: RequestContext) -> dict[str, Any]:
             result = await conn.execute(sa.update(target.construct).where(*conditions).values(values))
         affected = int(result.rowcount or 0)
         await _audit(ctx, conn, secure, "update", target, filters, {"affected_rows": affected})
+        await _keep_answer(ctx, conn, {"affected_rows": affected})
     return {"affected_rows": affected}
 
 
-@router.post("/api/scribe/data/{schema}/{table}/delete", cancel_on_disconnect=True)
+@router.post("/api/scribe/data/{schema}/{table}/delete", records_key=True, cancel_on_disconnect=True)
+@_fresh_on_failure
 async def delete(ctx: RequestContext) -> dict[str, Any]:
     """Delete the rows matching ``filters`` (non-empty); answers ``affected_rows``."""
     filters = _required_filters(ctx)
@@ -384,6 +568,7 @@ async def delete(ctx: RequestContext) -> dict[str, Any]:
             result = await conn.execute(sa.delete(target.construct).where(*conditions))
         affected = int(result.rowcount or 0)
         await _audit(ctx, conn, secure, "delete", target, filters, {"affected_rows": affected})
+        await _keep_answer(ctx, conn, {"affected_rows": affected})
     return {"affected_rows": affected}
 
 

@@ -186,6 +186,9 @@ class Engine:
         Returns ``{"up": sql, "down": sql | None, "inverse": op | None}``.
         """
         kind = op["op"]
+        if not virtual:
+            # Also for SQL that does not start with a DDL word (a comment first): forget now and at the end.
+            self.ud.changing_catalog(self.conn.sync_connection)
         handler = getattr(self, f"_op_{kind}", None)
         if handler is None:  # pragma: no cover - operations come from this module
             raise unprocessable(f"Unknown operation {kind}")

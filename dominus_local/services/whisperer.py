@@ -201,22 +201,35 @@ def _decode_cursor(cursor: str, category: str, prefix: str) -> str:
 # -- endpoints --------------------------------------------------------------------------------------------------
 
 
-@router.post("/api/whisperer/set")
+@router.post("/api/whisperer/set", records_key=True)
 async def set_value(ctx: RequestContext) -> dict[str, Any]:
-    """Write a plain value with its TTL (3600 s by default)."""
+    """Write a plain value with its TTL (3600 s by default).
+
+    Round trips: one to the store (Redis: one script call, which also checks and writes the idempotency key's
+    record; SQLite/PostgreSQL: one upsert and, with a key, its record, in one transaction)."""
+    store = kv_store(ctx.state)
+    use = ctx.idempotency
+    if use is not None:
+        use.recorder = store  # a failure's record goes where this write's record would
     f = ctx.fields
     key, category, ttl = _logical_path(f), _category(f), _ttl(f, 3600)
     value = _value(ctx)
+    answer = {"key": key, "stored": True, "ttl_seconds": ttl}
     try:
-        await kv_store(ctx.state).set(_space(ctx.subject, category), key, value, ttl)
+        await store.set(
+            _space(ctx.subject, category), key, value, ttl, keep=None if use is None else (use, use.success(answer))
+        )
     except WrongTypeError as error:
         raise _wrong_type(error) from None
-    return {"key": key, "stored": True, "ttl_seconds": ttl}
+    return answer
 
 
 @router.post("/api/whisperer/get", safe=True)
 async def get_value(ctx: RequestContext) -> dict[str, Any]:
-    """Read a plain value; with ``nudge``, reset its expiry (to ``ttl_seconds`` when given)."""
+    """Read a plain value; with ``nudge``, reset its expiry (to ``ttl_seconds`` when given).
+
+    Round trips: one to the store (Redis: one script call; SQLite/PostgreSQL: one SELECT, outside the writers'
+    lock on SQLite, or a locked read-and-update transaction with ``nudge``)."""
     f = ctx.fields
     key, category = _logical_path(f), _category(f)
     nudge: bool = f.bool("nudge", default=False)

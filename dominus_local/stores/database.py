@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, MetaData, event
+from sqlalchemy import Connection, MetaData, event, exc
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -50,17 +51,19 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, statement_timeout: float | None = None) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._shared_connection = False
+        """One connection for every caller (in-memory SQLite): reads take the lock too."""
         self.statement_timeout = statement_timeout if statement_timeout and not self.is_sqlite else None
         """PostgreSQL: the ``statement_timeout`` (seconds) every connection of this engine starts with."""
         options: dict[str, Any] = {}
         if self.is_sqlite:
             if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
                 options["poolclass"] = StaticPool
+                self._shared_connection = True
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             options["pool_size"] = pool_size
             options["max_overflow"] = pool_size
-            options["pool_pre_ping"] = True
             if self.statement_timeout is not None:
                 milliseconds = str(max(1, round(self.statement_timeout * 1000)))
                 options["connect_args"] = {"server_settings": {"statement_timeout": milliseconds}}
@@ -68,10 +71,25 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            # SQLAlchemy's pool_pre_ping costs a round trip on every checkout, that is on every request; a
+            # connection in steady use is known to be alive, so only one that sat idle is pinged first.
+            event.listen(self.engine.sync_engine.pool, "checkin", _idle_from)
+            event.listen(self.engine.sync_engine.pool, "checkout", self._ping_if_idle)
         self._lock = asyncio.Lock() if self.is_sqlite else None
+        self.observer: TransactionObserver | None = None
         self._cancels: set[asyncio.Task[None]] = set()
         event.listen(self.engine.sync_engine, "handle_error", self._stop_cancelled_statement)
-        self.observer: TransactionObserver | None = None
+
+    def _ping_if_idle(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            self.engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool drops this connection and checks out (or opens) another one.
+            raise exc.DisconnectionError("the pooled connection did not answer a ping") from error
 
     @property
     def dialect(self) -> str:
@@ -82,6 +100,8 @@ class Database:
         several servers starting at once on one database do not race to create the same table."""
         async with self.begin() as conn:
             if self.dialect == "postgresql":
+                # Waiting for another server's start is not a runaway statement: no statement_timeout here.
+                await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
                 await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})")
             await conn.run_sync(metadata.create_all)
 
@@ -94,6 +114,8 @@ class Database:
             yield
             return
         async with self.engine.connect() as conn:
+            # Waiting for another server's start is not a runaway statement: no statement_timeout here.
+            await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
             await conn.exec_driver_sql(f"SELECT pg_advisory_lock({_STARTUP_LOCK})")
             await conn.commit()
             try:
@@ -130,6 +152,25 @@ class Database:
             raise
         if sync is not None:
             await observer.committed(sync)
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only: on a SQLite file it does not wait for the writers' lock (WAL readers
+        never block a writer nor each other); on PostgreSQL it runs outside a transaction. Never write through
+        it: a SQLite transaction that starts reading and then writes may find the database locked."""
+        if self._lock is None:
+            # PostgreSQL: no transaction at all (no BEGIN and COMMIT round trips); each statement sees the
+            # latest committed data, so a read that needs one snapshot across statements uses begin().
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+            return
+        if self._shared_connection:
+            async with self.begin() as conn:
+                yield conn
+            return
+        async with self.engine.begin() as conn:
+            yield conn
 
     def _stop_cancelled_statement(self, context: ExceptionContext) -> None:
         """A task cancelled while its statement runs (an in-process caller's timeout, a shutdown) stops the
@@ -168,6 +209,14 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A pooled PostgreSQL connection idle for longer than this is pinged before use (a dead one is replaced)."""
+
+
+def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_from"] = time.monotonic()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -22,10 +22,15 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dominus_local.idempotency import RETENTION_SECONDS, KeyTaken, KeyUse, StoredAnswer, record_in
 from dominus_local.stores.database import Database, metadata
+
+RETENTION_MS = RETENTION_SECONDS * 1000
 
 Clock = Callable[[], float]
 """Returns the current time in seconds since the epoch."""
@@ -87,8 +92,18 @@ class KVStore(abc.ABC):
         """The live entries of ``(space, key)`` pairs, in order; expiries are not touched."""
 
     @abc.abstractmethod
-    async def set(self, space: str, key: str, value: Any, ttl: int) -> None:
-        """Write a plain value with a new TTL. Raises :class:`WrongTypeError` when the key holds a hash."""
+    async def set(
+        self, space: str, key: str, value: Any, ttl: int, *, keep: tuple[KeyUse, bytes] | None = None
+    ) -> None:
+        """Write a plain value with a new TTL. Raises :class:`WrongTypeError` when the key holds a hash.
+
+        ``keep``: an idempotency key and the answer to record with the write, atomically; when the key is
+        recorded already, nothing is written and :class:`~dominus_local.idempotency.KeyTaken` is raised."""
+
+    @abc.abstractmethod
+    async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
+        """Keep a failure answer for ``use`` where this store keeps the keys of its writes (see
+        :class:`~dominus_local.idempotency.KeyRecorder`)."""
 
     @abc.abstractmethod
     async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
@@ -221,6 +236,22 @@ class SqlKVStore(KVStore):
     async def get(
         self, space: str, key: str, *, expect: Kind | None = None, nudge: bool = False, nudge_ttl: int | None = None
     ) -> KVEntry | None:
+        if not nudge:
+            # A plain read: no write lock (an expired row is left for the purge and counts as absent).
+            t = whisperer_kv.c
+            now_ms = self._now_ms()
+            async with self._db.read() as conn:
+                row = (
+                    await conn.execute(
+                        select(t.kind, t.value, t.ttl_seconds, t.expires_at_ms).where(t.space == space, t.key == key)
+                    )
+                ).first()
+            if row is None or row.expires_at_ms <= now_ms:
+                return None
+            if expect is not None and row.kind != expect:
+                raise WrongTypeError(key, row.kind)
+            return KVEntry(row.kind, json.loads(row.value), row.ttl_seconds, row.expires_at_ms / 1000)
+
         async def op(conn: AsyncConnection, now_ms: int) -> KVEntry | None:
             entry = await self._load(conn, space, key, now_ms)
             if entry is not None and expect is not None and entry.kind != expect:
@@ -251,19 +282,39 @@ class SqlKVStore(KVStore):
 
         return await self._run(op)
 
-    async def set(self, space: str, key: str, value: Any, ttl: int) -> None:
+    async def set(
+        self, space: str, key: str, value: Any, ttl: int, *, keep: tuple[KeyUse, bytes] | None = None
+    ) -> None:
+        """One upsert (and, with ``keep``, the key's record) in one transaction: a live hash is left alone."""
+
         async def op(conn: AsyncConnection, now_ms: int) -> None:
-            entry = await self._load(conn, space, key, now_ms)
+            t = whisperer_kv.c
+            make = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
             expires_ms = now_ms + 1000 * ttl
-            if entry is None:
-                await self._insert(conn, space, key, "value", value, ttl, expires_ms)
-                return
-            if entry.kind != "value":
-                raise WrongTypeError(key, entry.kind)
-            await self._update(conn, space, key, value=_dumps(value), ttl_seconds=ttl, expires_at_ms=expires_ms)
+            new = make(whisperer_kv).values(
+                space=space, key=key, kind="value", value=_dumps(value), ttl_seconds=ttl, expires_at_ms=expires_ms
+            )
+            statement = new.on_conflict_do_update(
+                index_elements=[t.space, t.key],
+                set_={n: new.excluded[n] for n in ("kind", "value", "ttl_seconds", "expires_at_ms")},
+                where=(t.kind == "value") | (t.expires_at_ms <= now_ms),
+            ).returning(t.kind)
+            if (await conn.execute(statement)).first() is None:
+                raise WrongTypeError(key, "hash")
+            if keep is not None:
+                await record_in(conn, keep[0], 200, keep[1], now_ms)
 
         await self._run(op)
         await self._wrote()
+
+    async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
+        """In the database's idempotency table, where :meth:`set` records its keys."""
+        try:
+            async with self._db.begin() as conn:
+                await record_in(conn, use, status, body, self._now_ms())
+        except KeyTaken as taken:
+            return taken.stored
+        return None
 
     async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
         async def op(conn: AsyncConnection, now_ms: int) -> tuple[bool, Any]:
@@ -397,6 +448,8 @@ class MemoryKVStore(KVStore):
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self._spaces: dict[str, dict[str, _MemoryRow]] = {}
+        self._answers: dict[str, tuple[StoredAnswer, int]] = {}
+        """Idempotency records of :meth:`set`: key id -> (answer, expiry in ms)."""
         self._writes = 0
 
     def _now_ms(self) -> int:
@@ -456,13 +509,36 @@ class MemoryKVStore(KVStore):
             out.append(None if row is None or row.expires_at_ms <= now_ms else self._entry(row))
         return out
 
-    async def set(self, space: str, key: str, value: Any, ttl: int) -> None:
+    async def set(
+        self, space: str, key: str, value: Any, ttl: int, *, keep: tuple[KeyUse, bytes] | None = None
+    ) -> None:
         now_ms = self._now_ms()
+        if keep is not None:
+            self._check_key(keep[0], now_ms)
         row = self._load(space, key, now_ms)
         if row is not None and row.kind != "value":
             raise WrongTypeError(key, row.kind)
         self._put(space, key, _MemoryRow("value", _dumps(value), ttl, now_ms + 1000 * ttl))
+        if keep is not None:
+            self._answers[keep[0].id] = (StoredAnswer(keep[0].fingerprint, 200, keep[1]), now_ms + RETENTION_MS)
         self._wrote()
+
+    def _check_key(self, use: KeyUse, now_ms: int) -> None:
+        found = self._answers.get(use.id)
+        if found is not None:
+            if found[1] > now_ms:
+                raise KeyTaken(found[0])
+            del self._answers[use.id]
+
+    async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
+        """In this process's memory, with the records of :meth:`set` (they end with the process, as the data)."""
+        now_ms = self._now_ms()
+        try:
+            self._check_key(use, now_ms)
+        except KeyTaken as taken:
+            return taken.stored
+        self._answers[use.id] = (StoredAnswer(use.fingerprint, status, body), now_ms + RETENTION_MS)
+        return None
 
     async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
         now_ms = self._now_ms()
@@ -548,6 +624,8 @@ class MemoryKVStore(KVStore):
             for key in [k for k, row in self._spaces[space].items() if row.expires_at_ms <= now_ms]:
                 self._remove(space, key)
                 dropped += 1
+        for name in [n for n, (_, expires_ms) in self._answers.items() if expires_ms <= now_ms]:
+            del self._answers[name]
         return dropped
 
     async def purge_expired(self) -> int:

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from dominus_local.idempotency import RETENTION_SECONDS, KeyTaken, KeyUse, StoredAnswer
 from dominus_local.stores.kv import INT64_MAX, INT64_MIN, Clock, Kind, KVEntry, KVStore, NotIntegerError, WrongTypeError
 
 __all__ = ["RedisKVStore", "redact_redis_url"]
@@ -120,16 +121,22 @@ return {kind, value, tostring(ttl), tostring(exp)}
 """
 )
 
-# ARGV[3] JSON value, ARGV[4] TTL seconds, ARGV[5] '1' for setnx.
+# ARGV[3] JSON value, ARGV[4] TTL seconds, ARGV[5] '1' for setnx. With KEYS[4] (an idempotency record): a
+# record found there is answered ('taken') and nothing is written; else ARGV[6] is recorded for ARGV[7] ms.
 _SET = (
     _LIVE
     + """
+if KEYS[4] then
+  local record = redis.call('GET', KEYS[4])
+  if record then return {'taken', record} end
+end
 local kind = live()
 if kind == 'hash' then return {'wrongtype', kind} end
 if kind and ARGV[5] == '1' then return {'exists', redis.call('GET', KEYS[1])} end
 local ttl = tonumber(ARGV[4])
 redis.call('SET', KEYS[1], ARGV[3])
 stamp(ttl, now + 1000 * ttl)
+if KEYS[4] then redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7]) end
 return {'ok'}
 """
 )
@@ -227,6 +234,16 @@ def _kind(redis_type: Any) -> Kind:
 
 def _glob(literal: str) -> str:
     return _GLOB_SPECIAL.sub(r"\\\1", literal)
+
+
+def _record_text(fingerprint: str, status: int, body: bytes) -> str:
+    """An idempotency record as one Redis string: fingerprint, status and the framed (ASCII) body."""
+    return f"{fingerprint}\n{status}\n{body.decode('ascii')}"
+
+
+def _stored(record: Any) -> StoredAnswer:
+    fingerprint, status, body = _text(record).split("\n", 2)
+    return StoredAnswer(fingerprint, int(status), body.encode("ascii"))
 
 
 def _alive(meta: Any, now_ms: int) -> bool:
@@ -350,10 +367,32 @@ class RedisKVStore(KVStore):
             replies = await pipe.execute()
         return [None if reply is None else self._entry(reply) for reply in replies]
 
-    async def set(self, space: str, key: str, value: Any, ttl: int) -> None:
-        reply = await self._set(keys=self._keys(space, key), args=[self._now_ms(), key, self._dumps(value), ttl, "0"])
+    async def set(
+        self, space: str, key: str, value: Any, ttl: int, *, keep: tuple[KeyUse, bytes] | None = None
+    ) -> None:
+        """One script call; with ``keep``, the key's record is checked and written by the same script."""
+        keys = self._keys(space, key)
+        args: list[str | int] = [self._now_ms(), key, self._dumps(value), ttl, "0"]
+        if keep is not None:
+            keys.append(self._record_key(keep[0]))
+            args += [_record_text(keep[0].fingerprint, 200, keep[1]), RETENTION_SECONDS * 1000]
+        reply = await self._set(keys=keys, args=args)
+        if isinstance(reply, list) and reply and _text(reply[0]) == "taken":
+            raise KeyTaken(_stored(reply[1]))
         self._raise_wrong(reply, key)
         self._wrote()
+
+    def _record_key(self, use: KeyUse) -> str:
+        return f"{self.prefix}k/{use.id}"
+
+    async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
+        """Next to the records :meth:`set` writes: ``SET NX`` (and the record found, when another was first)."""
+        name = self._record_key(use)
+        text = _record_text(use.fingerprint, status, body)
+        if await self._client.set(name, text, px=RETENTION_SECONDS * 1000, nx=True):
+            return None
+        found = await self._client.get(name)
+        return None if found is None else _stored(found)
 
     async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
         reply = await self._set(keys=self._keys(space, key), args=[self._now_ms(), key, self._dumps(value), ttl, "1"])

@@ -4,9 +4,10 @@ A runaway statement (an endless ``WITH RECURSIVE``, a cross join of big tables) 
 connection or, on SQLite, the process's one writer busy for ever, nor outlive the client that sent it.
 ``LocalSettings.statement_timeout`` (``DOMINUS_LOCAL_STATEMENT_TIMEOUT``, seconds, 0 for none) bounds it:
 
-- **PostgreSQL**: ``statement_timeout``, a connection option of the open area's own engine (no round trip), and
-  ``SET LOCAL`` at the start of a Scribe or Smith transaction on the service database (one round trip: the
-  server's own statements, such as the advisory-lock waits at start, stay unlimited). It bounds each statement.
+- **PostgreSQL**: ``statement_timeout``, a connection option of the open area's engine and of the service
+  engine (no round trip per call; ``SET LOCAL`` only on an engine made without it). The server's own waits at
+  start (the advisory locks of ``Database.startup_lock`` and ``create_all``) lift it with
+  ``SET LOCAL statement_timeout = 0``. It bounds each statement.
 - **SQLite**: a timer interrupts the connection (``sqlite3_interrupt``, which may be called from any thread)
   once the request's statements have run for the limit together, counted from when the transaction began.
 
@@ -120,15 +121,19 @@ class _PostgresStop:
 
 
 @contextlib.asynccontextmanager
-async def limited_transaction(ctx: RequestContext, database: Database) -> AsyncIterator[AsyncConnection]:
-    """``database.begin()`` whose statements are bounded by the statement time limit and stopped when the
-    client disconnects (see the module docstring). A stopped statement surfaces as :class:`StatementTimeout`
-    (504) or, when the client has gone, :class:`ClientDisconnected`."""
+async def limited_transaction(
+    ctx: RequestContext, database: Database, *, read: bool = False
+) -> AsyncIterator[AsyncConnection]:
+    """``database.begin()`` (``database.read()`` with ``read``) whose statements are bounded by the statement
+    time limit and stopped when the client disconnects (see the module docstring). A stopped statement surfaces
+    as :class:`StatementTimeout` (504) or, when the client has gone, :class:`ClientDisconnected`."""
     seconds = ctx.state.settings.statement_timeout
     if ctx.disconnected:
         raise ClientDisconnected
     stop: _SqliteStop | _PostgresStop
-    async with database.begin() as conn:
+    if read and not database.is_sqlite and seconds > 0 and database.statement_timeout is None:
+        read = False  # the limit is then a SET LOCAL, which needs a transaction
+    async with database.read() if read else database.begin() as conn:
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         if database.is_sqlite:

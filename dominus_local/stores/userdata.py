@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import re
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -648,6 +649,10 @@ class ColumnInfo:
 # --- dialects --------------------------------------------------------------------------------------------
 
 
+_DDL_WORDS = frozenset({"CREATE", "ALTER", "DROP", "RENAME", "COMMENT"})
+"""First words of the statements that may change a table's shape or existence."""
+
+
 def _q(name: str) -> quoted_name:
     return quoted_name(name, quote=True)
 
@@ -659,6 +664,40 @@ class UserData:
 
     def __init__(self, database: Database | None) -> None:
         self.database = database
+        self.catalog_generation = 0
+        """Moves on every DDL statement this process runs (and when such a transaction ends): Scribe keeps
+        resolved tables only while it stays the same (see ``scribe.resolved``)."""
+        self.resolved: dict[tuple[str, str], tuple[Any, float]] = {}
+        self._changing: weakref.WeakSet[Any] = weakref.WeakSet()
+        """Scribe's resolved tables: (schema, table) -> (target, monotonic time it may be used until)."""
+        if database is not None:
+            sync = database.engine.sync_engine
+            sa.event.listen(sync, "after_cursor_execute", self._after_execute)
+            sa.event.listen(sync, "commit", self._transaction_ended)
+            sa.event.listen(sync, "rollback", self._transaction_ended)
+
+    def catalog_changed(self) -> None:
+        """Forget every resolved table (a DDL statement ran, or is about to be committed)."""
+        self.catalog_generation += 1
+        self.resolved.clear()
+
+    def changing_catalog(self, conn: Any) -> None:
+        """``conn`` (a sync connection) changes the catalogue: forget now, and again when its transaction ends."""
+        self._changing.add(conn)
+        self.catalog_changed()
+
+    def _after_execute(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        head = statement[:16].split(None, 1)
+        if head and head[0].upper() in _DDL_WORDS:
+            self.changing_catalog(conn)
+
+    def _transaction_ended(self, conn: Any) -> None:
+        # Again when the DDL's transaction ends: a table resolved meanwhile by another connection saw the
+        # catalogue before this commit (PostgreSQL), and must not be kept. (Never touch the connection here:
+        # it may be invalidated, and this runs inside its rollback.)
+        if conn in self._changing:
+            self._changing.discard(conn)
+            self.catalog_changed()
 
     # names
     def quote(self, name: str) -> str:

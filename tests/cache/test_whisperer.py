@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dominus_fastapi import Dominus, ValidationError
+from dominus_fastapi import Dominus, DominusError, ValidationError
 from dominus_fastapi.core.namespaces.redis import SetnxResult
 from dominus_local.stores.kv import MemoryKVStore, SqlKVStore
 from tests.conftest import CACHE_ENV, InProcessServer
@@ -350,3 +350,30 @@ async def test_store_follows_where_the_instance_keeps_its_data(
             assert isinstance(instance.state.extras["whisperer"], SqlKVStore)
     finally:
         await on_disk.aclose()
+
+
+async def test_a_retried_set_is_replayed_without_writing_again(embedded: Dominus) -> None:
+    """The key is recorded with the write (in the Redis script on Redis): a retry of an earlier set does not
+    overwrite a later value, and the key reused for another value writes nothing."""
+    redis = embedded.redis
+    first = await redis.set("replayed", "one", ttl=600, idempotency_key="set-1")
+    await redis.set("replayed", "two", ttl=600)
+    assert await redis.set("replayed", "one", ttl=600, idempotency_key="set-1") == first
+    assert (await redis.get("replayed"))["value"] == "two"
+    with pytest.raises(DominusError) as reused:
+        await redis.set("replayed", "three", ttl=600, idempotency_key="set-1")
+    assert (reused.value.status_code, reused.value.code) == (422, "idempotency_key_reused")
+    assert (await redis.get("replayed"))["value"] == "two"
+
+
+async def test_a_failed_set_keeps_its_answer(embedded: Dominus) -> None:
+    redis = embedded.redis
+    await redis.hset("shape", "f", 1, ttl=600)
+    with pytest.raises(DominusError) as first:
+        await redis.set("shape", "plain", ttl=600, idempotency_key="set-2")
+    await redis.delete("shape")
+    # The key's answer was the 422: it is sent again and the set does not run.
+    with pytest.raises(DominusError) as again:
+        await redis.set("shape", "plain", ttl=600, idempotency_key="set-2")
+    assert again.value.code == first.value.code and again.value.status_code == first.value.status_code == 422
+    assert (await redis.get("shape"))["found"] is False

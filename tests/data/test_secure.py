@@ -150,3 +150,34 @@ async def test_a_failed_audit_write_rolls_the_operation_back(env: Env, monkeypat
     assert caught.value.status_code == 500
     monkeypatch.undo()
     assert await _count(env) == 0
+
+
+async def test_a_secure_tables_refusal_comes_before_the_requests_own_and_applies_at_once(env: Env) -> None:
+    """Plain reads and inserts learn whether the table is secure from their own statement: a table made secure
+    after they ran is refused on the next call, and a bad request tells a caller without a reason nothing about
+    the table (no conflict, no unknown column) before the secure table's refusal."""
+    await env.client.ddl.create_table(
+        "public",
+        "records",
+        [{"name": "id", "type": "serial", "primary_key": True}, {"name": "owner", "type": "text"}],
+    )
+    db = env.client.db
+    first = await db.insert("records", {"owner": "ann"})
+    assert (await db.query("records"))["total"] == 1
+    await env.client.auth.create_secure_table("records")
+    attempts = [
+        db.insert("records", {"owner": "bob"}),
+        db.insert("records", {"id": first["id"], "owner": "dup"}),
+        db.insert("records", {"nope": 1}),
+        db.query("records"),
+        db.query("records", filters={"nope": 1}),
+        db.query("records", offset=50),
+    ]
+    for attempt in attempts:
+        with pytest.raises(SecureTableError) as caught:
+            await attempt
+        assert caught.value.code == "secure_table_reason_required"
+    assert await _count(env) == 1
+    row = await env.client.secure.insert("records", {"owner": "cid"}, CONTEXT)
+    assert row["owner"] == "cid"
+    assert [e["context"]["operation"] for e in await _audit(env)].count("insert") == 1

@@ -101,6 +101,23 @@ async def test_get_ignores_the_key(server: Harness, token: str) -> None:
         assert "idempotent-replayed" not in response.headers
 
 
+async def test_a_safe_post_ignores_the_key_and_records_nothing(server: Harness, token: str) -> None:
+    from sqlalchemy import func, select
+
+    from dominus_local.idempotency import idempotency_keys
+
+    await server.call("POST", "/api/whisperer/set", {"logical_path": "k", "value": 1}, token=token)
+    for _ in range(2):
+        response = await server.call("POST", "/api/whisperer/get", {"logical_path": "k"}, token=token, headers=key("9"))
+        assert response.status_code == 200
+        assert "idempotent-replayed" not in response.headers
+    # A malformed key on a read is ignored too, as on a GET.
+    ignored = await server.call("POST", "/api/whisperer/get", {"logical_path": "k"}, token=token, headers=key("\t"))
+    assert ignored.status_code == 200
+    async with server.app.state.db.begin() as conn:
+        assert (await conn.execute(select(func.count()).select_from(idempotency_keys))).scalar_one() == 0
+
+
 @pytest.mark.parametrize("bad", [b"x" * 256, b"tab\there", "caf\u00e9".encode()])
 async def test_malformed_keys_are_400(server: Harness, token: str, probe: Any, bad: bytes) -> None:
     response = await server.call("POST", "/api/probe/count", {}, token=token, headers={"Idempotency-Key": bad})
