@@ -60,6 +60,10 @@ another process may still accept a revoked session or an inactive subject."""
 CONNECT_TIMEOUT_SECONDS = 5.0
 RECONNECT_MAX_SECONDS = 2.0
 PUBLISH_TIMEOUT_SECONDS = 1.0
+STOP_SECONDS = 2.0
+"""How long stopping waits for the listening task (it ends within one wait step once told to stop)."""
+WAIT_STEP_SECONDS = 0.1
+"""Longest single wait for a Redis message, so that a stop is noticed even if a cancellation is swallowed."""
 PG_CHANNEL = "dominus_identity"
 FEED_APPLICATION_NAME = "dominus-local change feed"
 
@@ -113,6 +117,7 @@ class ChangeFeed(abc.ABC):
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
         self._down_logged = False
+        self._stopping = False
 
     async def start(self) -> None:
         """Start listening in the background; the memo stays off until the first heartbeat answers."""
@@ -121,15 +126,20 @@ class ChangeFeed(abc.ABC):
     async def stop(self) -> None:
         """Stop listening and close the connection."""
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # A client library may swallow the cancellation while it waits for an answer; the loops also watch
+            # ``_stopping`` and wait in short steps, so the task ends soon either way.
+            await asyncio.wait({task}, timeout=STOP_SECONDS)
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(Exception):
+                    task.result()
         self.cache.distrust()
 
     async def _run(self) -> None:
         delay = 0.05
-        while True:
+        while not self._stopping:
             try:
                 await self._connect()
                 # Whatever was announced before the subscription is unknown: start from an empty memo.
@@ -271,12 +281,12 @@ class RedisChangeFeed(ChangeFeed):
             await self._pubsub.ping()
             await self._read_until("pong", sent + STALE_SECONDS)
             self._answered(sent)
-            while (left := sent + HEARTBEAT_SECONDS - self.clock()) > 0:
-                await self._pubsub.get_message(timeout=left)
+            while not self._stopping and (left := sent + HEARTBEAT_SECONDS - self.clock()) > 0:
+                await self._pubsub.get_message(timeout=min(left, WAIT_STEP_SECONDS))
 
     async def _read_until(self, kind: str, deadline: float) -> None:
-        while (left := deadline - self.clock()) > 0:
-            message = await self._pubsub.get_message(timeout=left)
+        while not self._stopping and (left := deadline - self.clock()) > 0:
+            message = await self._pubsub.get_message(timeout=min(left, WAIT_STEP_SECONDS))
             if message is not None and message.get("type") == kind:
                 return
         raise TimeoutError(f"no {kind} from Redis")
