@@ -368,8 +368,21 @@ class DominusLocalApp:
             await self.state.db.dispose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """The ASGI lifespan protocol.
+
+        A failed start-up sends ``lifespan.startup.failed`` and then re-raises, as Starlette does: a server
+        reads the message, and ``asgi_lifespan.LifespanManager`` (embedded mode) needs the exception to stop
+        waiting at once instead of at its start-up timeout. A lifespan cancelled while running (its event
+        loop is ending, e.g. at the end of a script's ``asyncio.run``) still closes the database.
+        """
         while True:
-            message = await receive()
+            try:
+                message = await receive()
+            except BaseException:
+                if self.state.ready:
+                    with contextlib.suppress(Exception):
+                        await self.shutdown()
+                raise
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
@@ -378,7 +391,7 @@ class DominusLocalApp:
                     with contextlib.suppress(Exception):
                         await self.state.db.dispose()
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
-                    return
+                    raise
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
@@ -532,6 +545,10 @@ class DominusLocalApp:
 
         ``psk`` endpoints only get the raw credential: the handler finds its client (and applies any admin
         rule itself, as ``auth.mint`` does).
+
+        Round trips: none when the memo knows the subject (and session) to be active, which is the case for
+        every request but the first of a token in each memo period; else one database transaction (BEGIN, one
+        SELECT per check, COMMIT), shared by the requests of the same token that arrive meanwhile.
         """
         if endpoint.auth == "none":
             return None, None
