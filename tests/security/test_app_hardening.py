@@ -1,4 +1,4 @@
-"""The example app under attack, after an outside red-team report: account takeover through the dev outbox,
+"""The example app under attack: account takeover through the dev outbox,
 DNS rebinding through the ``Host`` header, ``NaN``/``Infinity``/``1e999`` in JSON bodies, a start beyond
 loopback with the published demo passwords, and the modes of the data dir.
 
