@@ -12,8 +12,6 @@ Smith keeps a tenant's data in ``tenant_<slug>`` with ``-`` turned into ``_`` (s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import insert, text
 
@@ -21,7 +19,7 @@ from dominus_fastapi import Dominus
 from dominus_fastapi.core.errors import ConflictError
 from dominus_local import identity
 from dominus_local.validate import new_id, utcnow
-from tests.conftest import InProcessServer, make_fast
+from tests.conftest import InProcessServer
 from tests.reliability.ledger import TALLY
 
 SUITE = "attacks: look-alike slugs"
@@ -36,14 +34,9 @@ PAIRS = [
 
 
 @pytest.fixture
-async def admin(local_server: InProcessServer) -> AsyncIterator[Dominus]:
-    client = local_server.client()
-    make_fast(client)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-        await client._transport.http.aclose()
+def admin(local_client: Dominus) -> Dominus:
+    """The service client of ``local_server`` (an administrator)."""
+    return local_client
 
 
 async def test_guardian_refuses_a_tenant_whose_schema_name_is_taken(admin: Dominus) -> None:

@@ -17,7 +17,6 @@ The limits are lowered through the ``DOMINUS_LOCAL_*`` environment, as an operat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -57,14 +56,9 @@ def low_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def admin(local_server: InProcessServer) -> AsyncIterator[Dominus]:
-    client = local_server.client()
-    make_fast(client)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-        await client._transport.http.aclose()
+def admin(local_client: Dominus) -> Dominus:
+    """The service client of ``local_server`` (an administrator)."""
+    return local_client
 
 
 async def _user_count(server: InProcessServer) -> int:
