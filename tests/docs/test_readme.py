@@ -1,4 +1,8 @@
-"""The README's code, run as written, so that every snippet stays true.
+"""The code of the README and of the documentation site (``docs/``), run as written, so that every snippet
+stays true.
+
+In the README, the sections named in ``SECTIONS`` are checked; in ``docs/``, every page is checked whole, but
+for the pages in ``UNCHECKED_PAGES``.
 
 The convention (also in the README's Development section): in the sections checked here, a block fenced
 ```` ```python ```` is runnable; words after ``python`` in the fence's info string are options:
@@ -37,6 +41,10 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 SECTIONS = ("tour", "fastapi", "development")
 """The README sections whose blocks this module runs."""
+DOCS = ROOT / "docs"
+UNCHECKED_PAGES = frozenset({"protocol.md", "migration.md"})
+"""Pages of ``docs/`` whose blocks are not run here: the wire spec's blocks are wire examples, and the
+migration guide's scripts (written for the reference SDK, with ``asyncio.run``) run in ``tests/compat``."""
 RUN_OPTIONS = frozenset({"demo", "continued", "pytest", "fragment"})
 FENCE = re.compile(r"^```(?P<info>[^`]*)$")
 
@@ -46,11 +54,13 @@ class Block:
     """One fenced code block of the README."""
 
     section: str
+    """The README section's name, or the page's path relative to ``docs/``."""
     line: int
     """Line of the block's first code line (1-based), for tracebacks and test ids."""
     language: str
     options: frozenset[str]
     code: str
+    path: Path = README
 
 
 @dataclass
@@ -77,8 +87,13 @@ def section_text(text: str, name: str) -> tuple[int, str]:
 
 
 def parse_blocks(text: str, section: str) -> list[Block]:
-    """The fenced blocks of one section, in order."""
+    """The fenced blocks of one README section, in order."""
     first_line, body = section_text(text, section)
+    return parse_body(body, first_line, section, README)
+
+
+def parse_body(body: str, first_line: int, section: str, path: Path) -> list[Block]:
+    """The fenced blocks of ``body`` (whose first line is ``first_line`` of ``path``), in order."""
     blocks: list[Block] = []
     lines = body.split("\n")
     index = 0
@@ -93,7 +108,7 @@ def parse_blocks(text: str, section: str) -> list[Block]:
         while not lines[index].startswith("```"):
             index += 1
         code = "\n".join(lines[start:index]) + "\n"
-        blocks.append(Block(section, first_line + start, words[0], frozenset(words[1:]), code))
+        blocks.append(Block(section, first_line + start, words[0], frozenset(words[1:]), code, path))
         index += 1
     return blocks
 
@@ -103,6 +118,16 @@ def readme_blocks() -> list[Block]:
     return [block for name in SECTIONS for block in parse_blocks(text, name)]
 
 
+def docs_blocks() -> list[Block]:
+    """The blocks of every checked page of the documentation site, page by page."""
+    blocks: list[Block] = []
+    for page in sorted(DOCS.rglob("*.md")):
+        name = page.relative_to(DOCS).as_posix()
+        if name not in UNCHECKED_PAGES:
+            blocks += parse_body(page.read_text(encoding="utf-8"), 1, name, page)
+    return blocks
+
+
 def runnable_groups(blocks: list[Block]) -> list[Group]:
     groups: list[Group] = []
     for block in blocks:
@@ -110,7 +135,8 @@ def runnable_groups(blocks: list[Block]) -> list[Group]:
             continue
         if "continued" in block.options:
             assert groups and groups[-1].blocks[-1].section == block.section, (
-                f"README.md:{block.line}: a 'continued' block needs a runnable block before it in its section"
+                f"{block.path.relative_to(ROOT)}:{block.line}: a 'continued' block needs a runnable block before it "
+                "in its section"
             )
             groups[-1].blocks.append(block)
         else:
@@ -118,7 +144,7 @@ def runnable_groups(blocks: list[Block]) -> list[Group]:
     return groups
 
 
-BLOCKS = readme_blocks()
+BLOCKS = readme_blocks() + docs_blocks()
 GROUPS = runnable_groups(BLOCKS)
 FRAGMENTS = [b for b in BLOCKS if b.language == "py" or (b.language == "python" and "fragment" in b.options)]
 
@@ -126,7 +152,7 @@ FRAGMENTS = [b for b in BLOCKS if b.language == "py" or (b.language == "python" 
 def compiled(block: Block) -> Any:
     """The block compiled with top-level ``await`` allowed, its line numbers those of the README."""
     source = "\n" * (block.line - 1) + block.code
-    return compile(source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    return compile(source, str(block.path), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
 
 
 @pytest.fixture
@@ -153,11 +179,12 @@ def test_sections_have_runnable_blocks() -> None:
     for name in SECTIONS:
         assert [b for b in BLOCKS if b.section == name and b.language == "python"], f"no python block in {name}"
     for block in BLOCKS:
-        assert block.language in ("python", "py", "bash", "text", "toml", "ini"), (
-            f"README.md:{block.line}: fence language {block.language!r}: name one (python, py, bash, text, ...)"
+        assert block.language in ("python", "py", "bash", "text", "toml", "ini", "yaml", "json", "html", "http"), (
+            f"{block.path.relative_to(ROOT)}:{block.line}: fence language {block.language!r}: "
+            "name one (python, py, bash, text, ...)"
         )
         unknown = block.options - RUN_OPTIONS
-        assert not unknown, f"README.md:{block.line}: unknown fence options {sorted(unknown)}"
+        assert not unknown, f"{block.path.relative_to(ROOT)}:{block.line}: unknown fence options {sorted(unknown)}"
 
 
 @pytest.mark.parametrize("block", FRAGMENTS, ids=lambda b: f"{b.section}-line{b.line}")
