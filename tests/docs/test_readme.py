@@ -4,7 +4,7 @@ stays true.
 In the README, the sections named in ``SECTIONS`` are checked; in ``docs/``, every page is checked whole, but
 for the pages in ``UNCHECKED_PAGES``.
 
-The convention (also in the README's Development section): in the sections checked here, a block fenced
+The convention (also in ``docs/contributing.md``): in the sections checked here, a block fenced
 ```` ```python ```` is runnable; words after ``python`` in the fence's info string are options:
 
 - ``demo``: the backend starts with the demo data (``DOMINUS_LOCAL_SEED_DEMO=true``);
@@ -13,11 +13,13 @@ The convention (also in the README's Development section): in the sections check
   with the ``dominus_fastapi.testing`` plugin that the installed package registers.
 
 A block fenced ```` ```py ```` (or ```` ```python fragment ````) is a fragment: it is compiled, not run. Every
-fence names its language. Runnable blocks use top-level ``await`` (as ``python -m asyncio`` allows) and state
-what they show with ``assert``. Each group runs from the repository root in an environment without
+fence names its language. Runnable blocks use top-level ``await`` (as ``python -m asyncio`` allows); they show
+results with ``print(...)`` or a comment where a reader expects them, and state with ``assert`` what the page
+explains. Each group runs from the repository root in an environment without
 ``DOMINUS_*`` variables (snippets name ``embedded:``, a fresh in-memory backend, themselves), and the default
 ``dominus`` client is reset before and closed after it. The tables of guards, error statuses and portal
-routes, and the per-call options claim, have tests of their own at the end of this module.
+routes (in the pages of ``TABLE_PAGES``), and the per-call options claim, have tests of their own at the end of
+this module.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ import dominus_fastapi
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-SECTIONS = ("tour", "fastapi", "development")
-"""The README sections whose blocks this module runs."""
+SECTIONS = ("app",)
+"""The README sections whose blocks this module runs ("Use it in your app"; the rest of the README links into
+``docs/``)."""
 DOCS = ROOT / "docs"
 UNCHECKED_PAGES = frozenset({"protocol.md", "migration.md"})
 """Pages of ``docs/`` whose blocks are not run here: the wire spec's blocks are wire examples, and the
@@ -51,7 +54,7 @@ FENCE = re.compile(r"^```(?P<info>[^`]*)$")
 
 @dataclass
 class Block:
-    """One fenced code block of the README."""
+    """One fenced code block of the README or of a page of ``docs/``."""
 
     section: str
     """The README section's name, or the page's path relative to ``docs/``."""
@@ -233,14 +236,23 @@ def run_pytest_module(group: Group, tmp_path: Path) -> None:
 
 # --- the tables ----------------------------------------------------------------------------------------------
 
+TABLE_PAGES = {
+    "guards": "fastapi/guards.md",
+    "error statuses": "fastapi/errors.md",
+    "portal routes": "fastapi/portal-router.md",
+}
+"""The pages of ``docs/`` whose tables are checked against the code, each under a ``##`` heading named in its
+test."""
+
 
 def table_rows(section: str, heading: str) -> list[list[str]]:
-    """The body rows of the first table under ``### heading`` in ``section``, as lists of cell texts."""
-    _, body = section_text(README.read_text(encoding="utf-8"), section)
-    after = body[body.index(f"### {heading}\n") :]
+    """The body rows of the first table under ``## heading`` in the page ``section`` (a path under ``docs/``),
+    as lists of cell texts."""
+    body = (DOCS / section).read_text(encoding="utf-8")
+    after = body[body.index(f"\n## {heading}\n") + 1 :]
     rows: list[list[str]] = []
     for line in after.split("\n")[1:]:
-        if line.startswith("### "):
+        if line.startswith("## "):
             break
         if line.startswith("|") and not set(line) <= set("|- "):
             rows.append([cell.strip() for cell in line.strip("|").split("|")])
@@ -268,7 +280,7 @@ def test_portal_router_table_lists_every_route() -> None:
 
     from dominus_fastapi import get_portal_router
 
-    documented = set().union(*(routes_of(row[0]) for row in table_rows("fastapi", "The portal router")))
+    documented = set().union(*(routes_of(row[0]) for row in table_rows(TABLE_PAGES["portal routes"], "The routes")))
     router = get_portal_router("", registration_tenants=["acme"])  # every route, sign-up included
     actual = {
         (method, route.path) for route in router.routes if isinstance(route, APIRoute) for method in route.methods or ()
@@ -280,7 +292,7 @@ def test_error_status_table_matches_the_handlers() -> None:
     import dominus_fastapi as package
     from dominus_fastapi.handlers import error_response
 
-    rows = table_rows("fastapi", "Errors become HTTP answers")
+    rows = table_rows(TABLE_PAGES["error statuses"], "The error-status table")
     covered: set[str] = set()
     for cell, status_cell in rows:
         status = int(re.match(r"\d+", status_cell).group())  # type: ignore[union-attr]
@@ -324,8 +336,8 @@ NAMESPACES = [
 
 
 async def test_every_method_takes_the_per_call_options() -> None:
-    """The tour's claim: every method of the client and of its namespaces takes ``timeout=`` and
-    ``max_retries=``."""
+    """The claim of ``docs/services/client.md`` (Resilience): every method of the client and of its namespaces
+    takes ``timeout=`` and ``max_retries=``."""
     client = dominus_fastapi.Dominus(base_url="http://127.0.0.1:9", token="unused")
     try:
         methods = [getattr(client, name) for name in ("get", "upsert", "get_public_key", "validate_jwt", "mint_jwt")]
@@ -349,7 +361,7 @@ async def test_every_method_takes_the_per_call_options() -> None:
 
 
 def guard_app() -> Any:
-    """One route per guard of the README's table, each set up so that a signed-in user is refused."""
+    """One route per guard of the guards table, each set up so that a signed-in user is refused."""
     from fastapi import Depends, FastAPI
 
     from dominus_fastapi import (
@@ -396,7 +408,7 @@ async def test_guard_table_matches_the_guards(
     user = await dominus_user_client(tenants=["acme"])
     machine = await dominus.auth.create_client("readme-machine")
 
-    rows = table_rows("fastapi", "Guards")
+    rows = table_rows(TABLE_PAGES["guards"], "The guards")
     assert len(rows) == 4
     for _, here, anonymous_cell, refused_cell in rows:
         name = re.match(r"`(\w+)\(", here).group(1)  # type: ignore[union-attr]

@@ -1,5 +1,6 @@
-"""The README's ``run`` and ``example`` sections, checked against the app: the Python block runs as written,
-the commands name real options, and the start-up message shown is the one the app prints.
+"""The ``run`` and ``example`` sections of the documentation (marked ``<!-- section:NAME:start -->`` in the
+README or in a page of ``docs/``, today ``docs/getting-started.md``), checked against the app: the Python block
+runs as written, the commands name real options, and the start-up message shown is the one the app prints.
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def section(name: str) -> str:
-    text = (ROOT / "README.md").read_text()
+    """The text of the one section ``name``, wherever it is: the README or a page of ``docs/``."""
     start, end = f"<!-- section:{name}:start -->", f"<!-- section:{name}:end -->"
-    return text[text.index(start) + len(start) : text.index(end)]
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        if start in text:
+            found.append(text[text.index(start) + len(start) : text.index(end)])
+    assert len(found) == 1, f"section {name!r} found {len(found)} times"
+    return found[0]
 
 
 def blocks(text: str, language: str) -> list[str]:
@@ -37,7 +44,7 @@ async def test_the_python_block_of_the_example_section_runs(
     monkeypatch.delenv("DOMINUS_TOKEN", raising=False)
     monkeypatch.setenv("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    compiled = compile(code, "README.md#example", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    compiled = compile(code, "docs#example", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     result = eval(compiled, {"__name__": "readme_example"})
     if result is not None:
         await result
