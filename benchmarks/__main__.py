@@ -34,7 +34,7 @@ def _row(rows: list[Row], variant: str, c: int) -> dict[str, Any]:
 
 
 def checks(rows: list[Row], mints: list[int], facts: dict[str, float]) -> list[str]:
-    """The targets of the README, computed from this run's medians (a line per target, PASS or FAIL)."""
+    """The targets of ``docs/performance.md``, computed from this run's medians (a line per target, PASS or FAIL)."""
     lines: list[str] = []
 
     def line(ok: bool, text: str) -> None:

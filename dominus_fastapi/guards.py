@@ -225,8 +225,8 @@ async def current_user_of(request: Request) -> DominusUser:
 
     Guard-decorated endpoints get their ``CurrentUser`` parameters from here, after the guard's check: the
     guard has the request at hand, and resolving the same session once more through FastAPI's dependency
-    system would cost about as much as the rest of the guarded request (see the README's performance
-    section). An override is resolved by FastAPI itself, with its own dependencies and parameters.
+    system would cost about as much as the rest of the guarded request (see ``docs/performance.md``,
+    "What keeps the SDK fast"). An override is resolved by FastAPI itself, with its own dependencies and parameters.
     """
     app = request.scope.get("app")
     overrides: Mapping[Any, Any] = getattr(app, "dependency_overrides", None) or {}

@@ -118,7 +118,7 @@ def check_exposure(args: argparse.Namespace, environ: dict[str, str] | os._Envir
     """The ``Host`` names the app will answer; raises ``UsageError`` for an unsafe start beyond loopback.
 
     Beyond loopback with the embedded demo data, both demo passwords must be replaced first: the defaults are
-    printed in this README and on the sign-in page.
+    printed in the documentation (``docs/getting-started.md``) and on the sign-in page.
     """
     try:
         hosts = allowed_hosts_for(args.host, args.allowed_hosts or environ.get(ALLOWED_HOSTS_ENV) or None)

@@ -1,4 +1,4 @@
-"""The README's data examples, run as written against ``embedded:``."""
+"""The data examples of ``docs/services/tables.md`` (once the README's), run as written against ``embedded:``."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ async def test_bulk_insert_and_pagination_loop(env: Env) -> None:
     assert [r["customer"] for r in result["rows"]] == [r["customer"] for r in rows]
     assert all(r["status"] == "pending" for r in result["rows"])
 
-    # The README's pagination loop, unchanged.
+    # The pagination loop of docs/services/tables.md, unchanged.
     seen = []
     offset = 0
     page_size = 100

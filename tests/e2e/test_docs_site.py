@@ -1,0 +1,124 @@
+"""The documentation site in a real browser: ``mkdocs build --strict`` once per session, the built folder served
+by a static file server on a loopback port, and pages of it opened in Debian's headless Chromium (Playwright).
+
+Like ``test_browser.py``, these tests fail rather than skip without ``/usr/bin/chromium``. Screenshots go to
+``.data/e2e-artifacts`` (or ``$DOMINUS_E2E_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.conftest import ARTIFACTS, ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(autouse=True)
+def database() -> None:
+    """Replaces the suite's async per-test database fixture: nothing here needs a backend, and Playwright's sync
+    API runs its own event loop in this thread, where no other loop may start."""
+    return None
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Requests are not logged: pytest would show them as captured output of every test."""
+
+
+@pytest.fixture(scope="session")
+def docs_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The site built from this checkout (strict: a broken link fails the build), served on loopback."""
+    folder = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(folder)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (scripts/test does)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Browser, docs_site: str) -> Iterator[Page]:
+    context = chromium.new_context(base_url=docs_site)
+    context.set_default_timeout(TIMEOUT_MS)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def expect_heading(page: Page, text: str) -> None:
+    """The page's title heading reads ``text`` (followed by its permalink sign)."""
+    expect(page.locator("article h1").first).to_have_text(re.compile(rf"^{re.escape(text)}\s*¶?$"))
+
+
+def nav_link(page: Page, title: str) -> Any:
+    """The first entry of the site's navigation (a page link or a section label) that reads ``title``."""
+    return page.locator("nav.md-nav--primary .md-nav__link", has_text=title).first
+
+
+def test_getting_started_renders_with_its_code_and_the_nav(page: Page) -> None:
+    answer = page.goto("/getting-started/")
+    assert answer is not None and answer.status == 200
+    expect(page).to_have_title("Getting started - dominus-fastapi")
+    expect_heading(page, "Getting started")
+    # The snippets' run options (```python demo) do not break the fences: the code is highlighted.
+    expect(page.locator("article .highlight code", has_text="dominus_lifespan").first).to_be_visible()
+    assert "```" not in page.locator("article").inner_text()
+    for title in ("Tutorial", "The app", "Tables (Scribe)", "Configuration", "API reference"):
+        expect(nav_link(page, title)).to_be_attached()
+    page.screenshot(path=str(ARTIFACTS / "docs-getting-started.png"), full_page=True)
+
+    page.locator("nav.md-nav--primary a.md-nav__link", has_text="Tutorial").first.click()
+    expect_heading(page, "Tutorial: a small multi-tenant app")
+
+
+def test_the_client_reference_page_is_in_the_nav(page: Page) -> None:
+    answer = page.goto("/reference/client/")
+    assert answer is not None and answer.status == 200
+    expect_heading(page, "The client")
+    expect(page).to_have_title("The client - dominus-fastapi")
+    active = page.locator("nav.md-nav--primary a.md-nav__link--active")
+    expect(active.first).to_have_text("The client")
+    page.screenshot(path=str(ARTIFACTS / "docs-reference-client.png"), full_page=True)
+
+    page.goto("/")
+    expect_heading(page, "dominus-fastapi")
