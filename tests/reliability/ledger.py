@@ -3,7 +3,8 @@
 ``TALLY`` counts cases per suite (one case = one fault scenario operation, one forged token, one fuzzed
 request, ...). Each test records its cases and then asserts that all of them passed, so a failing case fails
 its test; the pytest summary prints the table (``tests/reliability/conftest.py``), and with
-``DOMINUS_RELIABILITY_REPORT=<file>`` it is also written as JSON. The figures of ``docs/reliability.md`` come from that table.
+``DOMINUS_RELIABILITY_REPORT=<file>`` it is also written as JSON. The figures of ``docs/reliability.md`` come
+from that table.
 
 ``WATCH`` holds the secrets the suites use (PSKs, passwords, tokens) and every text they captured: log
 records, error messages, reprs and the output of subprocess servers. The last security test scans it.
