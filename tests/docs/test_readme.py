@@ -17,9 +17,9 @@ fence names its language. Runnable blocks use top-level ``await`` (as ``python -
 results with ``print(...)`` or a comment where a reader expects them, and state with ``assert`` what the page
 explains. Each group runs from the repository root in an environment without
 ``DOMINUS_*`` variables (snippets name ``embedded:``, a fresh in-memory backend, themselves), and the default
-``dominus`` client is reset before and closed after it. The tables of guards, error statuses and portal
-routes (in the pages of ``TABLE_PAGES``), and the per-call options claim, have tests of their own at the end of
-this module.
+``dominus`` client is reset before and closed after it. The tables of guards, error statuses, portal
+routes and the options of ``setup_dominus`` and ``dominus_lifespan`` (in the pages of ``TABLE_PAGES``), and the
+per-call options claim, have tests of their own at the end of this module.
 """
 
 from __future__ import annotations
@@ -237,6 +237,7 @@ def run_pytest_module(group: Group, tmp_path: Path) -> None:
 # --- the tables ----------------------------------------------------------------------------------------------
 
 TABLE_PAGES = {
+    "app options": "fastapi/index.md",
     "guards": "fastapi/guards.md",
     "error statuses": "fastapi/errors.md",
     "portal routes": "fastapi/portal-router.md",
@@ -316,6 +317,32 @@ def test_error_status_table_matches_the_handlers() -> None:
                 assert error_response(package.ValidationError("too big", status_code=kept)).status_code == kept
     errors = {name for name in package.__all__ if name.endswith("Error") and name != "DominusError"}
     assert errors <= covered, f"missing from the table: {sorted(errors - covered)}"
+
+
+def documented_options(heading: str) -> set[str]:
+    """The option names in the first cell of each row of the table under ``## heading``."""
+    rows = table_rows(TABLE_PAGES["app options"], heading)
+    return {name for row in rows for name in re.findall(r"`\**(\w+)`", row[0].split("(to the middleware)")[0])}
+
+
+def test_setup_dominus_table_lists_every_option() -> None:
+    """Every keyword of ``setup_dominus``, and every option it passes on to the middleware, has a row."""
+    from dominus_fastapi import setup_dominus
+    from dominus_fastapi.middleware import PortalSessionMiddleware
+
+    own = set(inspect.signature(setup_dominus).parameters) - {"app", "middleware_options"}
+    # The middleware's own keywords that setup_dominus does not take itself (the cookie ones it sets from its
+    # own, `config` it builds, `cookie_path` it leaves at "/").
+    passed_on = set(inspect.signature(PortalSessionMiddleware).parameters) - own - {"app", "config", "cookie_path"}
+    assert passed_on == {"csrf", "leeway", "client", "clock"}
+    assert documented_options("Every option of `setup_dominus`") == own | passed_on
+
+
+def test_dominus_lifespan_table_lists_every_argument() -> None:
+    from dominus_fastapi import dominus_lifespan
+
+    arguments = set(inspect.signature(dominus_lifespan).parameters)
+    assert documented_options("The lifespan: `dominus_lifespan`") == arguments
 
 
 NAMESPACES = [
