@@ -361,6 +361,8 @@ class SessionGuard(Guard):
         self.recheck = recheck
 
     async def check(self, request: Request) -> None:
+        """401 (or a redirect to ``redirect_to`` for a browser) without a session; 403 ``forbidden`` for a session
+        of the wrong ``subject_type``."""
         session = _session(request)
         if session is None:
             raise _not_signed_in(request, self.redirect_to)
@@ -390,6 +392,7 @@ class ScopesGuard(Guard):
         self.recheck = recheck
 
     async def check(self, request: Request) -> None:
+        """401 (or a redirect) without a session; 403 ``missing_scope`` naming the scopes the session lacks."""
         session = _session(request)
         if session is None:
             raise _not_signed_in(request, self.redirect_to)
@@ -434,6 +437,8 @@ class PageAccessGuard(Guard):
         ] = {}
 
     async def check(self, request: Request) -> None:
+        """401 (or a redirect) without a session; 403 ``page_access_denied`` with the server's reason when the
+        session may not open the page."""
         session = _session(request)
         if session is None:
             raise _not_signed_in(request, self.redirect_to)
@@ -449,6 +454,7 @@ class PageAccessGuard(Guard):
             raise DominusHTTPException(403, f"Access to {path} denied: {reason}", "page_access_denied")
 
     def allows_at_once(self, request: Request) -> bool:
+        """``True`` when a fresh cached answer already allows this session on this page."""
         session = request.scope.get(SESSION_SCOPE_KEY)
         if session is None or self.recheck:
             return False
@@ -526,6 +532,8 @@ class PskGuard(Guard):
         self._cache: OrderedDict[str, PortalSession] = OrderedDict()
 
     async def check(self, request: Request) -> None:
+        """401 ``not_authenticated`` without the PSK header, 401 ``invalid_credentials`` for a PSK the server
+        refuses, 403 ``missing_scope`` when the client lacks a required scope."""
         psk = request.headers.get(self.header)
         if not psk:
             raise DominusHTTPException(

@@ -210,31 +210,38 @@ class PortalSession:
 
     @cached_property
     def subject_id(self) -> str:
+        """The subject's id (claim ``sub``): a user id, or a client id for a client session."""
         return str(self.claims.get("sub", ""))
 
     @cached_property
     def subject_type(self) -> str:
+        """``"user"`` or ``"client"`` (claim ``subject_type``; ``"user"`` when absent)."""
         return str(self.claims.get("subject_type", "user"))
 
     @cached_property
     def session_id(self) -> str:
+        """The session's id (claim ``sid``), as ``portal.list_sessions`` and ``revoke_session`` name it."""
         return str(self.claims.get("sid", ""))
 
     @cached_property
     def tenant_id(self) -> str | None:
+        """The tenant the session is switched to (claim ``tenant_id``), or ``None``."""
         value = self.claims.get("tenant_id")
         return None if value is None else str(value)
 
     @cached_property
     def roles(self) -> tuple[str, ...]:
+        """The role names of the subject (claim ``roles``)."""
         return tuple(str(r) for r in self.claims.get("roles") or ())
 
     @cached_property
     def scopes(self) -> tuple[str, ...]:
+        """The scope slugs of the subject (claim ``scopes``)."""
         return tuple(str(s) for s in self.claims.get("scopes") or ())
 
     @cached_property
     def expires_at(self) -> float:
+        """When the access token expires (claim ``exp``, Unix seconds)."""
         return float(self.claims.get("exp", 0))
 
     @cached_property
@@ -260,38 +267,47 @@ class DominusUser(BaseUser):
 
     @property
     def is_authenticated(self) -> bool:
+        """Always ``True``: an anonymous request has Starlette's ``UnauthenticatedUser`` instead."""
         return True
 
     @property
     def display_name(self) -> str:
+        """The subject's id (Starlette's ``BaseUser`` interface; tokens carry no name)."""
         return self.id
 
     @property
     def identity(self) -> str:
+        """The subject's id (Starlette's ``BaseUser`` interface)."""
         return self.id
 
     @property
     def id(self) -> str:
+        """The subject's id (claim ``sub``)."""
         return self.session.subject_id
 
     @property
     def subject_type(self) -> str:
+        """``"user"`` or ``"client"``."""
         return self.session.subject_type
 
     @property
     def session_id(self) -> str:
+        """The Portal session's id (claim ``sid``)."""
         return self.session.session_id
 
     @property
     def tenant_id(self) -> str | None:
+        """The tenant the session is switched to, or ``None``."""
         return self.session.tenant_id
 
     @property
     def roles(self) -> tuple[str, ...]:
+        """The role names of the subject (claim ``roles``)."""
         return self.session.roles
 
     @property
     def scopes(self) -> tuple[str, ...]:
+        """The scope slugs of the subject (claim ``scopes``)."""
         return self.session.scopes
 
     @property
@@ -301,6 +317,7 @@ class DominusUser(BaseUser):
 
     @property
     def claims(self) -> Mapping[str, Any]:
+        """Every verified claim of the access token."""
         return self.session.claims
 
     def __repr__(self) -> str:

@@ -325,6 +325,7 @@ class Dominus(_ClientBase):
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`aclose` was called; a closed client raises ``DominusConnectionError`` on use."""
         return self._transport.closed
 
     async def aclose(self) -> None:
