@@ -1,7 +1,7 @@
 """FastAPI dependency providers and their ``Annotated`` aliases.
 
 Every provider is a stable module-level object (``get_current_user`` is a security scheme, the others are
-functions), so tests can replace one for the whole app::
+functions), so tests can replace one for the whole app:
 
     app.dependency_overrides[get_current_user] = lambda: fake_user
     app.dependency_overrides[get_redis] = lambda: fake_redis

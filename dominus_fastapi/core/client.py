@@ -269,19 +269,33 @@ class _ClientBase:
 
 
 class Dominus(_ClientBase):
-    """Async client of the Dominus platform (or an embedded ``dominus_local``).
+    """Async client of the Dominus platform (or of an embedded ``dominus_local``).
 
-    ``token`` is the project's PSK (``DOMINUS_TOKEN``). ``base_url``/``gateway_url`` follow spec 2.2 (an
-    ``embedded:`` base URL runs the server in-process, spec 2.3). Arguments win over ``settings``, which win
-    over the environment, read now. The client owns exactly one pooled ``httpx.AsyncClient`` (or uses
-    ``http_client``, which it then does not close); close it with ``await client.aclose()`` or
-    ``async with``. Its pool belongs to the event loop it was made in: used from another loop (a second
-    ``asyncio.run``), the client drops the old pool and makes a new one.
+    The client owns exactly one pooled ``httpx.AsyncClient`` (or uses ``http_client``, which it then does not
+    close); close it with ``await client.aclose()`` or ``async with``. Its pool belongs to the event loop it was
+    made in: used from another loop (a second ``asyncio.run``), the client drops the old pool and makes a new one.
+    Arguments win over ``settings``, which win over the environment, read now.
 
     The client is stateless: it holds the service credential only, and ``portal`` calls that act for a
     signed-in user need ``as_user(token)`` or ``user_token=``. ``remember_login=True`` makes it keep the
     session of its last ``portal.login`` instead, as the reference SDK's module-level object is used in
     scripts; never in a web server, where users share the client.
+
+    Args:
+        token: The project's PSK (``DOMINUS_TOKEN``).
+        base_url: The orchestrator's URL (``DOMINUS_BASE_URL``); ``embedded:`` runs the server in-process, in
+            memory, and ``embedded:///path`` keeps its data in a directory (spec 2.3).
+        gateway_url: The gateway's URL (``DOMINUS_GATEWAY_URL``); default: ``base_url`` (spec 2.2).
+        settings: Settings to start from (:class:`DominusSettings`); default: the environment.
+        timeout: Default seconds for each attempt of a call (``DOMINUS_TIMEOUT``, 30); a call's own
+            ``timeout=`` wins.
+        max_retries: Default retries after the first attempt of a call that is safe to repeat
+            (``DOMINUS_MAX_RETRIES``, 2); a call's own ``max_retries=`` wins.
+        http_client: An ``httpx.AsyncClient`` to send through instead of the client's own pool.
+        remember_login: Keep the session of the last ``portal.login`` and act for it (scripts only).
+
+    Raises:
+        ValueError: ``timeout`` is not positive, ``max_retries`` is negative, or the URLs are malformed.
     """
 
     def __init__(

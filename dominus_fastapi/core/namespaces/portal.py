@@ -328,7 +328,7 @@ class PortalNamespace(Namespace):
         """The token's subject, tenants and effective access, read from current data.
 
         Also the way to notice at once that a session was revoked: a local token check cannot (spec 5.10).
-        Without a user session (see the module docstring) it raises :class:`AuthorizationError`;
+        Without a user session (see the class docstring) it raises :class:`AuthorizationError`;
         ``as_service=True`` asks for the service's own identity instead.
         """
         token, keep, _ = self._acting_token("me", user_token, as_service=as_service, service_form=True)
