@@ -122,7 +122,7 @@ def _retry_after(exc: DominusError) -> str | None:
 
 
 def error_response(exc: DominusError, request_id: str | None = None) -> JSONResponse:
-    """The HTTP answer for one SDK error (the table of :func:`install_exception_handlers`)."""
+    """The HTTP answer for one SDK error (the table of :mod:`dominus_fastapi.handlers`)."""
     cls, status, default_code, fixed_detail = next(entry for entry in _MAPPING if isinstance(exc, entry[0]))
     headers: dict[str, str] = {}
     if cls is ValidationError and exc.status_code is not None and exc.status_code in _KEPT_VALIDATION_STATUSES:
@@ -189,25 +189,9 @@ async def _request_validation_handler(request: Request, exc: Exception) -> JSONR
 def install_exception_handlers(app: FastAPI) -> None:
     """Register the handlers for the whole SDK error tree, :class:`DominusHTTPException` and request validation.
 
-    Every SDK error raised in an endpoint becomes one answer, ``{"detail": str, "code": str, "request_id": str |
-    None}``, with the status an application should show its own callers:
-
-    | SDK error | Status | Notes |
-    | --- | --- | --- |
-    | ``ValidationError`` | 400 | 413 and 422 are kept when the backend answered with them |
-    | ``AuthenticationError`` | 401 | ``WWW-Authenticate: Bearer`` |
-    | ``AuthorizationError``, ``SecureTableError`` | 403 | |
-    | ``NotFoundError`` | 404 | |
-    | ``ConflictError`` | 409 | |
-    | ``RateLimitError`` | 429 | ``Retry-After`` when the backend gave one |
-    | ``ServiceError`` | 502 | 503 (with ``Retry-After``) when the backend was unavailable |
-    | ``DominusTimeoutError`` | 504 | |
-    | ``CircuitOpenError`` | 503 | ``Retry-After``: the breaker's remaining open time |
-    | ``DominusConnectionError``, any other ``DominusError`` | 502 | |
-
-    4xx answers carry the backend's short sentence in ``detail``; 5xx answers a fixed sentence, so that no
-    upstream internals reach the caller. Request validation errors keep FastAPI's 422 body without each error's
-    ``input`` (bodies carry passwords and tokens).
+    Every SDK error raised in an endpoint becomes one answer, ``{"detail", "code", "request_id"}``, with the
+    status that the table of :mod:`dominus_fastapi.handlers` gives its class (``NotFoundError`` 404,
+    ``ServiceError`` 502, ...).
 
     Handlers are looked up along the exception's MRO, so one handler on ``DominusError`` covers every
     subclass, and the application's own handlers for other exceptions stay untouched. The request-validation

@@ -434,6 +434,8 @@ class AuthNamespace(Namespace):
         An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
         attribute (``ValidationError`` for one that is not).
 
+        The fields are those of :meth:`create_user`.
+
         Moving ``status`` away from ``active`` revokes the user's sessions.
         """
         user_id_ = _uuid("user_id", user_id)
@@ -1287,9 +1289,14 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Scope:
-        """Change a scope: only the arguments passed are sent; an explicit ``None`` clears the attribute.
+        """Change a scope.
 
         ``PUT /api/guardian/scopes/{scope_id}``, admin only.
+
+        An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
+        attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_scope`.
         """
         scope_id_ = _uuid("scope_id", scope_id)
         data = await self._client.request(
@@ -2026,6 +2033,8 @@ class AuthNamespace(Namespace):
         An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
         attribute (``ValidationError`` for one that is not).
 
+        The fields are those of :meth:`create_tenant`.
+
         ``status`` is ``active`` or ``inactive``.
         """
         tenant_id_ = _uuid("tenant_id", tenant_id)
@@ -2152,9 +2161,14 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> TenantCategory:
-        """Change a tenant category: only the arguments passed are sent; an explicit ``None`` clears the attribute.
+        """Change a tenant category.
 
         ``PUT /api/guardian/tenant-categories/{category_id}``, admin only.
+
+        An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
+        attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_tenant_category`.
         """
         category_id_ = _uuid("category_id", category_id)
         data = await self._client.request(
@@ -2620,6 +2634,8 @@ class AuthNamespace(Namespace):
 
         An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
         attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_page`.
         """
         page_id_ = _uuid("page_id", page_id)
         data = await self._client.request(
@@ -3274,6 +3290,8 @@ class AuthNamespace(Namespace):
 
         An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
         attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_nav_item`.
         """
         nav_id_ = _uuid("nav_id", nav_id)
         _optional_uuid("page_id", page_id)

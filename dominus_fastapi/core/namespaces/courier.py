@@ -49,7 +49,9 @@ class CourierNamespace(Namespace):
     Messages are rendered from named templates (``welcome``, ``password-reset``, ``email-verification``,
     ``invitation``, ...) with a ``model`` of values. The parameters shared by the senders: ``to`` is one address
     or a list of up to 50; ``from_email`` is the sender's address (required). The wrappers (``send_welcome`` ...)
-    send ``tag`` equal to the template's alias, and take further model values as keyword arguments (``**extra``).
+    send ``tag`` equal to the template's alias; their ``name`` (the recipient's), ``product_name`` and link
+    (``action_url``, ``reset_url``, ``verify_url``, ``invite_url``, all sent as the model's ``action_url``) go
+    into the model, with any further keyword arguments (``**extra``).
     Each returns ``{to, message_id, submitted_at}``.
 
     Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's

@@ -236,8 +236,14 @@ class RedisNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> CacheKeys:
-        """One page of keys in lexicographic order: ``{keys, cursor, count}``; pass ``cursor`` back for the
-        next page (``None`` when there is none). A ``limit`` above 500 is lowered to 500."""
+        """One page of keys in lexicographic order: ``{keys, cursor, count}``.
+
+        Args:
+            prefix: Only keys starting with this plain string; ``None``: every key.
+            category: The key space to list; ``None``: the ``default`` category.
+            limit: At most this many keys; a ``limit`` above 500 is lowered to 500.
+            cursor: The ``cursor`` of the previous page, for the next one (``None`` in the answer: no more pages).
+        """
         path = f"{PREFIX}/list"
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise _fail(path, "limit", "must be a positive integer")
