@@ -87,18 +87,21 @@ class _ClientBase:
 
     @functools.cached_property
     def secrets(self) -> SecretsNamespace:
+        """Secrets (Warden): :class:`~dominus_fastapi.core.namespaces.secrets.SecretsNamespace`."""
         from dominus_fastapi.core.namespaces.secrets import SecretsNamespace
 
         return SecretsNamespace(self)
 
     @functools.cached_property
     def db(self) -> DbNamespace:
+        """Tables (Scribe): :class:`~dominus_fastapi.core.namespaces.db.DbNamespace`."""
         from dominus_fastapi.core.namespaces.db import DbNamespace
 
         return DbNamespace(self)
 
     @functools.cached_property
     def secure(self) -> SecureNamespace:
+        """Secure tables, audited (Scribe): :class:`~dominus_fastapi.core.namespaces.db.SecureNamespace`."""
         from dominus_fastapi.core.namespaces.db import SecureNamespace
 
         return SecureNamespace(self)
@@ -110,60 +113,70 @@ class _ClientBase:
 
     @functools.cached_property
     def open(self) -> OpenNamespace:
+        """The open SQL area (Scribe): :class:`~dominus_fastapi.core.namespaces.db.OpenNamespace`."""
         from dominus_fastapi.core.namespaces.db import OpenNamespace
 
         return OpenNamespace(self)
 
     @functools.cached_property
     def redis(self) -> RedisNamespace:
+        """Cache, locks and counters (Whisperer): :class:`~dominus_fastapi.core.namespaces.redis.RedisNamespace`."""
         from dominus_fastapi.core.namespaces.redis import RedisNamespace
 
         return RedisNamespace(self)
 
     @functools.cached_property
     def files(self) -> FilesNamespace:
+        """Files (Archivist): :class:`~dominus_fastapi.core.namespaces.files.FilesNamespace`."""
         from dominus_fastapi.core.namespaces.files import FilesNamespace
 
         return FilesNamespace(self)
 
     @functools.cached_property
     def auth(self) -> AuthNamespace:
+        """Users and access (Guardian): :class:`~dominus_fastapi.core.namespaces.auth.AuthNamespace`."""
         from dominus_fastapi.core.namespaces.auth import AuthNamespace
 
         return AuthNamespace(self)
 
     @functools.cached_property
     def ddl(self) -> DdlNamespace:
+        """Schema, migrations and tenants (Smith): :class:`~dominus_fastapi.core.namespaces.ddl.DdlNamespace`."""
         from dominus_fastapi.core.namespaces.ddl import DdlNamespace
 
         return DdlNamespace(self)
 
     @functools.cached_property
     def logs(self) -> LogsNamespace:
+        """Logs (Herald): :class:`~dominus_fastapi.core.namespaces.logs.LogsNamespace`."""
         from dominus_fastapi.core.namespaces.logs import LogsNamespace
 
         return LogsNamespace(self)
 
     @functools.cached_property
     def portal(self) -> PortalNamespace:
+        """Sign-in and sessions (Portal): :class:`~dominus_fastapi.core.namespaces.portal.PortalNamespace`."""
         from dominus_fastapi.core.namespaces.portal import PortalNamespace
 
         return PortalNamespace(self)
 
     @functools.cached_property
     def courier(self) -> CourierNamespace:
+        """E-mail (Courier): :class:`~dominus_fastapi.core.namespaces.courier.CourierNamespace`."""
         from dominus_fastapi.core.namespaces.courier import CourierNamespace
 
         return CourierNamespace(self)
 
     @functools.cached_property
     def health(self) -> HealthNamespace:
+        """Health and warm-up: :class:`~dominus_fastapi.core.namespaces.health.HealthNamespace`."""
         from dominus_fastapi.core.namespaces.health import HealthNamespace
 
         return HealthNamespace(self)
 
     @functools.cached_property
     def admin(self) -> AdminNamespace:
+        """Administration and fault injection: :class:`~dominus_fastapi.core.namespaces.admin.AdminNamespace`."""
         from dominus_fastapi.core.namespaces.admin import AdminNamespace
 
         return AdminNamespace(self)

@@ -14,6 +14,8 @@ HEALTH_PATH = "/api/health"
 class HealthNamespace(Namespace):
     """Health and warm-up (spec 7.11): ``client.health``.
 
+    ``check`` waits 15 s by default rather than the client's ``timeout``.
+
     Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
     ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
     repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
