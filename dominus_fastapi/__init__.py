@@ -56,6 +56,7 @@ _FASTAPI_EXPORTS = {
 }
 
 __version__ = VERSION
+"""The version of the installed distribution."""
 
 __all__ = [
     "UNSET",

@@ -1,7 +1,7 @@
 """FastAPI dependency providers and their ``Annotated`` aliases.
 
 Every provider is a stable module-level object (``get_current_user`` is a security scheme, the others are
-functions), so tests can replace one for the whole app::
+functions), so tests can replace one for the whole app:
 
     app.dependency_overrides[get_current_user] = lambda: fake_user
     app.dependency_overrides[get_redis] = lambda: fake_redis
@@ -95,6 +95,7 @@ async def get_dominus(connection: HTTPConnection) -> Dominus:
 
 
 DominusDep = Annotated[Dominus, Depends(get_dominus)]
+"""An endpoint parameter ``client: DominusDep`` receives the app's client (:func:`get_dominus`)."""
 
 
 async def get_secrets(client: DominusDep) -> SecretsNamespace:
@@ -163,6 +164,7 @@ async def get_session(connection: HTTPConnection) -> PortalSession | None:
 
 
 SessionDep = Annotated[PortalSession | None, Depends(get_session)]
+"""The request's :class:`~dominus_fastapi.middleware.PortalSession`, or ``None`` (:func:`get_session`)."""
 
 
 async def get_portal(client: DominusDep, session: SessionDep) -> PortalNamespace:
@@ -207,16 +209,30 @@ Replace it for a whole app with ``app.dependency_overrides[get_current_user] = .
 
 
 PortalDep = Annotated[PortalNamespace, Depends(get_portal)]
+"""``client.portal`` bound to the request's session (:func:`get_portal`)."""
 CurrentUser = Annotated[DominusUser, Depends(get_current_user)]
+"""The signed-in :class:`~dominus_fastapi.middleware.DominusUser`; 401 when anonymous (:data:`get_current_user`)."""
 SecretsDep = Annotated[SecretsNamespace, Depends(get_secrets)]
+"""``client.secrets`` (Warden)."""
 DbDep = Annotated[DbNamespace, Depends(get_db)]
+"""``client.db`` (Scribe tables)."""
 SecureDep = Annotated[SecureNamespace, Depends(get_secure)]
+"""``client.secure`` (audited secure tables)."""
 OpenDep = Annotated[OpenNamespace, Depends(get_open)]
+"""``client.open`` (the open SQL area)."""
 RedisDep = Annotated[RedisNamespace, Depends(get_redis)]
+"""``client.redis`` (Whisperer cache, locks and counters)."""
 FilesDep = Annotated[FilesNamespace, Depends(get_files)]
+"""``client.files`` (Archivist)."""
 AuthDep = Annotated[AuthNamespace, Depends(get_auth)]
+"""``client.auth`` (Guardian)."""
 DdlDep = Annotated[DdlNamespace, Depends(get_ddl)]
+"""``client.ddl`` (Smith schema and tenants)."""
 LogsDep = Annotated[LogsNamespace, Depends(get_logs)]
+"""``client.logs`` (Herald)."""
 CourierDep = Annotated[CourierNamespace, Depends(get_courier)]
+"""``client.courier`` (Courier e-mail)."""
 HealthDep = Annotated[HealthNamespace, Depends(get_health)]
+"""``client.health``."""
 AdminDep = Annotated[AdminNamespace, Depends(get_admin)]
+"""``client.admin``."""

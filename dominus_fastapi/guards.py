@@ -348,8 +348,8 @@ class SessionGuard(Guard):
     """Any valid session (``require_jwt``); ``subject_type`` narrows it to ``"user"`` or ``"client"``.
 
     With ``recheck=True`` the server confirms on every request that the session is still live (one round
-    trip, ``portal.me``); otherwise an ended session passes for as long as the middleware lets it (see the
-    module docstring).
+    trip, ``portal.me``); otherwise an ended session passes for as long as the middleware lets it (see
+    :class:`~dominus_fastapi.middleware.PortalSessionMiddleware`).
     """
 
     def __init__(
@@ -361,6 +361,8 @@ class SessionGuard(Guard):
         self.recheck = recheck
 
     async def check(self, request: Request) -> None:
+        """401 (or a redirect to ``redirect_to`` for a browser) without a session; 403 ``forbidden`` for a session
+        of the wrong ``subject_type``."""
         session = _session(request)
         if session is None:
             raise _not_signed_in(request, self.redirect_to)
@@ -390,6 +392,7 @@ class ScopesGuard(Guard):
         self.recheck = recheck
 
     async def check(self, request: Request) -> None:
+        """401 (or a redirect) without a session; 403 ``missing_scope`` naming the scopes the session lacks."""
         session = _session(request)
         if session is None:
             raise _not_signed_in(request, self.redirect_to)
@@ -434,6 +437,8 @@ class PageAccessGuard(Guard):
         ] = {}
 
     async def check(self, request: Request) -> None:
+        """401 (or a redirect) without a session; 403 ``page_access_denied`` with the server's reason when the
+        session may not open the page."""
         session = _session(request)
         if session is None:
             raise _not_signed_in(request, self.redirect_to)
@@ -449,6 +454,7 @@ class PageAccessGuard(Guard):
             raise DominusHTTPException(403, f"Access to {path} denied: {reason}", "page_access_denied")
 
     def allows_at_once(self, request: Request) -> bool:
+        """``True`` when a fresh cached answer already allows this session on this page."""
         session = request.scope.get(SESSION_SCOPE_KEY)
         if session is None or self.recheck:
             return False
@@ -526,6 +532,8 @@ class PskGuard(Guard):
         self._cache: OrderedDict[str, PortalSession] = OrderedDict()
 
     async def check(self, request: Request) -> None:
+        """401 ``not_authenticated`` without the PSK header, 401 ``invalid_credentials`` for a PSK the server
+        refuses, 403 ``missing_scope`` when the client lacks a required scope."""
         psk = request.headers.get(self.header)
         if not psk:
             raise DominusHTTPException(
@@ -567,7 +575,16 @@ def require_page_access(
 ) -> PageAccessGuard:
     """A guard that lets the request through only if the session may open ``path`` (spec 8.8).
 
-    Answers are reused for ``cache_seconds``; ``recheck=True`` asks Portal on every request instead.
+    Refusals are 403 ``page_access_denied`` with Portal's reason (``page_inactive``, ``tenant_not_allowed``,
+    ``missing_scope``, ...) in ``detail``.
+
+    Args:
+        path: The page's path as registered in Guardian; ``None``: the request's own path.
+        redirect_to: For a signed-out browser's GET (one that accepts HTML), a 303 to
+            ``redirect_to?next=<path>`` instead of the 401.
+        cache_seconds: How long a yes is reused per session, tenant and page.
+        clock: A monotonic clock, injectable for tests.
+        recheck: Ask Portal on every request, past the cache.
     """
     return PageAccessGuard(path, redirect_to=redirect_to, cache_seconds=cache_seconds, clock=clock, recheck=recheck)
 
@@ -575,10 +592,15 @@ def require_page_access(
 def require_scopes(
     *scopes: str, any_of: bool = True, redirect_to: str | None = None, recheck: bool = False
 ) -> ScopesGuard:
-    """A guard on the session's scopes: any one of them (default) or, with ``any_of=False``, all.
+    """A guard on the session's scopes: 403 ``missing_scope`` unless it holds the scopes asked for.
 
-    The token's scopes by default (fixed for its lifetime, up to 900 s); ``recheck=True`` reads them from
-    current data on every request (``portal.me``), refusing an ended session too.
+    Args:
+        *scopes: Scope slugs.
+        any_of: ``True`` (the default): any one of ``scopes`` suffices; ``False``: all are needed.
+        redirect_to: For a signed-out browser's GET (one that accepts HTML), a 303 to
+            ``redirect_to?next=<path>`` instead of the 401.
+        recheck: Read the scopes from current data on every request (``portal.me``), refusing an ended session
+            too; by default the token's ``scopes`` claim decides (fixed for its lifetime, up to 900 s).
     """
     return ScopesGuard(tuple(scopes), any_of=any_of, redirect_to=redirect_to, recheck=recheck)
 
@@ -586,13 +608,30 @@ def require_scopes(
 def require_jwt(
     *, subject_type: str | None = None, redirect_to: str | None = None, recheck: bool = False
 ) -> SessionGuard:
-    """A guard that needs any valid session token (the reference SDK's ``jwt`` helper).
+    """A guard that needs a valid session token (the reference SDK's ``jwt`` helper).
 
-    ``recheck=True`` has the server confirm on every request that the session is still live (``portal.me``).
+    Use it as ``@require_jwt()`` on an endpoint or in ``dependencies=[Depends(require_jwt())]``. Anonymous
+    callers get 401 ``not_authenticated``.
+
+    Args:
+        subject_type: ``"user"`` or ``"client"`` to accept only that kind of session (403 ``forbidden``
+            otherwise); ``None``: either.
+        redirect_to: For a signed-out browser's GET (one that accepts HTML), a 303 to
+            ``redirect_to?next=<path>`` instead of the 401.
+        recheck: Have the server confirm on every request that the session is still live (``portal.me``), so an
+            ended session gets 401 at once; by default the token's own validity decides.
     """
     return SessionGuard(subject_type=subject_type, redirect_to=redirect_to, recheck=recheck)
 
 
 def require_psk(*, header: str = "X-Dominus-PSK", scopes: tuple[str, ...] = ()) -> PskGuard:
-    """A guard for machine clients that send their PSK (the reference SDK's ``psk`` helper)."""
+    """A guard for machine clients that send their PSK (the reference SDK's ``psk`` helper).
+
+    The PSK is exchanged for a client session (``portal.login_client``, cached until shortly before that token
+    expires), whose :class:`~dominus_fastapi.middleware.DominusUser` lands in ``request.state.dominus_client``.
+
+    Args:
+        header: The request header that carries the PSK.
+        scopes: Scopes the client must all hold (403 ``missing_scope`` otherwise).
+    """
     return PskGuard(header=header, scopes=scopes)

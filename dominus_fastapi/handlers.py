@@ -122,7 +122,7 @@ def _retry_after(exc: DominusError) -> str | None:
 
 
 def error_response(exc: DominusError, request_id: str | None = None) -> JSONResponse:
-    """The HTTP answer for one SDK error (see the module docstring for the table)."""
+    """The HTTP answer for one SDK error (the table of :mod:`dominus_fastapi.handlers`)."""
     cls, status, default_code, fixed_detail = next(entry for entry in _MAPPING if isinstance(exc, entry[0]))
     headers: dict[str, str] = {}
     if cls is ValidationError and exc.status_code is not None and exc.status_code in _KEPT_VALIDATION_STATUSES:
@@ -188,6 +188,10 @@ async def _request_validation_handler(request: Request, exc: Exception) -> JSONR
 
 def install_exception_handlers(app: FastAPI) -> None:
     """Register the handlers for the whole SDK error tree, :class:`DominusHTTPException` and request validation.
+
+    Every SDK error raised in an endpoint becomes one answer, ``{"detail", "code", "request_id"}``, with the
+    status that the table of :mod:`dominus_fastapi.handlers` gives its class (``NotFoundError`` 404,
+    ``ServiceError`` 502, ...).
 
     Handlers are looked up along the exception's MRO, so one handler on ``DominusError`` covers every
     subclass, and the application's own handlers for other exceptions stay untouched. The request-validation

@@ -96,10 +96,21 @@ def dominus_lifespan(
     state_key: str = "dominus",
     **client_kwargs: Any,
 ) -> DominusLifespan:
-    """A lifespan that opens one ``Dominus`` client for the app (see the module docstring).
+    """A lifespan that opens one ``Dominus`` client for the app and closes it at shutdown.
 
-    ``settings`` and ``client_kwargs`` (``token=``, ``base_url=``, ``timeout=``, ...) go to ``Dominus``;
-    without them the client reads the environment (``DOMINUS_TOKEN``, ``DOMINUS_BASE_URL``, ...).
+    Use it as ``FastAPI(lifespan=dominus_lifespan())``, enter it inside the app's own lifespan
+    (``async with dominus_lifespan()(app) as state: ...``), or compose it with :func:`combine_lifespans`. The
+    client is published in the lifespan state and on ``app.state`` under ``state_key``, where the dependencies
+    (``get_dominus``) and the middleware find it.
+
+    Args:
+        settings: The client's settings; default: read from the environment (``DOMINUS_TOKEN``,
+            ``DOMINUS_BASE_URL``, ...).
+        warm_up: At startup, check the server and mint the service token (``health.ping``), so the first
+            request does not pay for it. A failed warm-up is logged, not raised: the client retries on first use.
+        strict: Make a failed warm-up fail the startup instead.
+        state_key: The name the client is published under.
+        **client_kwargs: Further arguments of ``Dominus`` (``token=``, ``base_url=``, ``timeout=``, ...).
     """
     return DominusLifespan(settings, client_kwargs, warm_up=warm_up, strict=strict, state_key=state_key)
 

@@ -210,31 +210,38 @@ class PortalSession:
 
     @cached_property
     def subject_id(self) -> str:
+        """The subject's id (claim ``sub``): a user id, or a client id for a client session."""
         return str(self.claims.get("sub", ""))
 
     @cached_property
     def subject_type(self) -> str:
+        """``"user"`` or ``"client"`` (claim ``subject_type``; ``"user"`` when absent)."""
         return str(self.claims.get("subject_type", "user"))
 
     @cached_property
     def session_id(self) -> str:
+        """The session's id (claim ``sid``), as ``portal.list_sessions`` and ``revoke_session`` name it."""
         return str(self.claims.get("sid", ""))
 
     @cached_property
     def tenant_id(self) -> str | None:
+        """The tenant the session is switched to (claim ``tenant_id``), or ``None``."""
         value = self.claims.get("tenant_id")
         return None if value is None else str(value)
 
     @cached_property
     def roles(self) -> tuple[str, ...]:
+        """The role names of the subject (claim ``roles``)."""
         return tuple(str(r) for r in self.claims.get("roles") or ())
 
     @cached_property
     def scopes(self) -> tuple[str, ...]:
+        """The scope slugs of the subject (claim ``scopes``)."""
         return tuple(str(s) for s in self.claims.get("scopes") or ())
 
     @cached_property
     def expires_at(self) -> float:
+        """When the access token expires (claim ``exp``, Unix seconds)."""
         return float(self.claims.get("exp", 0))
 
     @cached_property
@@ -260,38 +267,47 @@ class DominusUser(BaseUser):
 
     @property
     def is_authenticated(self) -> bool:
+        """Always ``True``: an anonymous request has Starlette's ``UnauthenticatedUser`` instead."""
         return True
 
     @property
     def display_name(self) -> str:
+        """The subject's id (Starlette's ``BaseUser`` interface; tokens carry no name)."""
         return self.id
 
     @property
     def identity(self) -> str:
+        """The subject's id (Starlette's ``BaseUser`` interface)."""
         return self.id
 
     @property
     def id(self) -> str:
+        """The subject's id (claim ``sub``)."""
         return self.session.subject_id
 
     @property
     def subject_type(self) -> str:
+        """``"user"`` or ``"client"``."""
         return self.session.subject_type
 
     @property
     def session_id(self) -> str:
+        """The Portal session's id (claim ``sid``)."""
         return self.session.session_id
 
     @property
     def tenant_id(self) -> str | None:
+        """The tenant the session is switched to, or ``None``."""
         return self.session.tenant_id
 
     @property
     def roles(self) -> tuple[str, ...]:
+        """The role names of the subject (claim ``roles``)."""
         return self.session.roles
 
     @property
     def scopes(self) -> tuple[str, ...]:
+        """The scope slugs of the subject (claim ``scopes``)."""
         return self.session.scopes
 
     @property
@@ -301,6 +317,7 @@ class DominusUser(BaseUser):
 
     @property
     def claims(self) -> Mapping[str, Any]:
+        """Every verified claim of the access token."""
         return self.session.claims
 
     def __repr__(self) -> str:
@@ -344,11 +361,39 @@ class _Outcome:
 
 
 class PortalSessionMiddleware:
-    """Identify the Portal session of every HTTP and websocket request (see the module docstring).
+    """Identify the Portal session of every HTTP and websocket request; never reject a request for lacking one.
 
-    ``client`` defaults to the one :func:`~dominus_fastapi.dominus_lifespan` published. ``revalidate_interval``
-    (seconds, ``None`` = never) turns on the periodic backend check. ``clock`` is a monotonic clock, injectable
-    for tests. ``csrf=False`` turns the Origin check off (only for apps that protect themselves otherwise).
+    Pure ASGI, so streaming, background tasks, websockets and context variables pass through. For each request it
+    reads the session token (``Authorization: Bearer``, else the HttpOnly session cookie), checks it locally
+    against the cached key set (no backend round trip), refreshes an expired cookie session with the refresh
+    cookie (rewriting both cookies), and sets ``request.user`` (a :class:`DominusUser`, or Starlette's
+    ``UnauthenticatedUser``) and the :class:`PortalSession` that the dependencies read. Enforcement belongs to
+    the dependencies and guards; the one answer it gives itself is 403 to a cookie-authenticated unsafe request
+    (POST, PUT, PATCH, DELETE) from another site (CSRF protection; Bearer requests are exempt).
+
+    Permissions come from the token: a scope or role withdrawn in Guardian shows in the next token (up to 900 s
+    later). An ended session is refused at once when it ended through this process, else after
+    ``revalidate_interval``.
+
+    Args:
+        app: The ASGI app to wrap (``app.add_middleware`` passes it).
+        cookie_name: The access-token cookie.
+        refresh_cookie_name: The refresh-token cookie.
+        cookie_path: The cookies' ``Path``.
+        cookie_domain: The cookies' ``Domain``; ``None``: the request's host only.
+        cookie_samesite: ``lax`` (the default), ``strict`` or ``none``.
+        cookie_secure: ``None``: ``Secure`` unless the request is plain http to a loopback host.
+        cookie_max_age: Cookie lifetime in seconds; ``None``: browser-session cookies.
+        allowed_origins: Full origins (``https://app.example.com``) trusted for cookie-authenticated writes
+            besides the request's own host.
+        csrf: ``False`` turns the Origin check off (only for apps that protect themselves otherwise).
+        revalidate_interval: Seconds between checks with the server (``portal.me``) that a session is still
+            alive, at most one per session per interval; ``None``: never (a revoked session then lasts until its
+            access token expires). A check that fails for another reason than authentication keeps the session.
+        leeway: Seconds of clock skew allowed on token times.
+        client: The ``Dominus`` client; default: the one :func:`~dominus_fastapi.dominus_lifespan` published.
+        clock: A monotonic clock, injectable for tests.
+        config: A :class:`SessionConfig` that replaces the cookie arguments (``setup_dominus`` passes one).
     """
 
     def __init__(

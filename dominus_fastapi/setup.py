@@ -32,16 +32,30 @@ def setup_dominus(
     include_invitations: bool = True,
     **middleware_options: Any,
 ) -> FastAPI:
-    """Add :class:`PortalSessionMiddleware`, the exception handlers, the Bearer scheme of guarded endpoints in
+    """Set an app up for Dominus sessions in one call; returns ``app`` for chaining.
+
+    Adds :class:`PortalSessionMiddleware`, the exception handlers, the Bearer scheme of guarded endpoints in
     OpenAPI (:func:`~dominus_fastapi.guards.install_guard_openapi`) and (unless ``prefix=None``) the portal
     router at ``prefix``. The client itself comes from ``FastAPI(lifespan=dominus_lifespan())``.
 
-    ``middleware_options`` go to the middleware (``csrf=``, ``leeway=``, ``clock=``, ``client=``). Returns
-    ``app`` for chaining.
-
-    Self-registration is off unless ``registration_tenants`` names the tenants that visitors may join
-    (``registration_tenants=["acme"]``); the admin tenant never can be (see
-    :func:`~dominus_fastapi.routers.portal.get_portal_router`).
+    Args:
+        app: The application.
+        prefix: Where the portal router's routes go (``/auth/login``, ...); ``None``: no router.
+        cookie_name: The access-token cookie.
+        refresh_cookie_name: The refresh-token cookie.
+        cookie_secure: ``None``: ``Secure`` unless the request is plain http to a loopback host.
+        cookie_samesite: ``lax`` (the default), ``strict`` or ``none``.
+        cookie_domain: The cookies' ``Domain``; ``None``: the request's host only.
+        cookie_max_age: Cookie lifetime in seconds; ``None``: browser-session cookies.
+        allowed_origins: Full origins trusted for cookie-authenticated writes besides the app's own.
+        revalidate_interval: Seconds between checks with the server that a session is still alive; ``None``:
+            never (see :class:`PortalSessionMiddleware`).
+        login_page: Where failed form sign-ins and form sign-outs of the router go.
+        registration_tenants: The tenants (slugs or UUIDs) that visitors may join through ``POST /register``;
+            empty (the default): self-registration is off. The admin tenant never can be one.
+        include_invitations: ``False`` leaves out ``POST /accept-invitation``.
+        **middleware_options: Further arguments of the middleware (``csrf=``, ``leeway=``, ``clock=``,
+            ``client=``).
     """
     config = SessionConfig(
         cookie_name=cookie_name,

@@ -177,11 +177,18 @@ async def create_test_user(
     pages: Sequence[str] = (),
     tenant: str | None = None,
 ) -> TestUser:
-    """Create a user through Guardian (``client`` needs the administrator PSK) and sign them in.
+    """Create a user through Guardian and sign them in; returns the :class:`TestUser` with its session tokens.
 
-    ``roles``, ``scopes`` and ``tenants`` are names, slugs or ids; missing ones are created. For each of
-    ``pages`` the user gets a scope that opens it (a page that does not exist yet is created, guarded by a
-    scope of its own). ``tenant`` picks the active tenant at sign-in (default: the first by slug).
+    Args:
+        client: A client with the administrator PSK (the ``dominus`` fixture).
+        username: Default: a random ``user-<hex>``; the e-mail is ``<username>@example.test``.
+        password: The user's password.
+        roles: Role names or ids to link; missing ones are created.
+        scopes: Scope slugs or ids to link; missing ones are created.
+        tenants: Tenant slugs or ids to link; missing ones are created.
+        pages: Page paths the user may open: the user gets a scope that opens each (a page that does not exist
+            yet is created, guarded by a scope of its own).
+        tenant: The active tenant at sign-in (slug or id); default: the user's first tenant by slug.
     """
     username = username or f"user-{secrets.token_hex(4)}"
     tenant_ids = [await _tenant_id(client, slug) for slug in tenants]
@@ -262,7 +269,12 @@ def dominus_seed_demo() -> bool:
 
 @pytest.fixture
 def dominus_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dominus_seed_demo: bool) -> str:
-    """A private persistent embedded backend for this test, also exported as ``DOMINUS_BASE_URL``."""
+    """A private, persistent embedded backend for this test: an ``embedded:///<tmp>/dominus`` URL.
+
+    It is also exported as ``DOMINUS_BASE_URL`` (with ``DOMINUS_GATEWAY_URL`` and ``DOMINUS_TOKEN`` removed),
+    so that the app's own ``dominus_lifespan()`` talks to the same in-process ``dominus_local``. bcrypt runs at
+    its lowest cost there (``DOMINUS_LOCAL_BCRYPT_ROUNDS=4``) unless the environment says otherwise.
+    """
     url = f"embedded://{tmp_path / 'dominus'}"
     monkeypatch.setenv("DOMINUS_BASE_URL", url)
     monkeypatch.delenv("DOMINUS_GATEWAY_URL", raising=False)
@@ -276,14 +288,17 @@ def dominus_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dominus_se
 
 @async_fixture
 async def dominus(dominus_base_url: str) -> AsyncIterator[Dominus]:
-    """A client with the administrator PSK, bound to the test's backend."""
+    """A ``Dominus`` client with the administrator PSK, bound to the test's backend; closed after the test."""
     async with Dominus(base_url=dominus_base_url) as client:
         yield client
 
 
 @pytest.fixture
 def dominus_app() -> Any:
-    """The app under test: override this fixture to return your ``FastAPI`` application."""
+    """The app under test: override this fixture (in your ``conftest.py``) to return your ``FastAPI`` application.
+
+    Without an override, the fixtures that need the app fail with a ``pytest.UsageError`` that says so.
+    """
     raise pytest.UsageError(
         "Define a `dominus_app` fixture that returns the FastAPI app under test (e.g. in conftest.py)"
     )
@@ -291,7 +306,9 @@ def dominus_app() -> Any:
 
 @async_fixture
 async def dominus_asgi_app(dominus: Dominus, dominus_app: Any) -> AsyncIterator[Any]:
-    """The app with its lifespan running; its ``dominus_lifespan()`` shares the test's backend."""
+    """The app with its lifespan running (``asgi_lifespan.LifespanManager``); its ``dominus_lifespan()`` shares the
+    test's backend.
+    """
     async with LifespanManager(
         dominus_app, startup_timeout=APP_LIFESPAN_TIMEOUT, shutdown_timeout=APP_LIFESPAN_TIMEOUT
     ) as manager:
@@ -300,14 +317,21 @@ async def dominus_asgi_app(dominus: Dominus, dominus_app: Any) -> AsyncIterator[
 
 @async_fixture
 async def dominus_app_client(dominus_asgi_app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An anonymous HTTP client for the app under test."""
+    """An anonymous ``httpx.AsyncClient`` for the app under test (base URL ``http://127.0.0.1``)."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=dominus_asgi_app), base_url=APP_ORIGIN) as http:
         yield http
 
 
 @async_fixture
 async def dominus_user_client(dominus: Dominus, dominus_asgi_app: Any) -> AsyncIterator[UserFactory]:
-    """A factory of signed-in clients for the app under test (see :func:`create_test_user`)."""
+    """A factory of signed-in clients for the app under test; the clients are closed after the test.
+
+    ``alice = await dominus_user_client(roles=["editor"], tenants=["acme"], pages=["/reports"])`` creates a
+    user with those roles, scopes, tenants and pages (missing ones are created, see :func:`create_test_user`),
+    signs them in and returns a :class:`SignedInClient` for the app. The factory's keyword arguments are those
+    of :func:`create_test_user`, plus ``via``: ``"cookie"`` (the default: the session cookies, and ``Origin`` like
+    a browser on the app's own pages) or ``"bearer"`` (``Authorization: Bearer``).
+    """
     opened: list[httpx.AsyncClient] = []
 
     async def factory(

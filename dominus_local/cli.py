@@ -228,7 +228,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dominus-local`` console script."""
+    """Entry point of the ``dominus-local`` console script: run the command in ``argv`` and return its exit status.
+
+    Args:
+        argv: The arguments (``serve ...``, ``info ...``, ``seed ...``); default: ``sys.argv[1:]``.
+
+    Returns:
+        The command's exit status (0 on success); 2 for invalid settings (the message names each setting and the reason,
+        never its value).
+    """
     from pydantic import ValidationError
 
     args = _parser().parse_args(argv)

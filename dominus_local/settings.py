@@ -43,19 +43,23 @@ class LocalSettings(BaseSettings):
     psk: SecretStr | None = Field(default=None, validation_alias=AliasChoices("DOMINUS_LOCAL_PSK", "DOMINUS_TOKEN"))
     """The bootstrap client's PSK; when unset, ``<data_dir>/psk`` (created on first start) or a random one."""
     issuer: str = "dominus-local"
+    """The ``iss`` claim of the tokens this server issues (and the only one it accepts)."""
     audience: str | None = None
     """When set, every token carries this ``aud`` and only tokens for it are accepted."""
     project_slug: str = Field(
         default="local", validation_alias=AliasChoices("CB_PROJECT_SLUG", "DOMINUS_LOCAL_PROJECT_SLUG")
     )
+    """The ``project_slug`` claim of its tokens (``CB_PROJECT_SLUG``); secrets, cache and logs are scoped by it."""
     environment: str = Field(
         default="development", validation_alias=AliasChoices("CB_ENVIRONMENT", "DOMINUS_LOCAL_ENVIRONMENT")
     )
+    """The ``environment`` claim of its tokens (``CB_ENVIRONMENT``); the same scoping."""
     access_token_ttl: int = Field(default=900, ge=60, le=86400)
     """Lifetime of service and session access tokens in seconds (spec 5.3: 900)."""
     bcrypt_rounds: int = Field(default=12, ge=4, le=31)
     """bcrypt cost (spec 5.8: 12); test suites lower it to stay fast."""
     metrics_enabled: bool = True
+    """Serve the Prometheus metrics at ``/metrics``."""
     cold_start_seconds: float = Field(default=0, ge=0, le=3600)
     """Behave as still starting (503 ``cold_start``) for this many seconds after start."""
     seed_demo: bool = False
@@ -102,10 +106,15 @@ class LocalSettings(BaseSettings):
     # Mail that Portal sends itself (spec 8.10): sender, product name, and the pages its links open; each link
     # is the URL with ``token=<token>`` added.
     mail_from: str = "no-reply@dominus.local"
+    """The sender of the mails Portal sends itself (password reset, verification, invitation)."""
     product_name: str = "Dominus"
+    """The product name those mails show."""
     password_reset_url: str = "http://localhost:8000/reset-password"
+    """The page a password-reset mail's link opens (with ``token=<token>`` added)."""
     email_verification_url: str = "http://localhost:8000/verify-email"
+    """The page a verification mail's link opens (with ``token=<token>`` added)."""
     invitation_url: str = "http://localhost:8000/accept-invitation"
+    """The page an invitation mail's link opens (with ``token=<token>`` added)."""
     require_email_verification: bool = True
     """``False``: Portal registration creates active users and answers ``verification: "not_required"``."""
 
@@ -121,13 +130,16 @@ class LocalSettings(BaseSettings):
     login_failure_limit: int = Field(default=10, ge=0)
     """Failed sign-ins of one account per ``login_failure_window`` before it is locked."""
     login_failure_window: int = Field(default=900, ge=1, le=86400)
+    """Seconds over which failed sign-ins of one account are counted."""
     login_lockout_seconds: int = Field(default=60, ge=1, le=86400)
     """First lockout; each further one within a day doubles it, up to ``login_lockout_max_seconds``."""
     login_lockout_max_seconds: int = Field(default=900, ge=1, le=86400)
+    """The longest lockout."""
     mail_per_address_limit: int = Field(default=3, ge=0)
     """Password-reset (or verification) mails per address and ``mail_per_address_window``; more are not sent
     (the answer stays ``requested: true``)."""
     mail_per_address_window: int = Field(default=3600, ge=1, le=86400 * 7)
+    """Seconds of one ``mail_per_address_limit`` window."""
     bcrypt_workers: int | None = Field(default=None, ge=1, le=256)
     """Threads that run bcrypt; default: the number of CPUs."""
     bcrypt_max_waiting: int = Field(default=32, ge=0, le=100000)
@@ -135,10 +147,15 @@ class LocalSettings(BaseSettings):
 
     # Fault injection at start (spec 7.12); ``POST /api/admin/faults`` replaces them at run time.
     fault_latency_ms: int = Field(default=0, ge=0, le=60000)
+    """Injected latency at start, in milliseconds (see ``admin.set_faults``)."""
     fault_error_rate: float = Field(default=0, ge=0, le=1)
+    """Fraction of requests answered with ``fault_error_status`` at start."""
     fault_error_status: int = 503
+    """Status of the injected failures: 429, 500, 502, 503 or 504."""
     fault_paths: list[str] | None = None
+    """Path prefixes the injected faults apply to; ``None``: every path."""
     fault_drop_after_read: bool = False
+    """Run the requests ``fault_error_rate`` picks, then drop the connection without an answer."""
 
     @field_validator("fault_error_status")
     @classmethod

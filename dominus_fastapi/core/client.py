@@ -87,18 +87,21 @@ class _ClientBase:
 
     @functools.cached_property
     def secrets(self) -> SecretsNamespace:
+        """Secrets (Warden): :class:`~dominus_fastapi.core.namespaces.secrets.SecretsNamespace`."""
         from dominus_fastapi.core.namespaces.secrets import SecretsNamespace
 
         return SecretsNamespace(self)
 
     @functools.cached_property
     def db(self) -> DbNamespace:
+        """Tables (Scribe): :class:`~dominus_fastapi.core.namespaces.db.DbNamespace`."""
         from dominus_fastapi.core.namespaces.db import DbNamespace
 
         return DbNamespace(self)
 
     @functools.cached_property
     def secure(self) -> SecureNamespace:
+        """Secure tables, audited (Scribe): :class:`~dominus_fastapi.core.namespaces.db.SecureNamespace`."""
         from dominus_fastapi.core.namespaces.db import SecureNamespace
 
         return SecureNamespace(self)
@@ -110,60 +113,70 @@ class _ClientBase:
 
     @functools.cached_property
     def open(self) -> OpenNamespace:
+        """The open SQL area (Scribe): :class:`~dominus_fastapi.core.namespaces.db.OpenNamespace`."""
         from dominus_fastapi.core.namespaces.db import OpenNamespace
 
         return OpenNamespace(self)
 
     @functools.cached_property
     def redis(self) -> RedisNamespace:
+        """Cache, locks and counters (Whisperer): :class:`~dominus_fastapi.core.namespaces.redis.RedisNamespace`."""
         from dominus_fastapi.core.namespaces.redis import RedisNamespace
 
         return RedisNamespace(self)
 
     @functools.cached_property
     def files(self) -> FilesNamespace:
+        """Files (Archivist): :class:`~dominus_fastapi.core.namespaces.files.FilesNamespace`."""
         from dominus_fastapi.core.namespaces.files import FilesNamespace
 
         return FilesNamespace(self)
 
     @functools.cached_property
     def auth(self) -> AuthNamespace:
+        """Users and access (Guardian): :class:`~dominus_fastapi.core.namespaces.auth.AuthNamespace`."""
         from dominus_fastapi.core.namespaces.auth import AuthNamespace
 
         return AuthNamespace(self)
 
     @functools.cached_property
     def ddl(self) -> DdlNamespace:
+        """Schema, migrations and tenants (Smith): :class:`~dominus_fastapi.core.namespaces.ddl.DdlNamespace`."""
         from dominus_fastapi.core.namespaces.ddl import DdlNamespace
 
         return DdlNamespace(self)
 
     @functools.cached_property
     def logs(self) -> LogsNamespace:
+        """Logs (Herald): :class:`~dominus_fastapi.core.namespaces.logs.LogsNamespace`."""
         from dominus_fastapi.core.namespaces.logs import LogsNamespace
 
         return LogsNamespace(self)
 
     @functools.cached_property
     def portal(self) -> PortalNamespace:
+        """Sign-in and sessions (Portal): :class:`~dominus_fastapi.core.namespaces.portal.PortalNamespace`."""
         from dominus_fastapi.core.namespaces.portal import PortalNamespace
 
         return PortalNamespace(self)
 
     @functools.cached_property
     def courier(self) -> CourierNamespace:
+        """E-mail (Courier): :class:`~dominus_fastapi.core.namespaces.courier.CourierNamespace`."""
         from dominus_fastapi.core.namespaces.courier import CourierNamespace
 
         return CourierNamespace(self)
 
     @functools.cached_property
     def health(self) -> HealthNamespace:
+        """Health and warm-up: :class:`~dominus_fastapi.core.namespaces.health.HealthNamespace`."""
         from dominus_fastapi.core.namespaces.health import HealthNamespace
 
         return HealthNamespace(self)
 
     @functools.cached_property
     def admin(self) -> AdminNamespace:
+        """Administration and fault injection: :class:`~dominus_fastapi.core.namespaces.admin.AdminNamespace`."""
         from dominus_fastapi.core.namespaces.admin import AdminNamespace
 
         return AdminNamespace(self)
@@ -269,19 +282,33 @@ class _ClientBase:
 
 
 class Dominus(_ClientBase):
-    """Async client of the Dominus platform (or an embedded ``dominus_local``).
+    """Async client of the Dominus platform (or of an embedded ``dominus_local``).
 
-    ``token`` is the project's PSK (``DOMINUS_TOKEN``). ``base_url``/``gateway_url`` follow spec 2.2 (an
-    ``embedded:`` base URL runs the server in-process, spec 2.3). Arguments win over ``settings``, which win
-    over the environment, read now. The client owns exactly one pooled ``httpx.AsyncClient`` (or uses
-    ``http_client``, which it then does not close); close it with ``await client.aclose()`` or
-    ``async with``. Its pool belongs to the event loop it was made in: used from another loop (a second
-    ``asyncio.run``), the client drops the old pool and makes a new one.
+    The client owns exactly one pooled ``httpx.AsyncClient`` (or uses ``http_client``, which it then does not
+    close); close it with ``await client.aclose()`` or ``async with``. Its pool belongs to the event loop it was
+    made in: used from another loop (a second ``asyncio.run``), the client drops the old pool and makes a new one.
+    Arguments win over ``settings``, which win over the environment, read now.
 
     The client is stateless: it holds the service credential only, and ``portal`` calls that act for a
     signed-in user need ``as_user(token)`` or ``user_token=``. ``remember_login=True`` makes it keep the
     session of its last ``portal.login`` instead, as the reference SDK's module-level object is used in
     scripts; never in a web server, where users share the client.
+
+    Args:
+        token: The project's PSK (``DOMINUS_TOKEN``).
+        base_url: The orchestrator's URL (``DOMINUS_BASE_URL``); ``embedded:`` runs the server in-process, in
+            memory, and ``embedded:///path`` keeps its data in a directory (spec 2.3).
+        gateway_url: The gateway's URL (``DOMINUS_GATEWAY_URL``); default: ``base_url`` (spec 2.2).
+        settings: Settings to start from (:class:`DominusSettings`); default: the environment.
+        timeout: Default seconds for each attempt of a call (``DOMINUS_TIMEOUT``, 30); a call's own
+            ``timeout=`` wins.
+        max_retries: Default retries after the first attempt of a call that is safe to repeat
+            (``DOMINUS_MAX_RETRIES``, 2); a call's own ``max_retries=`` wins.
+        http_client: An ``httpx.AsyncClient`` to send through instead of the client's own pool.
+        remember_login: Keep the session of the last ``portal.login`` and act for it (scripts only).
+
+    Raises:
+        ValueError: ``timeout`` is not positive, ``max_retries`` is negative, or the URLs are malformed.
     """
 
     def __init__(
@@ -325,6 +352,7 @@ class Dominus(_ClientBase):
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`aclose` was called; a closed client raises ``DominusConnectionError`` on use."""
         return self._transport.closed
 
     async def aclose(self) -> None:

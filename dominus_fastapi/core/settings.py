@@ -68,30 +68,43 @@ class DominusSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("DOMINUS_TOKEN"))
+    """The project's pre-shared key (``DOMINUS_TOKEN``), sent only to the gateway's token mint."""
     base_url: str | None = Field(default=None, validation_alias=AliasChoices("DOMINUS_BASE_URL"))
+    """The orchestrator's URL (``DOMINUS_BASE_URL``), or ``embedded:`` / ``embedded:///dir`` (an in-process server)."""
     gateway_url: str | None = Field(default=None, validation_alias=AliasChoices("DOMINUS_GATEWAY_URL"))
+    """The gateway's URL (``DOMINUS_GATEWAY_URL``); default: ``base_url`` (spec 2.2)."""
     http_proxy: str | None = Field(default=None, validation_alias=AliasChoices("DOMINUS_HTTP_PROXY", "HTTP_PROXY"))
+    """Proxy for ``http://`` hosts (``DOMINUS_HTTP_PROXY``, else ``HTTP_PROXY``)."""
     https_proxy: str | None = Field(default=None, validation_alias=AliasChoices("DOMINUS_HTTPS_PROXY", "HTTPS_PROXY"))
+    """Proxy for ``https://`` hosts (``DOMINUS_HTTPS_PROXY``, else ``HTTPS_PROXY``)."""
     no_proxy: str | None = Field(default=None, validation_alias=AliasChoices("NO_PROXY"))
+    """Hosts that bypass the proxy (``NO_PROXY``)."""
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, validation_alias=AliasChoices("DOMINUS_TIMEOUT"))
+    """Seconds allowed for each attempt of an ordinary call (``DOMINUS_TIMEOUT``, 30)."""
     connect_timeout: float = Field(
         default=DEFAULT_CONNECT_TIMEOUT,
         gt=0,
         validation_alias=AliasChoices("DOMINUS_CONNECT_TIMEOUT"),
     )
+    """Seconds allowed to open a connection (``DOMINUS_CONNECT_TIMEOUT``, 10)."""
     transfer_timeout: float = Field(
         default=DEFAULT_TRANSFER_TIMEOUT,
         gt=0,
         validation_alias=AliasChoices("DOMINUS_TRANSFER_TIMEOUT"),
     )
+    """Seconds for each attempt of ``files.upload`` and ``files.fetch`` (``DOMINUS_TRANSFER_TIMEOUT``, 120)."""
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0, validation_alias=AliasChoices("DOMINUS_MAX_RETRIES"))
+    """Retries after the first attempt of a call that is safe to repeat (``DOMINUS_MAX_RETRIES``, 2)."""
     cold_start_budget: float = Field(
         default=DEFAULT_COLD_START_BUDGET,
         ge=0,
         validation_alias=AliasChoices("DOMINUS_COLD_START_BUDGET"),
     )
+    """Seconds a host's first call keeps retrying a cold start (``DOMINUS_COLD_START_BUDGET``, 30)."""
     project_slug: str | None = Field(default=None, validation_alias=AliasChoices("CB_PROJECT_SLUG"))
+    """The project's slug (``CB_PROJECT_SLUG``): never sent; a token for another project logs a warning."""
     environment: str | None = Field(default=None, validation_alias=AliasChoices("CB_ENVIRONMENT"))
+    """The environment (``CB_ENVIRONMENT``): never sent; a token for another environment logs a warning."""
 
     def __init__(self, **values: Any) -> None:
         # Arguments are given by field name; the environment is read only under the documented names

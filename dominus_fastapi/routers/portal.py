@@ -438,17 +438,34 @@ def get_portal_router(
     registration_tenants: Sequence[str] = (),
     include_invitations: bool = True,
 ) -> APIRouter:
-    """An ``APIRouter`` with the Portal routes under ``prefix`` (see the module docstring).
+    """An ``APIRouter`` with the Portal routes under ``prefix``: sign-in, sessions, profile and registration.
 
-    ``login_page`` is where failed form sign-ins and form sign-outs go (with ``error`` and ``next``);
-    ``session_config`` applies only when the app has no :class:`PortalSessionMiddleware` (whose settings
-    otherwise win, so cookies are written and cleared with identical attributes).
+    The routes: ``POST /login`` (JSON or an HTML form; sets the session cookies), ``POST /token`` (the OAuth2
+    password flow, for Bearer clients and the ``/docs`` "Authorize" button), ``POST /login/client`` (a machine
+    client's PSK), ``POST /logout``, ``POST /refresh``, ``GET /me``, ``POST /switch-tenant``,
+    ``GET /navigation``, ``POST /check-access``, ``GET``/``PUT /profile``, ``GET``/``PUT /preferences``,
+    ``POST /change-password``, ``GET /sessions``, ``DELETE /sessions/{session_id}``,
+    ``POST /sessions/revoke-all``, ``POST /password-reset/request`` and ``/confirm``, and, when enabled,
+    ``POST /register``, ``/verify-email``, ``/resend-verification`` and ``/accept-invitation``. Every route is
+    named (``request.url_for("dominus_login")``), has a response model and documents its error statuses; the
+    routes that act for a user need a session (401 otherwise) and call Portal with its own token.
 
-    Self-registration is off by default: ``POST /register``, ``/verify-email`` and ``/resend-verification``
-    exist only when ``registration_tenants`` names the tenants (slugs or UUIDs, exactly as the sign-up form
-    sends them) that anonymous visitors may join; any other tenant is 403 ``forbidden``. The admin tenant can
-    never be one of them (``ValueError`` here, and the server refuses it too). ``include_invitations=False``
-    leaves out ``POST /accept-invitation`` (invitations are sent by administrators, so it is on by default).
+    Args:
+        prefix: Where the routes go.
+        tags: The OpenAPI tags; default ``["auth"]``.
+        login_page: Where failed form sign-ins go (with ``error`` and ``next``), and form sign-outs when
+            ``after_logout`` is not set.
+        default_next: Where a form sign-in goes when its ``next`` is missing or not a same-origin path.
+        after_logout: Where a form sign-out goes; default: ``login_page``, else ``default_next``.
+        token_url: The ``tokenUrl`` of the OpenAPI Bearer scheme; default ``<prefix>/token``.
+        session_config: Cookie settings, used only when the app has no :class:`PortalSessionMiddleware` (whose
+            settings otherwise win, so cookies are written and cleared with identical attributes).
+        registration_tenants: The tenants (slugs or UUIDs, exactly as the sign-up form sends them) that anonymous
+            visitors may join; ``POST /register``, ``/verify-email`` and ``/resend-verification`` exist only when
+            it is not empty, and any other tenant gets 403 ``forbidden``. The admin tenant never can be one of
+            them (``ValueError`` here, and the server refuses it too).
+        include_invitations: ``False`` leaves out ``POST /accept-invitation`` (on by default: invitations are
+            sent by administrators).
     """
     open_tenants = tuple(registration_tenants)
     if isinstance(registration_tenants, str):

@@ -34,7 +34,19 @@ class FaultSettings(TypedDict):
 
 
 class AdminNamespace(Namespace):
-    """Administration data and fault injection (spec 7.12)."""
+    """Administration data and fault injection (spec 7.12): ``client.admin``, administrators only.
+
+    Fault injection lets tests drive the client's resilience (retries, breakers, cold starts) against a real
+    server; ``dominus_local`` implements it, other servers may answer 501.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def reseed_admin_category(
         self,
@@ -87,8 +99,23 @@ class AdminNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> FaultSettings:
-        """Replace the server's injected faults as a whole (arguments left out take their neutral value, so
-        ``set_faults()`` turns every fault off); answers the active settings."""
+        """Replace the server's injected faults as a whole; returns the active settings.
+
+        An argument left out takes its neutral value, so ``set_faults()`` turns every fault off. Faults never apply
+        to the fault endpoints themselves, and end when the server stops.
+
+        Args:
+            cold_start_seconds: For this many seconds from now, answer 503 ``cold_start`` as while starting.
+            latency_ms: Hold every answer back by this many milliseconds (0 to 60000).
+            error_rate: The fraction of requests (0 to 1, drawn at random) answered with ``error_status`` unrun.
+            error_status: The status of those failures: 429, 500, 502, 503 (the neutral value) or 504.
+            paths: Path prefixes the faults apply to; ``None``: every path.
+            drop_after_read: The requests ``error_rate`` picks run to completion, then the connection is closed
+                without an answer (an unknown outcome for the client).
+
+        Raises:
+            ValidationError: A value out of range.
+        """
         body: dict[str, Any] = {}
         if cold_start_seconds is not None:
             body["cold_start_seconds"] = cold_start_seconds

@@ -93,7 +93,38 @@ def _step_key(base: str | None, step: int) -> str | None:
 
 
 class AuthNamespace(Namespace):
-    """Guardian identities and access control (spec 7.6), ``mint_jwt``, the key set and local token checks."""
+    """Guardian identities and access control (spec 7.6): ``client.auth``, with token minting and checks.
+
+    Users, roles, scopes, clients (machine callers with a PSK), tenants and their categories, subtypes, pages,
+    navigation items and secure-table registrations, and the links between them. Every Guardian method is
+    admin only on the server: the client's PSK must belong to an administrator client (``AuthorizationError``
+    otherwise). The methods follow a few common rules:
+
+    - **Records**: ``get_*`` answers the record, ``create_*`` the new record, ``update_*`` the updated one, and
+      ``delete_*`` ``{deleted: True, id}``.
+    - **Lists** (``list_*``) are paged: ``limit`` (1 to 1000, default 100) records at most, after skipping
+      ``offset``; the answer is ``{items, total}`` with ``total`` counting every match.
+    - **Updates** (``update_*``) send only the arguments passed: one left at its default ``UNSET`` keeps its
+      value, and an explicit ``None`` clears a nullable attribute (``description``, ``category_id``, ...).
+    - **Links** (``get_<a>_<b>``, ``add_<a>_<b>``, ``remove_<a>_<b>``, ``set_<a>_<b>``) answer with the full,
+      current list of linked records, ``{items, total}``. ``add`` ignores ids already linked, ``remove``
+      ignores ids not linked (an empty list is refused), ``set`` replaces the whole set (an empty list clears it).
+    - **Errors**: an id that is not a UUID raises ``ValidationError`` before sending (so that it cannot change
+      the request's path); a path id that does not exist ``NotFoundError``; an id inside the body (``*_ids``,
+      ``category_id``, ``page_id``, ``parent_id``) that does not exist ``ValidationError`` (422, with
+      ``details["missing"]``); a taken unique value (username, e-mail, role name, slug, page path)
+      ``ConflictError`` naming ``details["field"]``.
+    - Changes to roles, scopes and links affect tokens issued afterwards; existing tokens keep their claims
+      until they expire, while Portal decisions (page access, navigation) use the current data.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     __slots__ = ("_clock", "_jwks", "_jwks_at")
 
@@ -122,6 +153,17 @@ class AuthNamespace(Namespace):
 
         Sends ``create_user`` then ``add_user_roles``. Their idempotency keys derive from one base key
         (``<key>:1``, ``<key>:2``), so a retried ``add_user`` with the same key never creates a second user.
+
+        Args:
+            username: 1 to 64 characters from ``A-Z a-z 0-9 . _ -``, unique regardless of letter case.
+            password: 8 to 72 UTF-8 bytes.
+            email: Optional, unique regardless of letter case.
+            role_id: A role to link to the new user.
+            status: ``active`` (the default), ``inactive``, ``suspended``, ``pending`` or ``invited``.
+            inviter_name: Put into the invitation e-mail of an ``invited`` user.
+
+        Raises:
+            ConflictError: The username or e-mail is taken.
         """
         if role_id is not None:
             _uuid("role_id", role_id)
@@ -299,8 +341,17 @@ class AuthNamespace(Namespace):
 
         ``POST /api/guardian/users``, admin only.
 
-        ``password`` is required unless ``status`` is ``"invited"``; an invited user needs an ``email``
-        and is sent the ``invitation`` e-mail (``invitation_sent`` in the answer).
+        Args:
+            username: 1 to 64 characters from ``A-Z a-z 0-9 . _ -``, unique regardless of letter case.
+            email: At most 254 characters with one ``@``, unique regardless of letter case; required for an
+                invited user.
+            password: 8 to 72 UTF-8 bytes; required unless ``status`` is ``"invited"``.
+            status: ``active``, ``inactive``, ``suspended``, ``pending`` (awaiting e-mail verification) or
+                ``invited`` (awaiting acceptance; the ``invitation`` e-mail is sent, ``invitation_sent`` says so).
+            inviter_name: Put into the invitation e-mail.
+
+        Raises:
+            ConflictError: The username or e-mail is taken.
         """
         data = await self._client.request(
             "POST",
@@ -345,12 +396,16 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> UserList:
-        """One page of users (``{items, total}``).
+        """One page of users: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/users``, admin only.
+        ``GET /api/guardian/users``, admin only. Ties broken by id.
 
-        Ordered by ``order_by`` (``created_at``, ``updated_at``, ``username``, ``email``), newest first
-        unless ``order_desc=False``; ties broken by id.
+        Args:
+            status: Only users with this status (``active``, ``inactive``, ``suspended``, ``pending``, ``invited``).
+            order_by: ``created_at`` (the default), ``updated_at``, ``username`` or ``email``.
+            order_desc: Descending (the default: newest first); ``False`` for ascending.
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
         """
         data = await self._client.request(
             "GET",
@@ -372,9 +427,14 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> User:
-        """Change a user: only the arguments passed are sent; an explicit ``None`` clears the attribute.
+        """Change a user.
 
         ``PUT /api/guardian/users/{user_id}``, admin only.
+
+        An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
+        attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_user`.
 
         Moving ``status`` away from ``active`` revokes the user's sessions.
         """
@@ -795,9 +855,13 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> RoleList:
-        """One page of roles (``{items, total}``).
+        """One page of roles: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/roles``, admin only.
+        ``GET /api/guardian/roles``, admin only. Ordered by creation time, oldest first; ties broken by id.
+
+        Args:
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
         """
         data = await self._client.request(
             "GET",
@@ -1151,6 +1215,11 @@ class AuthNamespace(Namespace):
         """Create a scope.
 
         ``POST /api/guardian/scopes``, admin only.
+
+        Args:
+            slug: The name tokens and guards use (``require_scopes("orders:write")``), unique, from
+                ``A-Z a-z 0-9 . _ : -``.
+            display_name: A name for people.
         """
         data = await self._client.request(
             "POST",
@@ -1192,9 +1261,13 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> ScopeList:
-        """One page of scopes (``{items, total}``).
+        """One page of scopes: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/scopes``, admin only.
+        ``GET /api/guardian/scopes``, admin only. Ordered by creation time, oldest first; ties broken by id.
+
+        Args:
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
         """
         data = await self._client.request(
             "GET",
@@ -1216,9 +1289,14 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Scope:
-        """Change a scope: only the arguments passed are sent; an explicit ``None`` clears the attribute.
+        """Change a scope.
 
         ``PUT /api/guardian/scopes/{scope_id}``, admin only.
+
+        An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
+        attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_scope`.
         """
         scope_id_ = _uuid("scope_id", scope_id)
         data = await self._client.request(
@@ -1448,9 +1526,13 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> ClientList:
-        """One page of clients (``{items, total}``).
+        """One page of clients: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/clients``, admin only.
+        ``GET /api/guardian/clients``, admin only. Ordered by creation time, oldest first; ties broken by id.
+
+        Args:
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
         """
         data = await self._client.request(
             "GET",
@@ -1472,9 +1554,15 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Client:
-        """Change a client: only the arguments passed are sent; an explicit ``None`` clears the attribute.
+        """Change a client.
 
         ``PUT /api/guardian/clients/{client_id}``, admin only.
+
+        An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
+        attribute (``ValidationError`` for one that is not).
+
+        A ``status`` other than ``active`` (``inactive``) stops the client from minting tokens, and the service
+        tokens it holds are refused.
         """
         client_id_ = _uuid("client_id", client_id)
         data = await self._client.request(
@@ -1852,6 +1940,13 @@ class AuthNamespace(Namespace):
         """Create a tenant.
 
         ``POST /api/guardian/tenants``, admin only.
+
+        Args:
+            name: The tenant's name.
+            slug: Its unique short name, ``^[a-z0-9][a-z0-9_-]{0,54}$``; its schema is ``tenant_<slug>`` (``-``
+                becoming ``_``).
+            category_id: The tenant category it belongs to.
+            display_name: A name for people, when not ``name``.
         """
         _optional_uuid("category_id", category_id)
         data = await self._client.request(
@@ -1898,9 +1993,15 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> TenantList:
-        """One page of tenants (``{items, total}``).
+        """One page of tenants: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/tenants``, admin only.
+        ``GET /api/guardian/tenants``, admin only. Ordered by creation time, oldest first; ties broken by id.
+
+        Args:
+            status: Only tenants with this status (``active`` or ``inactive``).
+            category_id: Only tenants of this tenant category.
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
         """
         _optional_uuid("category_id", category_id)
         data = await self._client.request(
@@ -1925,9 +2026,16 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Tenant:
-        """Change a tenant: only the arguments passed are sent; an explicit ``None`` clears the attribute.
+        """Change a tenant.
 
         ``PUT /api/guardian/tenants/{tenant_id}``, admin only.
+
+        An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
+        attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_tenant`.
+
+        ``status`` is ``active`` or ``inactive``.
         """
         tenant_id_ = _uuid("tenant_id", tenant_id)
         _optional_uuid("category_id", category_id)
@@ -1980,6 +2088,10 @@ class AuthNamespace(Namespace):
         """Create a tenant category.
 
         ``POST /api/guardian/tenant-categories``, admin only.
+
+        Args:
+            slug: Its unique short name, ``^[a-z0-9][a-z0-9_-]{0,54}$`` (Smith's category calls name it).
+            color: A display colour, ``#RRGGBB``.
         """
         data = await self._client.request(
             "POST",
@@ -2021,9 +2133,13 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> TenantCategoryList:
-        """One page of tenant categories (``{items, total}``).
+        """One page of tenant categories: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/tenant-categories``, admin only.
+        ``GET /api/guardian/tenant-categories``, admin only. Ordered by creation time, oldest first; ties broken by id.
+
+        Args:
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
         """
         data = await self._client.request(
             "GET",
@@ -2045,9 +2161,14 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> TenantCategory:
-        """Change a tenant category: only the arguments passed are sent; an explicit ``None`` clears the attribute.
+        """Change a tenant category.
 
         ``PUT /api/guardian/tenant-categories/{category_id}``, admin only.
+
+        An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
+        attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_tenant_category`.
         """
         category_id_ = _uuid("category_id", category_id)
         data = await self._client.request(
@@ -2137,9 +2258,13 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> SubtypeList:
-        """One page of subtypes (``{items, total}``).
+        """One page of subtypes: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/subtypes``, admin only.
+        ``GET /api/guardian/subtypes``, admin only. Ordered by creation time, oldest first; ties broken by id.
+
+        Args:
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
         """
         data = await self._client.request(
             "GET",
@@ -2421,9 +2546,15 @@ class AuthNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> Page:
-        """Create a page.
+        """Create a page: a path of the app whose access Guardian decides (``require_page_access``, spec 8.8).
 
         ``POST /api/guardian/pages``, admin only.
+
+        Args:
+            path: Starts with ``/``, at most 512 characters, no query or fragment; unique.
+            name: A name for people.
+            is_active: An inactive page is refused to everyone (reason ``page_inactive``).
+            show_in_nav: A flag stored for the app's own menus; navigation trees are built from nav items.
         """
         data = await self._client.request(
             "POST",
@@ -2466,9 +2597,14 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> PageList:
-        """One page of pages (``{items, total}``).
+        """One page of pages: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/pages``, admin only.
+        ``GET /api/guardian/pages``, admin only. Ordered by creation time, oldest first; ties broken by id.
+
+        Args:
+            is_active: ``True``: only active pages; ``False``: only inactive ones; ``None``: all.
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
         """
         data = await self._client.request(
             "GET",
@@ -2492,9 +2628,14 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Page:
-        """Change a page: only the arguments passed are sent; an explicit ``None`` clears the attribute.
+        """Change a page.
 
         ``PUT /api/guardian/pages/{page_id}``, admin only.
+
+        An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
+        attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_page`.
         """
         page_id_ = _uuid("page_id", page_id)
         data = await self._client.request(
@@ -3023,9 +3164,19 @@ class AuthNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> NavItem:
-        """Create a navigation item.
+        """Create a navigation item (an entry of the menus ``portal.get_navigation`` builds, spec 8.9).
 
         ``POST /api/guardian/nav-items``, admin only.
+
+        Args:
+            title: The entry's text.
+            icon: An icon name for the app's menu.
+            page_id: The page it opens; the item is shown only to subjects that may open it.
+            parent_id: The item it sits under (a cycle is refused); ``None``: top level.
+            item_type: ``link``, ``header`` or ``group_label`` (a header or label without children is not shown).
+            is_active: Inactive items are left out of every navigation tree.
+            sort_order: Position among its siblings (then by title).
+            is_expanded_default: Whether a group starts unfolded.
         """
         _optional_uuid("page_id", page_id)
         _optional_uuid("parent_id", parent_id)
@@ -3084,12 +3235,18 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> NavItemList:
-        """One page of navigation items (``{items, total}``).
+        """One page of navigation items: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/nav-items``, admin only.
+        ``GET /api/guardian/nav-items``, admin only. Ties broken by id.
 
-        Ordered by ``order_by`` (``sort_order`` by default, ``title``, ``created_at``), ascending unless
-        ``order_desc=True``. ``tenant_id`` keeps the items linked to that tenant.
+        Args:
+            tenant_id: Only items linked to this tenant.
+            parent_id: Only the children of this item.
+            is_active: ``True``: only active items; ``False``: only inactive ones; ``None``: all.
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
+            order_by: ``sort_order`` (the default), ``title`` or ``created_at``.
+            order_desc: ``True`` for descending; ascending by default.
         """
         _optional_uuid("tenant_id", tenant_id)
         _optional_uuid("parent_id", parent_id)
@@ -3127,9 +3284,14 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> NavItem:
-        """Change a navigation item: only the arguments passed are sent; an explicit ``None`` clears the attribute.
+        """Change a navigation item.
 
         ``PUT /api/guardian/nav-items/{nav_id}``, admin only.
+
+        An argument left at ``UNSET`` is not sent and keeps its value; an explicit ``None`` clears a nullable
+        attribute (``ValidationError`` for one that is not).
+
+        The fields are those of :meth:`create_nav_item`.
         """
         nav_id_ = _uuid("nav_id", nav_id)
         _optional_uuid("page_id", page_id)
@@ -3588,9 +3750,13 @@ class AuthNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> SecureTableList:
-        """One page of secure-table registrations (``{items, total}``).
+        """One page of secure-table registrations: ``{items, total}``, where ``total`` counts every match.
 
-        ``GET /api/guardian/secure-tables``, admin only.
+        ``GET /api/guardian/secure-tables``, admin only. Ordered by creation time, oldest first; ties broken by id.
+
+        Args:
+            limit: At most this many records, 1 to 1000.
+            offset: Records skipped before the first one returned (0 or more).
         """
         data = await self._client.request(
             "GET",

@@ -44,7 +44,24 @@ def _recipients(to: str | Sequence[str]) -> str:
 
 
 class CourierNamespace(Namespace):
-    """Courier transactional e-mail (spec 7.10)."""
+    """Courier transactional e-mail (spec 7.10): ``client.courier``.
+
+    Messages are rendered from named templates (``welcome``, ``password-reset``, ``email-verification``,
+    ``invitation``, ...) with a ``model`` of values. The parameters shared by the senders: ``to`` is one address
+    or a list of up to 50; ``from_email`` is the sender's address (required). The wrappers (``send_welcome`` ...)
+    send ``tag`` equal to the template's alias; their ``name`` (the recipient's), ``product_name`` and link
+    (``action_url``, ``reset_url``, ``verify_url``, ``invite_url``, all sent as the model's ``action_url``) go
+    into the model, with any further keyword arguments (``**extra``).
+    Each returns ``{to, message_id, submitted_at}``.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     __slots__ = ()
 
@@ -61,10 +78,19 @@ class CourierNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> MailSent:
-        """Send the template ``template_alias`` rendered with ``model`` to ``to`` (up to 50 addresses).
+        """Send the template ``template_alias`` rendered with ``model``; returns ``{to, message_id, submitted_at}``.
 
-        A template's required model fields are checked by the server (``ValidationError`` with
-        ``details["missing"]``); an unknown alias raises ``NotFoundError``.
+        Args:
+            template_alias: The template's name.
+            to: One address, or a list of up to 50.
+            from_email: The sender's address.
+            model: The values the template uses; a template's required fields are checked by the server.
+            tag: A label sent with the message, for sorting deliveries.
+            reply_to: The address that replies go to, when not ``from_email``.
+
+        Raises:
+            ValidationError: A required model field is missing (``details["missing"]``), or too many recipients.
+            NotFoundError: No template has this alias.
         """
         body: dict[str, Any] = {
             "template_alias": template_alias,
@@ -208,10 +234,12 @@ class CourierNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> Outbox:
-        """The server's outbox, newest first (admin only): where tests and apps read the mailed links.
+        """The server's outbox, newest first (administrators only): where tests and apps read the mailed links.
 
-        ``to`` keeps the messages with that recipient (case-insensitive); ``template_alias`` those of that
-        template. ``limit`` is 1 to 1000.
+        Args:
+            limit: At most this many messages, 1 to 1000 (checked before sending).
+            to: Only messages to this recipient (case-insensitive).
+            template_alias: Only messages of this template.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= OUTBOX_MAX_LIMIT:
             raise ValidationError(

@@ -94,7 +94,11 @@ class _Tables(Namespace):
     async def tables(
         self, schema: str = "public", *, timeout: float | None = None, max_retries: int | None = None
     ) -> builtins.list[dict[str, Any]]:
-        """The tables of ``schema``: a list of ``{name, schema, secure}``."""
+        """The tables of ``schema``: a list of ``{name, schema, secure}`` (no ``reason`` needed, even when secure).
+
+        Raises:
+            ValidationError: ``schema`` is not an identifier.
+        """
         path = f"/api/scribe/data/{schema}/tables"
         check_identifier(schema, "schema", path)
         data = await self._client.request("GET", path, safe=True, timeout=timeout, max_retries=max_retries)
@@ -108,7 +112,12 @@ class _Tables(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> builtins.list[dict[str, Any]]:
-        """The columns of a table: a list of ``{name, type, nullable, default, primary_key}``."""
+        """The columns of a table: a list of ``{name, type, nullable, default, primary_key}``; no ``reason`` needed.
+
+        Raises:
+            ValidationError: ``schema`` or ``table`` is not an identifier.
+            NotFoundError: There is no such table.
+        """
         path = _data_path(schema, table, "columns")
         check_identifier(schema, "schema", path)
         check_identifier(table, "table", path)
@@ -178,8 +187,24 @@ def _optional_audit(reason: str | None, actor: str | None) -> dict[str, str]:
 
 
 class DbNamespace(_Tables):
-    """Scribe table data (spec 7.3). On a secure table, pass ``reason`` and ``actor`` (else
-    :class:`SecureTableError` from the server's 403); on other tables they are ignored."""
+    """Scribe table data (spec 7.3): ``client.db``.
+
+    On a secure table (one registered with ``auth.create_secure_table``), pass ``reason`` and ``actor``: the server
+    writes an audit record of each access, and without them answers 403 (``SecureTableError``). On other tables
+    they are ignored. ``client.secure`` is the same with a required :class:`SecureAccessContext` instead.
+
+    Identifiers (``schema``, ``table``, ``sort_by``, filter columns) and ``limit`` are checked before sending
+    (``ValidationError`` naming the field); a column the table lacks is the server's 422 (``ValidationError``),
+    a broken unique constraint its 409 (``ConflictError``).
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def schemas(self, *, timeout: float | None = None, max_retries: int | None = None) -> builtins.list[str]:
         """The user schemas: ``public``, tenant schemas and schemas created through Smith."""
@@ -203,9 +228,29 @@ class DbNamespace(_Tables):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> QueryResult:
-        """Rows matching ``filters`` (value: ``=``; list: ``IN``; ``None``: ``IS NULL``), sorted and paged.
+        """Rows of ``table`` matching ``filters``, sorted and paged.
 
-        Returns ``{"rows": [...], "total": n}`` where ``total`` counts every match.
+        Args:
+            table: The table's name.
+            schema: Its schema (``public``, a tenant schema, ...).
+            filters: Column name -> condition, all of which must hold: a value means ``=``, a list ``IN``
+                (an empty list matches nothing), ``None`` ``IS NULL`` (spec 8.2). Column names are checked to be
+                identifiers before sending.
+                ``None`` matches every row.
+            sort_by: The column to sort by; without it rows come in primary-key order, so paging is stable.
+            sort_order: ``"ASC"`` or ``"DESC"`` (any letter case).
+            limit: At most this many rows, 1 to 1000.
+            offset: Rows skipped before the first one returned.
+            reason: Why the data is accessed (at most 1000 characters), written to the audit record. Needed
+                with ``actor`` on a secure table; ignored on other tables.
+            actor: Who accesses it (at most 256 characters): by convention a user id, or ``"machine"``.
+
+        Returns:
+            ``{"rows": [...], "total": n}``, where ``total`` counts every matching row, not only this page.
+
+        Raises:
+            ValidationError: A bad identifier or ``limit`` (before sending), or an unknown column.
+            SecureTableError: The table is secure and ``reason`` or ``actor`` is missing.
         """
         return await self._query(
             table,
@@ -232,7 +277,17 @@ class DbNamespace(_Tables):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Insert one row; returns the stored row, generated values included."""
+        """Insert one row (column -> value); returns the stored row, generated values included.
+
+        Args:
+            reason: Why the data is accessed (at most 1000 characters), written to the audit record. Needed
+                with ``actor`` on a secure table; ignored on other tables.
+            actor: Who accesses it (at most 256 characters): by convention a user id, or ``"machine"``.
+
+        Raises:
+            ConflictError: A unique constraint is broken.
+            ValidationError: A value does not fit its column, or a column is unknown.
+        """
         row: dict[str, Any] = await self._write(
             "insert",
             table,
@@ -258,7 +313,17 @@ class DbNamespace(_Tables):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Set ``data`` on the rows matching ``filters`` (both non-empty); returns ``{"affected_rows": n}``."""
+        """Set ``data`` (column -> value) on the rows matching ``filters``; returns ``{"affected_rows": n}``.
+
+        Args:
+            filters: Column name -> condition, all of which must hold: a value means ``=``, a list ``IN``
+                (an empty list matches nothing), ``None`` ``IS NULL`` (spec 8.2). Column names are checked to be
+                identifiers before sending.
+                Must not be empty (a whole table is emptied with ``ddl.truncate_table``).
+            reason: Why the data is accessed (at most 1000 characters), written to the audit record. Needed
+                with ``actor`` on a secure table; ignored on other tables.
+            actor: Who accesses it (at most 256 characters): by convention a user id, or ``"machine"``.
+        """
         result: dict[str, Any] = await self._write(
             "update",
             table,
@@ -283,7 +348,17 @@ class DbNamespace(_Tables):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Delete the rows matching ``filters`` (non-empty); returns ``{"affected_rows": n}``."""
+        """Delete the rows matching ``filters``; returns ``{"affected_rows": n}``.
+
+        Args:
+            filters: Column name -> condition, all of which must hold: a value means ``=``, a list ``IN``
+                (an empty list matches nothing), ``None`` ``IS NULL`` (spec 8.2). Column names are checked to be
+                identifiers before sending.
+                Must not be empty.
+            reason: Why the data is accessed (at most 1000 characters), written to the audit record. Needed
+                with ``actor`` on a secure table; ignored on other tables.
+            actor: Who accesses it (at most 256 characters): by convention a user id, or ``"machine"``.
+        """
         result: dict[str, Any] = await self._write(
             "delete",
             table,
@@ -308,7 +383,16 @@ class DbNamespace(_Tables):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Insert 1 to 1000 rows, all or nothing; returns ``{"inserted_count", "rows"}``."""
+        """Insert 1 to 1000 rows, all or nothing; returns ``{"inserted_count": n, "rows": [...]}``.
+
+        Args:
+            reason: Why the data is accessed (at most 1000 characters), written to the audit record. Needed
+                with ``actor`` on a secure table; ignored on other tables.
+            actor: Who accesses it (at most 256 characters): by convention a user id, or ``"machine"``.
+
+        Raises:
+            ConflictError: A row breaks a unique constraint (no row is inserted).
+        """
         result: dict[str, Any] = await self._write(
             "bulk-insert",
             table,
@@ -334,7 +418,21 @@ def _context(context: Any, endpoint: str) -> dict[str, str]:
 
 
 class SecureNamespace(_Tables):
-    """Audited access to secure tables (spec 7.3, 8.3): each data call carries a :class:`SecureAccessContext`."""
+    """Audited access to secure tables (spec 7.3, 8.3): ``client.secure`` (alias ``client.db_secure``).
+
+    Each data method takes a :class:`SecureAccessContext` (``reason``, ``actor``); a blank one raises
+    ``SecureTableError`` before anything is sent. The server writes an audit record (a Herald entry of category
+    ``audit``) for each access. The listings (``tables``, ``columns``) need no context. The other parameters are
+    those of ``client.db``.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def query(
         self,
@@ -350,7 +448,14 @@ class SecureNamespace(_Tables):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> QueryResult:
-        """Like ``db.query``, audited; returns ``{"rows": [...], "total": n}``."""
+        """Like ``db.query``, audited; returns ``{"rows": [...], "total": n}``.
+
+        Args:
+            context: Why and by whom: both non-empty (``SecureTableError`` otherwise).
+            filters: As in ``db.query``: value ``=``, list ``IN``, ``None`` ``IS NULL``; ``None`` matches every row.
+            limit: At most this many rows, 1 to 1000.
+            offset: Rows skipped before the first one returned.
+        """
         audit = _context(context, _data_path(schema, table, "query"))
         return await self._query(
             table, schema, filters, sort_by, sort_order, limit, offset, audit, timeout, max_retries
@@ -433,7 +538,16 @@ class SecureNamespace(_Tables):
 
 
 class OpenNamespace(Namespace):
-    """The open SQL area (spec 7.3): a separate database the project may use freely, without audit."""
+    """The open SQL area (spec 7.3): ``client.open``, a separate database the project may use freely, without audit.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def dsn(self, *, timeout: float | None = None, max_retries: int | None = None) -> str:
         """The open database's connection string (accepts ``dsn``, ``connection_string`` or a bare string)."""
@@ -454,7 +568,18 @@ class OpenNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Run one statement; ``params`` bind to ``$1``, ``$2``, ... Returns ``{columns, rows, row_count}``."""
+        """Run one SQL statement in the open database.
+
+        Args:
+            sql: The statement (non-empty; sent base64-encoded).
+            params: Values bound to ``$1``, ``$2``, ... (never pasted into the SQL text).
+
+        Returns:
+            ``{columns, rows, row_count}``.
+
+        Raises:
+            ValidationError: ``sql`` is empty (before sending).
+        """
         if not isinstance(sql, str) or not sql.strip():
             raise ValidationError(
                 "sql must be a non-empty string",

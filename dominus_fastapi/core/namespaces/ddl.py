@@ -114,7 +114,28 @@ def _array(data: Any) -> builtins.list[dict[str, Any]]:
 
 
 class DdlNamespace(Namespace):
-    """Smith DDL, migrations and tenant provisioning (spec 7.7)."""
+    """Smith DDL, migrations and tenant provisioning (spec 7.7, 8.6): ``client.ddl``.
+
+    Every change to a schema is recorded as a numbered migration of that schema (``version`` in the answers);
+    drops and raw DDL cannot be rolled back. Tenant categories have migration streams of their own, replayed
+    into the tenant schemas (``tenant_<slug>``) provisioned from them.
+
+    ``columns`` (``create_table``, ``add_table``, ``category_create_table``) is a non-empty list of column
+    definitions, in the spec form ``{name, type, primary_key=False, nullable=True, unique=False, default}`` or
+    the README form ``{"name", "type", "constraints": ["PRIMARY KEY", "NOT NULL", ...], "default": "NOW()"}``.
+    Types are PostgreSQL names (``integer``, ``bigserial``, ``text``, ``varchar(n)``, ``numeric(p,s)``,
+    ``timestamptz``, ``uuid``, ``jsonb``, ...); SQL defaults such as ``NOW()`` or ``'pending'`` are translated.
+    Identifiers are checked before sending (``ValidationError``); a name that is taken raises ``ConflictError``,
+    a missing table, schema or category ``NotFoundError``.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def _send(
         self,
@@ -315,7 +336,14 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> dict[str, Any]:
-        """Change a column's type, nullability or default (``default="DROP"`` removes it)."""
+        """Change a column's type, nullability or default; ``{schema, table, column, altered, version}``.
+
+        Args:
+            new_type: The new type; ``None`` keeps it.
+            nullable: Whether the column accepts ``NULL``; ``None`` keeps it.
+            default: The new default (SQL text, translated as in column definitions); ``"DROP"`` removes it,
+                ``None`` keeps it.
+        """
         _ids(schema=schema, table=table, column=column)
         body: dict[str, Any] = {"schema": schema, "table": table, "column": column}
         if new_type is not None:
@@ -485,7 +513,15 @@ class DdlNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Reverse every migration above ``version``; ``{schema, from_version, to_version, rolled_back}``."""
+        """Reverse every migration above ``version``, newest first, in one transaction.
+
+        Returns:
+            ``{schema, from_version, to_version, rolled_back}``.
+
+        Raises:
+            ValidationError: ``version`` is not below the current version (400), or one of the migrations to
+                reverse is irreversible (422; nothing changes).
+        """
         _ids(schema=schema)
         result: dict[str, Any] = await self._send(
             "POST",
@@ -633,7 +669,16 @@ class DdlNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Add a table to a category's template and to every tenant schema provisioned from it."""
+        """Add a table to a category's template and to every tenant schema provisioned from it.
+
+        Args:
+            target: ``"category"`` (the default): record the change in the category's migration stream and apply it
+                to every tenant schema provisioned from the category (``applied_schemas``); ``"public"``: apply it to
+                the ``public`` schema and record it there, ``category_slug`` being kept only for traceability.
+
+        Returns:
+            ``{category_slug, target, table, version, applied_schemas}``.
+        """
         _ids(table=table)
         body = {"target": target, "category_slug": category_slug, "table": table, "columns": _columns(columns)}
         return await self._category("POST", "create-table", body, timeout, max_retries, idempotency_key)
@@ -651,7 +696,13 @@ class DdlNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Add a column to a category template's table and to every tenant schema of the category."""
+        """Add a column to a category template's table and to every tenant schema of the category.
+
+        Args:
+            target: ``"category"`` (the default): record the change in the category's migration stream and apply it
+                to every tenant schema provisioned from the category (``applied_schemas``); ``"public"``: apply it to
+                the ``public`` schema and record it there, ``category_slug`` being kept only for traceability.
+        """
         _ids(table=table, column=column)
         body = {
             "target": target,
@@ -672,7 +723,13 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> dict[str, Any]:
-        """Drop a table from a category template and from its tenant schemas."""
+        """Drop a table from a category template and from its tenant schemas.
+
+        Args:
+            target: ``"category"`` (the default): record the change in the category's migration stream and apply it
+                to every tenant schema provisioned from the category (``applied_schemas``); ``"public"``: apply it to
+                the ``public`` schema and record it there, ``category_slug`` being kept only for traceability.
+        """
         _ids(table=table)
         body = {"target": target, "category_slug": category_slug, "table": table}
         return await self._category("DELETE", "drop-table", body, timeout, max_retries, None)
@@ -687,7 +744,13 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> dict[str, Any]:
-        """Drop a column from a category template's table and from its tenant schemas."""
+        """Drop a column from a category template's table and from its tenant schemas.
+
+        Args:
+            target: ``"category"`` (the default): record the change in the category's migration stream and apply it
+                to every tenant schema provisioned from the category (``applied_schemas``); ``"public"``: apply it to
+                the ``public`` schema and record it there, ``category_slug`` being kept only for traceability.
+        """
         _ids(table=table, column=column)
         body = {"target": target, "category_slug": category_slug, "table": table, "column": column}
         return await self._category("DELETE", "drop-column", body, timeout, max_retries, None)
@@ -705,7 +768,13 @@ class DdlNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Create an index in a category template and in its tenant schemas."""
+        """Create an index in a category template and in its tenant schemas.
+
+        Args:
+            target: ``"category"`` (the default): record the change in the category's migration stream and apply it
+                to every tenant schema provisioned from the category (``applied_schemas``); ``"public"``: apply it to
+                the ``public`` schema and record it there, ``category_slug`` being kept only for traceability.
+        """
         _ids(table=table, index_name=index_name)
         for i, name in enumerate(columns):
             check_identifier(name, f"columns[{i}]")
@@ -777,7 +846,15 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> dict[str, Any]:
-        """Drop a tenant's schema (``cascade=True`` when it still holds tables)."""
+        """Drop a tenant's schema; ``{tenant_slug, schema, dropped}``.
+
+        Args:
+            cascade: Drop the tables it still holds too; without it such a schema is refused.
+
+        Raises:
+            ConflictError: The schema still holds tables and ``cascade`` is false.
+            NotFoundError: The tenant was never provisioned.
+        """
         result: dict[str, Any] = await self._send(
             "DELETE",
             "/api/smith/provision/tenant-schema",

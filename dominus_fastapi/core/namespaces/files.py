@@ -153,8 +153,22 @@ def _target(
 
 
 class FilesNamespace(Namespace):
-    """Archivist file storage (spec 7.5): objects by category and logical path, folders, views, compliance
-    retention and expiring download URLs."""
+    """Archivist file storage (spec 7.5): ``client.files``.
+
+    Objects live in a ``category`` (a top-level space such as ``general``) under a logical ``path``; folders,
+    views (named sets of categories for ``browse``), compliance retention and expiring download URLs come with
+    them. Methods that take ``file_id=None, category=None, path=None`` act on the object ``file_id`` when it is
+    given, else on ``path`` inside ``category``; a missing object raises ``NotFoundError``. ``upload`` and
+    ``fetch`` use the transfer timeout (``DOMINUS_TRANSFER_TIMEOUT``) unless ``timeout`` is given.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def _post(
         self,
@@ -196,9 +210,26 @@ class FilesNamespace(Namespace):
     ) -> FileObject:
         """Store a file (bytes, or a file-like object read to the end) and return its record.
 
-        ``path`` defaults to ``filename``; an upload to a taken path replaces that object's content and keeps
-        its id. ``compliance=True`` makes a retained compliance object owned by ``actor`` (required) for
-        ``retention_days`` (1 to 3650). The server caps the size (50 MiB by default; 413 beyond it).
+        An upload to a taken path replaces that object's content and keeps its id. The server caps the size (50 MiB
+        by default).
+
+        Args:
+            data: The content: bytes, or an object whose ``read()`` (possibly async) returns bytes or text.
+            filename: 1 to 255 characters, without ``/``, ``\\`` or control characters.
+            content_type: Default: guessed from ``filename``, else ``application/octet-stream``.
+            category: The category to store it in.
+            path: Its logical path in ``category``; default: ``filename``.
+            tags: At most 50 strings of 1 to 64 characters.
+            compliance: Make it a compliance object: it cannot be deleted, moved or overwritten for
+                ``retention_days``, and every access to it is audited.
+            actor: The owner of a compliance object (a user id); required when ``compliance`` is true.
+            retention_days: How long a compliance object is retained, 1 to 3650 days (checked on every upload;
+                only compliance objects are retained).
+
+        Raises:
+            ValidationError: A bad ``filename``, ``tags`` or ``retention_days``, or no ``actor`` for a compliance
+                upload (before sending); or a file above the size cap (413).
+            ConflictError: The path holds a compliance object under retention (``retention_active``).
         """
         endpoint = f"{PREFIX}/upload"
         _check_filename(endpoint, filename)
@@ -243,16 +274,22 @@ class FilesNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> DownloadLink:
-        """A signed URL that answers a plain GET with the raw bytes until ``expires_at``: the whole answer
-        (``download_url``, ``expires_at``, ``id``, ``path``, ``filename``, ``content_type``, ``size``).
+        """A signed URL that answers a plain GET, without credentials, with the raw bytes until ``expires_at``.
 
-        The object is ``file_id``, else ``category`` (default ``general``) with ``path``. A compliance object
-        needs ``actor``, and the access is audited.
+        In embedded mode (``embedded:`` URLs) the link is ``http://dominus-local.embedded/archivist/blob/...``: that
+        host exists only inside this process, so a browser, ``httpx.get`` or ``urllib`` cannot open it. Read the bytes
+        with :meth:`fetch` there (in a web app, answer them yourself, as ``example_app``'s ``attachment`` helper
+        does), or serve the data directory with ``dominus-local serve`` for real links.
 
-        In embedded mode (``embedded:`` URLs) the link is ``http://dominus-local.embedded/archivist/blob/...``:
-        that host exists only inside this process, so a browser, ``httpx.get`` or ``urllib`` cannot open it.
-        Read the bytes with :meth:`fetch` there (in a web app, answer them yourself, as ``example_app``'s
-        ``attachment`` helper does), or serve the data directory with ``dominus-local serve`` for real links.
+        Args:
+            file_id: The object's id; when given, ``category`` and ``path`` are not needed.
+            category: With ``path``, names the object when there is no ``file_id`` (default ``general``).
+            path: The object's logical path inside ``category``.
+            actor: Who accesses the object (a user id); required for a compliance object, whose access is audited.
+            expires_seconds: How long the URL works, 60 to 86400 seconds.
+
+        Returns:
+            ``{download_url, expires_at, id, path, filename, content_type, size}``.
         """
         endpoint = f"{PREFIX}/download"
         body = _target(endpoint, file_id, category, path, actor)
@@ -272,8 +309,14 @@ class FilesNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> FetchedFile:
-        """The file itself: ``{"data": bytes, "filename", "content_type", "size", "id", "path"}``. The target
-        is chosen as for :meth:`download`; a compliance object needs ``actor`` and the access is audited."""
+        """The file itself, through the API: ``{"data": bytes, "filename", "content_type", "size", "id", "path"}``.
+
+        Args:
+            file_id: The object's id; when given, ``category`` and ``path`` are not needed.
+            category: With ``path``, names the object when there is no ``file_id`` (default ``general``).
+            path: The object's logical path inside ``category``.
+            actor: Who accesses the object (a user id); required for a compliance object, whose access is audited.
+        """
         endpoint = f"{PREFIX}/fetch"
         body = _target(endpoint, file_id, category, path, actor)
         data = await self._post(
@@ -298,8 +341,14 @@ class FilesNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> ObjectPage:
-        """One page of object records ordered by category then path: ``{objects, cursor, count}``. ``prefix``
-        matches the start of the logical path; pass ``cursor`` back for the next page."""
+        """One page of object records, ordered by category then path: ``{objects, cursor, count}``.
+
+        Args:
+            category: Only this category's objects; ``None``: every category.
+            prefix: Only objects whose logical path starts with this.
+            limit: At most this many records, 1 to 1000.
+            cursor: The ``cursor`` of the previous page, for the next one (``None`` in the answer: no more pages).
+        """
         endpoint = f"{PREFIX}/list"
         body: dict[str, Any] = {"limit": _check_int(endpoint, "limit", limit, 1, LIMIT_MAX)}
         if category is not None:
@@ -322,8 +371,17 @@ class FilesNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Delete an object: ``{deleted, id}``. A compliance object needs ``actor``, is audited, and is
-        refused while under retention (``ConflictError`` with code ``retention_active``)."""
+        """Delete an object: ``{deleted, id}``.
+
+        Args:
+            file_id: The object's id; when given, ``category`` and ``path`` are not needed.
+            category: With ``path``, names the object when there is no ``file_id`` (default ``general``).
+            path: The object's logical path inside ``category``.
+            actor: Who accesses the object (a user id); required for a compliance object, whose access is audited.
+
+        Raises:
+            ConflictError: A compliance object under retention (code ``retention_active``).
+        """
         endpoint = f"{PREFIX}/delete"
         body = _target(endpoint, file_id, category, path, actor)
         data: dict[str, Any] = await self._post(
@@ -341,7 +399,11 @@ class FilesNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> FileObject:
-        """Give an object a new category and/or path (at least one); the updated record."""
+        """Give an object a new category and/or path (at least one); returns the updated record.
+
+        Raises:
+            ConflictError: A compliance object under retention, or the new path is taken.
+        """
         endpoint = f"{PREFIX}/move"
         if new_category is None and new_path is None:
             raise _fail(endpoint, "new_path", "give new_category, new_path or both")
@@ -393,8 +455,16 @@ class FilesNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> dict[str, Any]:
-        """One folder level: ``{path, folders, files, cursor}``, folders first. Without ``category`` the first
-        path segment names the category, and ``"/"`` lists the categories of ``view`` (default ``all``)."""
+        """One folder level: ``{path, folders, files, cursor}``, folders first, each group by name.
+
+        Args:
+            path: The folder; without ``category`` its first segment names the category, and ``"/"`` lists the
+                categories of ``view``.
+            category: The category to browse inside.
+            view: The named set of categories to browse (default ``all``; ``reserved`` for administrators).
+            limit: At most this many entries (folders and files together), 1 to 1000.
+            cursor: The ``cursor`` of the previous page, for the next one.
+        """
         endpoint = f"{PREFIX}/browse"
         body: dict[str, Any] = {"path": path, "limit": _check_int(endpoint, "limit", limit, 1, LIMIT_MAX)}
         if category is not None:
@@ -489,8 +559,14 @@ class FilesNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Delete a folder: ``{deleted, path, deleted_count}``. Without ``force`` it must be empty; with it,
-        everything below goes, unless a compliance object under retention lies there."""
+        """Delete a folder: ``{deleted, path, deleted_count}``.
+
+        Args:
+            force: Delete everything below too; without it the folder must be empty.
+
+        Raises:
+            ConflictError: The folder is not empty (without ``force``), or holds a compliance object under retention.
+        """
         body: dict[str, Any] = {"path": path, "force": bool(force)}
         if category is not None:
             body["category"] = category
@@ -513,8 +589,13 @@ class FilesNamespace(Namespace):
         max_retries: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Delete every object (administrators only; ``confirm=True`` required), keeping compliance objects
-        unless ``preserve_compliance=False``: ``{reset, deleted_count, retained_count, by_category}``."""
+        """Delete every object (administrators only): ``{reset, deleted_count, retained_count, by_category}``.
+
+        Args:
+            confirm: Must be ``True``, so that no call empties the store by accident.
+            preserve_compliance: Keep every compliance object, expired or not (counted in ``retained_count``);
+                ``False`` deletes them too, and the reset is audited.
+        """
         data: dict[str, Any] = await self._post(
             "factory-reset",
             {"confirm": bool(confirm), "preserve_compliance": bool(preserve_compliance)},

@@ -12,7 +12,18 @@ HEALTH_PATH = "/api/health"
 
 
 class HealthNamespace(Namespace):
-    """Health and warm-up (spec 7.11)."""
+    """Health and warm-up (spec 7.11): ``client.health``.
+
+    ``check`` waits 15 s by default rather than the client's ``timeout``.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def check(self, *, timeout: float | None = None, max_retries: int | None = None) -> dict[str, Any]:
         """The health document (no auth needed); never raises for HTTP statuses.

@@ -124,7 +124,26 @@ def write_fallback(level: str, message: str, context: Mapping[str, Any] | None =
 
 
 class LogsNamespace(Namespace):
-    """Herald structured logs (spec 7.8)."""
+    """Herald structured logs (spec 7.8): ``client.logs``.
+
+    The logging methods (``debug`` to ``critical``) never raise for a failure of the log service: they write one
+    JSON line to stderr and return ``False``, so an outage of the log service never takes the application down.
+    Each entry records the calling file and function, and the server stamps it with its time, project,
+    environment and subject. The parameters of the logging methods:
+
+    - ``message``: 1 to 32768 characters.
+    - ``context``: a JSON object of at most 64 KiB stored with the entry (``data=`` is its other name, as in the
+      reference SDK; giving both raises ``ValidationError``, the one error these methods raise).
+    - ``category``: at most 64 characters, for filtering; categories starting with ``audit`` are the server's.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def _log(
         self,
@@ -278,11 +297,22 @@ class LogsNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> builtins.list[dict[str, Any]]:
-        """Entries newest first; ``level`` is a minimum severity, ``start_time`` inclusive, ``end_time``
-        exclusive, ``search`` a case-insensitive substring of the message.
+        """Stored entries, newest first; ``[]`` on any failure of the request.
 
-        A bad ``limit`` (outside 1..1000) or ``level`` raises :class:`ValidationError` before sending; any
-        failure of the request itself returns ``[]``.
+        Args:
+            level: The minimum severity (``debug``, ``info``, ``notice``, ``warn``, ``error``, ``critical``).
+            category: Only entries of this category (``"audit"`` for the audit trail).
+            start_time: Only entries at or after this time (a ``datetime`` or an RFC 3339 string).
+            end_time: Only entries before this time.
+            file: Only entries logged from this file (as recorded: the last three path components).
+            function: Only entries logged from this function.
+            search: A case-insensitive substring of the message.
+            limit: At most this many entries, 1 to 1000.
+            project: Another project's entries (administrators only); default: the caller's.
+            environment: Another environment's entries (administrators only); default: the caller's.
+
+        Raises:
+            ValidationError: A bad ``limit`` or ``level`` (before sending).
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= QUERY_LIMIT_MAX:
             raise ValidationError(

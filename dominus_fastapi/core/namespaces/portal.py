@@ -95,7 +95,32 @@ def _for_end_user(body: dict[str, Any], end_user_ip: str | None, end_user_agent:
 
 
 class PortalNamespace(Namespace):
-    """Portal end-user sessions, profile, preferences, navigation and page access (spec 7.9)."""
+    """Portal end-user sessions, profile, preferences, navigation and page access (spec 5.7, 7.9): ``client.portal``.
+
+    The parameters shared by its methods:
+
+    - ``user_token``: the session (access) token of the signed-in subject the call acts for, sent instead of
+      the service token. Through ``client.as_user(token).portal`` (or the ``PortalDep`` dependency) the token is
+      used without passing it. On a plain client without one, a session call raises ``AuthorizationError``
+      before sending, so that the service's identity never answers a question about a user.
+    - ``as_service``: on ``me``, ``get_navigation`` and ``check_page_access``, ask for the service's own
+      identity, navigation or access instead.
+    - ``end_user_ip``, ``end_user_agent``: on the calls for someone without a session yet (``login``,
+      ``register``, password resets, ...), the browser's address and user agent as an app server saw them: the
+      server throttles by that address and records both on the session.
+    - ``tenant_id``: a tenant's UUID or slug.
+
+    A client made with ``remember_login=True`` (for scripts) keeps the session of its last ``login`` and acts for
+    it; never use one in a web server, where users share the client.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     __slots__ = ()
 
@@ -303,7 +328,7 @@ class PortalNamespace(Namespace):
         """The token's subject, tenants and effective access, read from current data.
 
         Also the way to notice at once that a session was revoked: a local token check cannot (spec 5.10).
-        Without a user session (see the module docstring) it raises :class:`AuthorizationError`;
+        Without a user session (see the class docstring) it raises :class:`AuthorizationError`;
         ``as_service=True`` asks for the service's own identity instead.
         """
         token, keep, _ = self._acting_token("me", user_token, as_service=as_service, service_form=True)

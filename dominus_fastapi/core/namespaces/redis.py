@@ -67,10 +67,12 @@ class SetnxResult(dict[str, Any]):
 
     @property
     def acquired(self) -> bool:
+        """Whether this call stored the value (got the lock)."""
         return bool(self.get("acquired"))
 
     @property
     def existing(self) -> Any:
+        """The value already stored under the key when this call did not acquire it, else ``None``."""
         return self.get("existing")
 
     def __bool__(self) -> bool:
@@ -115,8 +117,26 @@ def _with_category(body: dict[str, Any], category: str | None) -> dict[str, Any]
 
 
 class RedisNamespace(Namespace):
-    """Whisperer cache, locks, counters and hashes (spec 7.4). Every key has a TTL (60 s to 24 h);
-    categories are separate key spaces (``default`` when none is given)."""
+    """Whisperer cache, locks, counters and hashes (spec 7.4): ``client.redis``.
+
+    The parameters shared by its methods:
+
+    - ``key``: the key's name, 1 to 512 characters without control characters (the wire's ``logical_path``).
+    - ``category``: a separate key space, 1 to 64 characters from ``A-Z a-z 0-9 _ . : -``; ``None`` is the
+      ``default`` category.
+    - ``ttl``: seconds until the key expires, 60 to 86400; every key has one.
+
+    They are checked before sending: a bad one raises ``ValidationError`` naming it, without a round trip. A
+    value larger than 1 MiB once serialised is refused by the server (413, ``ValidationError``).
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def _call(
         self,
@@ -216,8 +236,14 @@ class RedisNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> CacheKeys:
-        """One page of keys in lexicographic order: ``{keys, cursor, count}``; pass ``cursor`` back for the
-        next page (``None`` when there is none). A ``limit`` above 500 is lowered to 500."""
+        """One page of keys in lexicographic order: ``{keys, cursor, count}``.
+
+        Args:
+            prefix: Only keys starting with this plain string; ``None``: every key.
+            category: The key space to list; ``None``: the ``default`` category.
+            limit: At most this many keys; a ``limit`` above 500 is lowered to 500.
+            cursor: The ``cursor`` of the previous page, for the next one (``None`` in the answer: no more pages).
+        """
         path = f"{PREFIX}/list"
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise _fail(path, "limit", "must be a positive integer")

@@ -38,7 +38,20 @@ def derived_key(idempotency_key: str | None, n: int) -> str | None:
 
 
 class SecretsNamespace(Namespace):
-    """Warden secrets (spec 7.2): values scoped to the token's project and environment."""
+    """Warden secrets (spec 7.2): ``client.secrets``, values scoped to the token's project and environment.
+
+    A ``key`` is 1 to 256 characters from ``A-Z a-z 0-9 _ . : / -`` and a ``comment`` at most 1000 characters;
+    both are checked before sending (``ValidationError`` naming the field). Values are any JSON value and never
+    appear in listings.
+
+    Every method also takes, keyword only, ``timeout`` (seconds one attempt may take; default: the client's
+    ``timeout``, ``DOMINUS_TIMEOUT``) and ``max_retries`` (how many more attempts a failure that is safe to
+    repeat gets; default: the client's ``max_retries``, ``0`` for none). The calls that would not be harmless
+    to repeat take ``idempotency_key`` too: the server carries out a key once (spec 3.5); when it is left out,
+    the client makes one for the call, so that its own retries never repeat the change. Any call may also raise
+    the transport errors (``DominusConnectionError``, ``DominusTimeoutError``, ``ServiceError``,
+    ``RateLimitError``) once its retries are spent.
+    """
 
     async def get(self, key: str, *, timeout: float | None = None, max_retries: int | None = None) -> Any:
         """The value of ``key``; :class:`NotFoundError` when it is missing."""
@@ -56,7 +69,11 @@ class SecretsNamespace(Namespace):
     async def list(
         self, prefix: str | None = None, *, timeout: float | None = None, max_retries: int | None = None
     ) -> builtins.list[dict[str, Any]]:
-        """Secret records without their values, sorted by key, filtered by a plain string ``prefix``."""
+        """Secret records without their values, sorted by key.
+
+        Args:
+            prefix: Only keys starting with this plain string (no wildcards); ``None``: every key.
+        """
         body: dict[str, Any] = {"action": "list"}
         if prefix is not None:
             body["prefix"] = prefix
