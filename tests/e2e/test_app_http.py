@@ -91,7 +91,9 @@ async def test_navigation_and_admin_page_differ_between_admin_and_demo(dominus_a
         users = await admin.get("/dashboard/admin/users", headers=HTML)
         assert users.status_code == 200 and "user@example.com" in users.text
         refused = await demo.get("/dashboard/admin/users", headers=HTML)
-        assert refused.status_code == 403 and "Not allowed" in refused.text and "missing_scope" in refused.text
+        assert refused.status_code == 403 and "missing_scope" in refused.text
+        assert "Users is not open to you" in refused.text and "An administrator can give you a role" in refused.text
+        assert 'id="sign-out"' in refused.text and 'href="/login"' not in refused.text  # still the signed-in layout
 
         assert (await admin.get("/api/users")).json()["total"] == 2
         api_refused = await demo.get("/api/users")
@@ -107,7 +109,10 @@ async def test_switching_tenant_changes_the_dashboard(dominus_asgi_app: Any) -> 
         await sign_in(demo, *DEMO)
         before = await demo.get("/dashboard", headers=HTML)
         assert 'id="tenant-name">Acme Health<' in before.text
-        assert (await demo.get("/dashboard/reports", headers=HTML)).status_code == 403
+        refused = await demo.get("/dashboard/reports", headers=HTML)
+        assert refused.status_code == 403
+        assert "Reports exists in Globex Retail, where your roles give you access" in refused.text
+        assert '<input type="hidden" name="tenant_id" value="globex">' in refused.text  # the switch offered
 
         switched = await demo.post("/auth/switch-tenant", json={"tenant_id": "globex"})
         assert switched.status_code == 200 and switched.json()["tenant"]["slug"] == "globex"
@@ -135,8 +140,9 @@ async def test_reports_are_audited_per_tenant_and_bad_input_writes_nothing(
         bad = await admin.post("/dashboard/reports", data={"title": " ", "amount": "lots", "reason": ""},
                                headers=HTML)
         assert bad.status_code == 400
-        for field in ("title", "amount", "reason"):
-            assert f"<li>{field}: " in bad.text
+        for line in ("Title: is required", "Amount: enter a number, such as 1250 or 99.90",
+                     "Reason: needs at least 3 characters"):
+            assert f"<li>{line}</li>" in bad.text
         api_bad = await admin.post("/api/reports", json={"title": "x", "amount": "1", "reason": ""})
         assert api_bad.status_code == 422 and api_bad.json()["detail"][0]["loc"] == ["body", "reason"]
 
@@ -149,6 +155,8 @@ async def test_reports_are_audited_per_tenant_and_bad_input_writes_nothing(
         audit = await dominus.logs.query(category="audit", search="tenant_acme.reports")
         assert any(entry["context"].get("reason") == "quarterly close" for entry in audit)
         assert "quarterly close" in page.text
+        assert "<td>admin (admin@example.com)</td>" in page.text  # the actor by name, not by id
+        assert 'id="audit-why"' in page.text  # why each view adds an audit entry
         with pytest.raises(SecureTableError):
             await dominus.db.query("reports", "tenant_acme")
         assert (await dominus.db.query("reports", "tenant_acme", reason="test", actor="machine"))["total"] == 1
@@ -216,18 +224,32 @@ async def test_theme_preference_is_applied_to_the_page(dominus_asgi_app: Any) ->
         assert 'value="Demo Person"' in (await demo.get("/dashboard/account", headers=HTML)).text
 
 
+def selected(html: str, name: str) -> str:
+    """The value of the selected option of the ``<select name=...>`` in ``html``."""
+    block = html.split(f'<select name="{name}"', 1)[1].split("</select>", 1)[0]
+    return re.search(r'<option value="([^"]+)" selected>', block).group(1)  # type: ignore[union-attr]
+
+
 async def test_invitation_through_the_outbox(dominus_asgi_app: Any, dominus: Dominus) -> None:
     async with browser(dominus_asgi_app) as admin, browser(dominus_asgi_app) as guest:
         await sign_in(admin, *ADMIN)
-        bad = await admin.post("/dashboard/admin/users/invite", data={"username": "carol", "email": "nope"},
-                               headers=HTML)
-        assert bad.status_code == 400 and "email: enter an e-mail address" in bad.text
-        invited = await admin.post(
-            "/dashboard/admin/users/invite", data={"username": "carol", "email": "carol@example.com"}
-        )
+        form_page = (await admin.get("/dashboard/admin/users", headers=HTML)).text
+        tenant_id, role_id = selected(form_page, "tenant_id"), selected(form_page, "role_id")  # acme, member
+        invite = {"username": "carol", "email": "carol@example.com", "tenant_id": tenant_id, "role_id": role_id}
+        before = (await dominus.auth.list_users())["total"]
+        for bad_field, bad_value, message in (
+            ("email", "nope", "E-mail: enter an e-mail address"),
+            ("tenant_id", "00000000-0000-0000-0000-000000000000", "Tenant: choose the tenant"),
+            ("role_id", "", "Role: choose the role"),
+        ):
+            bad = await admin.post("/dashboard/admin/users/invite", data={**invite, bad_field: bad_value},
+                                   headers=HTML)
+            assert bad.status_code == 400 and message in bad.text, bad_field
+        assert (await dominus.auth.list_users())["total"] == before  # bad input created nobody
+        invited = await admin.post("/dashboard/admin/users/invite", data=invite)
         assert invited.status_code == 303
         duplicate = await admin.post(
-            "/dashboard/admin/users/invite", data={"username": "carol", "email": "carol2@example.com"}, headers=HTML
+            "/dashboard/admin/users/invite", data={**invite, "email": "carol2@example.com"}, headers=HTML
         )
         assert duplicate.status_code == 400
 
@@ -245,8 +267,13 @@ async def test_invitation_through_the_outbox(dominus_asgi_app: Any, dominus: Dom
         accepted = await guest.post("/accept-invitation", data={"token": token, "password": "carol-pass-1",
                                                                 "confirm_password": "carol-pass-1"})
         assert accepted.headers["location"] == "/login?notice=invitation_accepted"
-        response = await guest.post("/auth/login", data={"username": "carol", "password": "carol-pass-1"})
-        assert response.status_code == 303 and "dominus_session" in guest.cookies
+        again = await guest.post("/accept-invitation", data={"token": token, "password": "carol-pass-1",
+                                                             "confirm_password": "carol-pass-1"}, headers=HTML)
+        assert again.status_code == 400 and "This invitation link has already been used" in again.text
+        await sign_in(guest, "carol", "carol-pass-1")
+        dashboard = await guest.get("/dashboard", headers=HTML)  # the invitation gave a tenant and a role
+        assert dashboard.status_code == 200 and 'id="tenant-name">Acme Health<' in dashboard.text
+        assert nav_titles(dashboard.text) == ["Dashboard", "Files"]
 
 
 async def test_password_reset_through_the_outbox_ends_old_sessions(dominus_asgi_app: Any, dominus: Dominus) -> None:
@@ -267,7 +294,8 @@ async def test_password_reset_through_the_outbox_ends_old_sessions(dominus_asgi_
         assert done.headers["location"] == "/login?notice=password_reset"
         reused = await fresh.post("/reset-password", data={"token": token, "new_password": "another-pass",
                                                            "confirm_password": "another-pass"}, headers=HTML)
-        assert reused.status_code == 400 and "token" in reused.text
+        assert reused.status_code == 400 and "This reset link has already been used" in reused.text
+        assert 'href="/forgot-password" id="new-link"' in reused.text  # a new link is one click away
 
         ended = await old.get("/dashboard", headers=HTML)
         assert ended.status_code == 303 and ended.headers["location"].startswith("/login")
@@ -300,7 +328,7 @@ async def test_outbox_is_off_unless_enabled(dominus: Dominus) -> None:
     app = create_app(dev_outbox=False)
     async with LifespanManager(app) as manager, browser(manager.app) as http:
         response = await http.get("/outbox", headers=HTML)
-        assert response.status_code == 404 and "Outbox" not in response.text.split("<main>", 1)[1]
+        assert response.status_code == 404 and "Outbox" not in response.text.split("<main", 1)[1]
         await sign_in(http, *ADMIN)
         assert (await http.get("/outbox", headers=HTML)).status_code == 404
         assert "/outbox" not in (await http.get("/dashboard", headers=HTML)).text
@@ -333,7 +361,10 @@ async def test_verification_link_opens_the_verify_email_page(dominus_asgi_app: A
         assert verified.status_code == 200 and 'id="verify-ok"' in verified.text
         await sign_in(guest, "erin", "erin-pass-1")
         again = await guest.get("/verify-email", params={"token": token}, headers=HTML)
-        assert again.status_code == 400 and 'id="verify-error"' in again.text and "token" in again.text
+        assert again.status_code == 400 and "This verification link has already been used" in again.text
+        assert 'id="resend-form"' in again.text  # offers a new link
+        resent = await guest.post("/verify-email/resend", data={"email": "erin@example.com"}, headers=HTML)
+        assert resent.status_code == 200 and 'id="verify-resent"' in resent.text
         missing = await guest.get("/verify-email", headers=HTML)
         assert missing.status_code == 400 and "the link has no token" in missing.text
 
