@@ -754,7 +754,7 @@ async def error_context(request: Request, status: int, code: str | None, detail:
     words. A refused page says where it would open (see :func:`example_app.backend.where_page_opens`)."""
     page = await signed_in_page(request)
     context: dict[str, Any] = {
-        "status": status, "detail": detail, "page": page, "signed_in": None,
+        "status": status, "detail": detail, "page": page, "signed_in": None, "theme": "system",
         "dev_outbox": bool(request.app.state.dev_outbox), "on_loopback": is_loopback_host(request.app.state.host),
     }
     if page is not None:
