@@ -120,7 +120,8 @@ def nav_titles(page: Page) -> list[str]:
 def switch_tenant(page: Page, name: str) -> None:
     """Switch with the top bar's switcher (on a phone too: it sits on its own row there)."""
     page.locator("#tenant-select").select_option(label=name)
-    page.click('#tenant-switcher button[type="submit"]')
+    with page.expect_navigation(url=re.compile(r"/dashboard$")):
+        page.click('#tenant-switcher button[type="submit"]')
     expect(page.locator("#tenant-name")).to_have_text(name)
 
 
