@@ -334,20 +334,112 @@ async def test_outbox_is_off_unless_enabled(dominus: Dominus) -> None:
         assert "/outbox" not in (await http.get("/dashboard", headers=HTML)).text
 
 
-async def test_outbox_and_logs_are_for_administrators(dominus_asgi_app: Any) -> None:
+async def test_outbox_and_logs_are_for_administrators(dominus_asgi_app: Any, dominus: Dominus) -> None:
+    """A plain user sees neither the logs nor the outbox, in any of their tenants, as a page or as JSON, and
+    learns nothing of their content; the outbox also needs a loopback peer (``tests/security`` tries more)."""
+    marker = "log-marker-" + "7c1d"
+    await dominus.logs.info(f"Entry {marker}", {"event": marker}, "example-app")
+    await dominus.portal.request_password_reset("admin@example.com")  # a mail the outbox would show
     async with browser(dominus_asgi_app) as admin, browser(dominus_asgi_app) as demo:
         await sign_in(admin, *ADMIN)
         await sign_in(demo, *DEMO)
         assert (await admin.get("/outbox", headers=HTML)).status_code == 200
+        logs = await admin.get("/dashboard/logs", headers=HTML)
+        assert logs.status_code == 200 and marker in logs.text
         admin_nav = (await admin.get("/dashboard", headers=HTML)).text
         assert 'href="/outbox"' in admin_nav and 'href="/dashboard/logs"' in admin_nav
-        for path in ("/outbox", "/dashboard/logs"):
-            refused = await demo.get(path, headers=HTML)
-            assert refused.status_code == 403 and "Only administrators" in refused.text, path
-        api_refused = await demo.get("/api/logs")
-        assert api_refused.status_code == 403 and api_refused.json()["code"] == "admin_only"
-        demo_nav = (await demo.get("/dashboard", headers=HTML)).text
-        assert 'href="/outbox"' not in demo_nav and 'href="/dashboard/logs"' not in demo_nav
+
+        refusals = 0
+        for tenant in ("acme", "globex"):
+            assert (await demo.post("/auth/switch-tenant", json={"tenant_id": tenant})).status_code == 200
+            for path, accept in (("/outbox", HTML), ("/dashboard/logs", HTML), ("/outbox", {}),
+                                 ("/dashboard/logs", {}), ("/api/logs", {}), ("/api/logs?search=" + marker, {})):
+                refused = await demo.get(path, headers=accept)
+                assert refused.status_code == 403, (tenant, path, accept)
+                assert marker not in refused.text and "reset-password?token=" not in refused.text
+                if accept:
+                    assert "Only administrators" in refused.text and 'id="sign-out"' in refused.text
+                else:
+                    assert refused.json()["code"] == "admin_only"
+                refusals += 1
+            demo_nav = (await demo.get("/dashboard", headers=HTML)).text
+            assert 'href="/outbox"' not in demo_nav and 'href="/dashboard/logs"' not in demo_nav
+        assert refusals == 12
+
+    # An administrator whose connection is not from loopback does not get the outbox either.
+    transport = httpx.ASGITransport(app=dominus_asgi_app, client=("192.168.1.50", 51000))
+    async with httpx.AsyncClient(transport=transport, base_url=APP_ORIGIN, headers={"Origin": APP_ORIGIN}) as lan:
+        await sign_in(lan, *ADMIN)
+        remote = await lan.get("/outbox", headers=HTML)
+        assert remote.status_code == 404 and "reset-password?token=" not in remote.text
+
+
+async def test_a_user_without_access_gets_an_explanation_and_sign_out(
+    dominus_asgi_app: Any, dominus: Dominus
+) -> None:
+    await dominus.auth.create_user("frank", "frank@example.com", "frank-pass-1")  # no tenant, no role
+    async with browser(dominus_asgi_app) as frank:
+        await sign_in(frank, "frank", "frank-pass-1")
+        page = await frank.get("/dashboard", headers=HTML)
+        assert page.status_code == 403
+        assert "Your account has no access yet" in page.text and "add you to a tenant with a role" in page.text
+        assert 'id="sign-out"' in page.text and 'id="no-access"' in page.text
+        assert 'href="/login"' not in page.text
+        signed_out = await frank.post("/auth/logout", data={"next": "/login?notice=signed_out"})
+        assert signed_out.status_code == 303 and "dominus_session" not in frank.cookies
+
+
+async def test_signed_in_pages_are_not_cached_and_login_skips_to_the_dashboard(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as http:
+        assert (await http.get("/login", headers=HTML)).headers["cache-control"] == "no-store"
+        await sign_in(http, *ADMIN)
+        for path in ("/dashboard", "/dashboard/account", "/dashboard/reports", "/no-such-page", "/api/me"):
+            assert (await http.get(path, headers=HTML)).headers["cache-control"] == "no-store", path
+        again = await http.get("/login", headers=HTML)
+        assert again.status_code == 303 and again.headers["location"] == "/dashboard"
+        for path, kind in (("/static/style.css", "text/css"), ("/favicon.ico", "image/svg+xml"),
+                           ("/static/favicon.svg", "image/svg+xml")):
+            static = await http.get(path)
+            assert static.status_code == 200 and static.headers["content-type"].startswith(kind), path
+            assert "no-store" not in static.headers.get("cache-control", "")
+        dashboard = (await http.get("/dashboard", headers=HTML)).text
+        assert 'rel="icon" href="/static/favicon.svg"' in dashboard and 'class="skip-link" href="#main"' in dashboard
+
+
+async def test_the_administration_tenant_start_page(dominus_asgi_app: Any) -> None:
+    """The backend's navigation links ``/admin`` in the Administration tenant: the app has that page."""
+    async with browser(dominus_asgi_app) as admin:
+        await sign_in(admin, *ADMIN)
+        assert (await admin.post("/auth/switch-tenant", json={"tenant_id": "admin"})).status_code == 200
+        dashboard = await admin.get("/dashboard", headers=HTML)
+        assert 'href="/admin"' in dashboard.text
+        page = await admin.get("/admin", headers=HTML)
+        assert page.status_code == 200 and 'id="admin-summary"' in page.text
+        assert "<strong>2</strong> user(s)" in page.text
+
+
+async def test_sessions_name_the_browser_and_can_be_ended(dominus_asgi_app: Any) -> None:
+    agent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    async with browser(dominus_asgi_app) as mine, browser(dominus_asgi_app) as other:
+        other.headers["User-Agent"] = agent
+        await sign_in(mine, *ADMIN)
+        await sign_in(other, *ADMIN)
+        account = (await mine.get("/dashboard/account", headers=HTML)).text
+        # Each session shows its visitor's browser (forwarded as end_user_agent), not the SDK's client.
+        assert "<strong>Firefox on Linux</strong>" in account and "<strong>a Python program (httpx)</strong>" in account
+        assert "dominus-fastapi" not in account.split('id="sessions"')[1]
+        sessions = re.findall(r'<li data-session="([^"]+)">', account)
+        current = re.search(r'<li data-session="([^"]+)"><strong>[^<]*</strong>[^<]*\s*<span id="this-session">',
+                            account)
+        assert current is not None and len(sessions) == 2
+        target = next(ident for ident in sessions if ident != current.group(1))
+        own = await mine.post(f"/dashboard/account/sessions/{current.group(1)}/end")
+        assert own.status_code == 303 and (await mine.get("/dashboard", headers=HTML)).status_code == 200
+        ended = await mine.post(f"/dashboard/account/sessions/{target}/end")
+        assert ended.status_code == 303
+        assert "The session was ended" in (await mine.get("/dashboard/account", headers=HTML)).text
+        gone = await other.get("/dashboard", headers=HTML)
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/login")
 
 
 async def test_verification_link_opens_the_verify_email_page(dominus_asgi_app: Any, dominus: Dominus) -> None:
