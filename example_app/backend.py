@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
-from dominus_fastapi import ConflictError, Dominus, NotFoundError
+from dominus_fastapi import ConflictError, Dominus, DominusError, NotFoundError
 from dominus_fastapi.deps import CurrentUser, PortalDep
 from example_app.errors import AppError
 
@@ -40,6 +40,8 @@ __all__ = [
     "files_category",
     "get_active_tenant",
     "get_report_tables",
+    "invite",
+    "invite_choices",
     "tenant_of",
     "tenant_schema",
     "where_page_opens",
@@ -252,3 +254,37 @@ async def where_page_opens(
         return any(admits(*scope_links[scope]) for scope in page_scopes & held)
 
     return PageOffer(path, str(page["name"]), tuple(t for t in tenants if opens_in(t)))
+
+
+async def invite_choices(client: Dominus) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The tenants and roles an invitation may give (the first 100 of each), sorted by name."""
+    tenants, roles = await asyncio.gather(client.auth.list_tenants(limit=100), client.auth.list_roles(limit=100))
+    return (
+        sorted((dict(t) for t in tenants["items"]), key=lambda t: str(t.get("display_name") or t["name"]).lower()),
+        sorted((dict(r) for r in roles["items"]), key=lambda r: str(r["name"]).lower()),
+    )
+
+
+async def invite(
+    client: Dominus,
+    username: str,
+    email: str,
+    tenant: Mapping[str, Any],
+    role: Mapping[str, Any],
+    inviter: str | None = None,
+) -> Mapping[str, Any]:
+    """Create an invited user and give it ``tenant`` and ``role``; the backend mails the invitation.
+
+    Guardian has no call that creates a user with its links, so this is three calls; should a link fail, the
+    new user is deleted again (the mail already sent then leads to a link that no longer works).
+    """
+    created = await client.auth.create_user(username, email, status="invited", inviter_name=inviter)
+    try:
+        await asyncio.gather(
+            client.auth.add_user_tenants(created["id"], [str(tenant["id"])]),
+            client.auth.add_user_roles(created["id"], [str(role["id"])]),
+        )
+    except DominusError:
+        await client.auth.delete_user(created["id"])
+        raise
+    return created

@@ -404,19 +404,12 @@ async def admin_home(page: PageDep, auth: AuthDep) -> HTMLResponse:
     return page.render("admin_home.html", counts=counts)
 
 
-async def _invite_choices(auth: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The tenants and roles an invitation may give (the first 100 of each, by name)."""
-    tenants, roles = await asyncio.gather(auth.list_tenants(limit=100), auth.list_roles(limit=100))
-    return (
-        sorted(tenants["items"], key=lambda t: str(t.get("display_name") or t["name"]).lower()),
-        sorted(roles["items"], key=lambda r: str(r["name"]).lower()),
-    )
-
-
 async def _admin_users_view(
-    page: Page, auth: Any, offset: int = 0, status: int = 200, **context: Any
+    page: Page, client: Dominus, offset: int = 0, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    users, (tenants, roles) = await asyncio.gather(auth.list_users(limit=50, offset=offset), _invite_choices(auth))
+    users, (tenants, roles) = await asyncio.gather(
+        client.auth.list_users(limit=50, offset=offset), backend.invite_choices(client)
+    )
     context.setdefault("form", {
         "tenant_id": page.tenant["id"] if page.tenant else "",
         "role_id": next((r["id"] for r in roles if r["name"] == DEFAULT_INVITE_ROLE), ""),
@@ -427,16 +420,18 @@ async def _admin_users_view(
 
 @router.get(ADMIN_PAGE, response_class=HTMLResponse)
 @require_page_access(ADMIN_PAGE, redirect_to=LOGIN)
-async def admin_users(page: PageDep, auth: AuthDep, offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+async def admin_users(
+    page: PageDep, client: DominusDep, offset: Annotated[int, Query(ge=0)] = 0
+) -> HTMLResponse:
     """Every user (50 a page), newest first, and the invitation form."""
-    return await _admin_users_view(page, auth, offset)
+    return await _admin_users_view(page, client, offset)
 
 
 @router.post(f"{ADMIN_PAGE}/invite", response_model=None)
 @require_page_access(ADMIN_PAGE, redirect_to=LOGIN, recheck=True)
 async def invite_user(
     page: PageDep,
-    auth: AuthDep,
+    client: DominusDep,
     logs: LogsDep,
     username: str = Form(""),
     email: str = Form(""),
@@ -445,13 +440,12 @@ async def invite_user(
 ) -> Response:
     """Create an invited user in a tenant with a role; the backend mails the invitation (see the outbox).
 
-    The tenant and the role are checked against Guardian's lists first, so bad input creates nobody. The
-    user is then created and linked in three calls; should a link fail, the new user is deleted again (the
-    invitation mail already sent then leads to a link that no longer works).
+    The tenant and the role are checked against Guardian's lists first, so bad input creates nobody (then
+    :func:`example_app.backend.invite`).
     """
     username, email = username.strip(), email.strip()
     form = {"username": username, "email": email, "tenant_id": tenant_id, "role_id": role_id}
-    tenants, roles = await _invite_choices(auth)
+    tenants, roles = await backend.invite_choices(client)
     tenant = next((t for t in tenants if t["id"] == tenant_id), None)
     role = next((r for r in roles if r["id"] == role_id), None)
     error = None
@@ -465,18 +459,10 @@ async def invite_user(
         error = "Role: choose the role the new user gets"
     else:
         try:
-            created = await auth.create_user(username, email, status="invited", inviter_name=page.username)
+            created = await backend.invite(client, username, email, tenant, role, page.username)
         except (ValidationError, ConflictError) as exc:
             error = backend_message(exc)
         else:
-            try:
-                await asyncio.gather(
-                    auth.add_user_tenants(created["id"], [tenant["id"]]),
-                    auth.add_user_roles(created["id"], [role["id"]]),
-                )
-            except DominusError:
-                await auth.delete_user(created["id"])
-                raise
             await logs.info(
                 "User invited",
                 {"event": "user_invited", "user": created["id"], "by": page.username, "tenant": tenant["slug"],
@@ -485,7 +471,7 @@ async def invite_user(
             )
             name = tenant.get("display_name") or tenant["name"]
             return back(ADMIN_PAGE, ok=f"Invitation sent to {email}: {role['name']} in {name}.")
-    return await _admin_users_view(page, auth, 0, 400, error=error, form=form)
+    return await _admin_users_view(page, client, 0, 400, error=error, form=form)
 
 
 async def _reports_view(

@@ -275,6 +275,18 @@ async def test_invitation_through_the_outbox(dominus_asgi_app: Any, dominus: Dom
         assert dashboard.status_code == 200 and 'id="tenant-name">Acme Health<' in dashboard.text
         assert nav_titles(dashboard.text) == ["Dashboard", "Files"]
 
+        # The JSON route takes the tenant and the role by slug or name; an unknown one creates nobody.
+        api_invite = {"username": "dave", "email": "dave@example.com", "tenant": "globex", "role": "analyst"}
+        for field, value in (("tenant", "nowhere"), ("role", "king")):
+            unknown = await admin.post("/api/users/invitations", json={**api_invite, field: value})
+            assert unknown.status_code == 422 and unknown.json()["detail"].startswith(f"{field}: no {field}")
+        created = await admin.post("/api/users/invitations", json=api_invite)
+        assert created.status_code == 201, created.text
+        tenants = await dominus.auth.get_user_tenants(created.json()["id"])
+        roles = await dominus.auth.get_user_roles(created.json()["id"])
+        assert [t["slug"] for t in tenants["items"]] == ["globex"]
+        assert [r["name"] for r in roles["items"]] == ["analyst"]
+
 
 async def test_password_reset_through_the_outbox_ends_old_sessions(dominus_asgi_app: Any, dominus: Dominus) -> None:
     async with browser(dominus_asgi_app) as old, browser(dominus_asgi_app) as fresh:
