@@ -463,6 +463,11 @@ def test_theme_preference_applies_to_the_page(context: BrowserContext) -> None:
     page.click('#preferences-form button[type="submit"]')
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     shot(page, "account-dark")
+    for path in ("/no-such-page", "/dashboard/admin/users/nope"):  # error pages follow the user's theme too
+        page.goto(path)
+        expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == BACKGROUNDS["dark"]
+    page.goto("/dashboard/account")
     page.select_option('#preferences-form select[name="theme"]', "light")
     page.click('#preferences-form button[type="submit"]')
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
