@@ -138,7 +138,7 @@ def console_errors(page: Page) -> list[str]:
     return errors
 
 
-def check_page(page: Page, path: str, status: int, view: str, errors: list[str], theme: str) -> None:
+def check_page(page: Page, path: str, status: int, view: str, errors: list[str], theme: str, who: str) -> None:
     """Open ``path`` and check what every page must satisfy (see the module docstring)."""
     errors.clear()
     response = page.goto(path)
@@ -155,7 +155,7 @@ def check_page(page: Page, path: str, status: int, view: str, errors: list[str],
     expected = f"status of {status}" if status >= 400 else None
     unexpected = [e for e in errors if not (expected and "Failed to load resource" in e and expected in e)]
     assert not unexpected, f"{path} ({view}): {unexpected}"
-    shot(page, f"{view}{path.replace('/', '_').split('?')[0] or '_root'}", full_page=False)
+    shot(page, f"{view}-{who}{path.replace('/', '_').split('?')[0]}", full_page=False)
 
 
 ANONYMOUS_PAGES = (
@@ -179,22 +179,22 @@ def test_every_page_in_every_view(contexts: Contexts, size: str, theme: str) -> 
     admin, demo = contexts.new(size, theme).new_page(), contexts.new(size, theme).new_page()
     admin_errors, demo_errors = console_errors(admin), console_errors(demo)
     for path, status in ANONYMOUS_PAGES:
-        check_page(admin, path, status, view, admin_errors, theme)
+        check_page(admin, path, status, view, admin_errors, theme, "anonymous")
     expect(admin.locator("html")).to_have_attribute("data-theme", "system")
 
     sign_in(admin, *ADMIN)
     for path, status in ADMIN_PAGES:
-        check_page(admin, path, status, view, admin_errors, theme)
+        check_page(admin, path, status, view, admin_errors, theme, "admin")
         expect(admin.locator("#sign-out")).to_be_visible()  # error pages too keep the signed-in layout
         assert admin.locator('header a[href="/login"]').count() == 0, path
     admin.goto("/dashboard")
     switch_tenant(admin, "Administration")
     for path, status in ADMIN_TENANT_PAGES:
-        check_page(admin, path, status, view, admin_errors, theme)
+        check_page(admin, path, status, view, admin_errors, theme, "admin-tenant")
 
     sign_in(demo, *DEMO)
     for path, status in DEMO_PAGES:
-        check_page(demo, path, status, view, demo_errors, theme)
+        check_page(demo, path, status, view, demo_errors, theme, "demo")
         expect(demo.locator("#sign-out")).to_be_visible()
 
 
