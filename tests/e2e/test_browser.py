@@ -3,7 +3,7 @@
 
 ``scripts/test`` installs Chromium (``scripts/install-browser.sh``); Playwright never downloads one. Without
 ``/usr/bin/chromium`` these tests fail rather than skip, so CI cannot pass without them. One browser serves
-the whole session; each test opens contexts for the views it needs: a desktop (1280x800) or a phone
+the whole module; each test opens contexts for the views it needs: a desktop (1280x800) or a phone
 (390x844), in the light or the dark colour scheme (the demo users keep the "system" theme, so the page
 follows the browser's scheme). Every page visited is saved as a screenshot under ``.data/e2e-artifacts``
 (or ``$DOMINUS_E2E_ARTIFACTS``).
@@ -53,8 +53,11 @@ def database() -> None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    """One browser for the whole module (every browser test is here). Module scope, not session: Playwright's
+    sync API keeps an event loop running in this thread until it stops, and the async tests of the modules
+    after this one need the thread free of it."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (scripts/test does)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
