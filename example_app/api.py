@@ -115,6 +115,8 @@ class UserPage(BaseModel):
 class InviteIn(BaseModel):
     username: str = Field(min_length=1, max_length=100)
     email: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    tenant: str = Field(min_length=1, max_length=100, description="The tenant the user joins: its id or slug")
+    role: str = Field(min_length=1, max_length=100, description="The role the user gets: its id or name")
 
 
 class LogEntry(_Open):
@@ -279,9 +281,18 @@ async def list_users(
     summary="Invite a user by e-mail (administrators)",
     dependencies=[Depends(require_page_access("/dashboard/admin/users", recheck=True))],
 )
-async def invite_user(body: InviteIn, user: CurrentUser, auth: AuthDep, logs: LogsDep) -> Any:
-    created = await auth.create_user(body.username, str(body.email), status="invited")
-    await logs.info("User invited", {"event": "user_invited", "user": created["id"], "by": user.id}, LOG_CATEGORY)
+async def invite_user(body: InviteIn, user: CurrentUser, client: DominusDep, logs: LogsDep) -> Any:
+    """Create an invited user in a tenant with a role; 422 ``invalid_choice`` names an unknown tenant or role."""
+    tenants, roles = await backend.invite_choices(client)
+    tenant = next((t for t in tenants if body.tenant in (t["id"], t["slug"])), None)
+    role = next((r for r in roles if body.role in (r["id"], r["name"])), None)
+    if tenant is None:
+        raise AppError(422, f"tenant: no tenant {body.tenant!r}", "invalid_choice")
+    if role is None:
+        raise AppError(422, f"role: no role {body.role!r}", "invalid_choice")
+    created = await backend.invite(client, body.username, body.email, tenant, role)
+    await logs.info("User invited", {"event": "user_invited", "user": created["id"], "by": user.id,
+                                     "tenant": tenant["slug"], "role": role["name"]}, LOG_CATEGORY)
     return created
 
 

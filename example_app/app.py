@@ -24,20 +24,24 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from dominus_fastapi import dominus_lifespan, setup_dominus
 from example_app import api, pages
+from example_app.apidocs import install_api_docs
 from example_app.backend import ReportTables
 from example_app.errors import install_page_errors
 from example_app.security import (
     FrameDenyMiddleware,
+    NoStoreMiddleware,
     allowed_hosts_for,
     is_loopback_host,
     refuse_default_demo_passwords,
 )
+from example_app.text import install_filters
 
 __all__ = [
     "DEFAULT_HOST",
@@ -56,6 +60,10 @@ REFRESH_COOKIE: Final = "dominus_refresh"
 REVALIDATE_SECONDS: Final = 30.0
 """How often a session is checked with the backend even on pages that make no call of their own."""
 DEFAULT_HOST: Final = "127.0.0.1"
+FAVICON: Final = "/static/favicon.svg"
+CACHEABLE_PREFIXES: Final = ("/static/", "/docs/assets/", "/favicon.ico")
+"""Paths a browser may keep in its cache; every other answer is ``Cache-Control: no-store`` (see
+:class:`~example_app.security.NoStoreMiddleware`)."""
 
 
 def outbox_allowed(base_url: str | None = None) -> bool:
@@ -121,6 +129,8 @@ def create_app(
         title="Dominus example app",
         summary="A small web application on dominus-fastapi: sign-in, tenants, navigation, data, files, cache, logs",
         lifespan=_lifespan(host),
+        docs_url=None,
+        redoc_url=None,
     )
     setup_dominus(
         app,
@@ -130,16 +140,27 @@ def create_app(
         revalidate_interval=revalidate_interval,
     )
     templates = Jinja2Templates(directory=HERE / "templates")
+    install_filters(templates)
     app.state.templates = templates
     app.state.report_tables = ReportTables()
     app.state.host = host
     app.state.allowed_hosts = hosts
     app.state.dev_outbox = loopback and (outbox_allowed() if dev_outbox is None else dev_outbox)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    install_api_docs(app, favicon_url=FAVICON)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
     app.include_router(pages.router)
     app.include_router(api.router)
-    install_page_errors(app, templates, login_path=LOGIN_PATH, cookie_names=(SESSION_COOKIE, REFRESH_COOKIE))
+    install_page_errors(
+        app, templates, login_path=LOGIN_PATH, cookie_names=(SESSION_COOKIE, REFRESH_COOKIE),
+        error_context=pages.error_context,
+    )
     # Added last, so outermost: a foreign Host is refused before anything else runs.
+    app.add_middleware(NoStoreMiddleware, cacheable=CACHEABLE_PREFIXES)
     app.add_middleware(FrameDenyMiddleware)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Final
@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
-from dominus_fastapi import ConflictError, Dominus, NotFoundError
+from dominus_fastapi import ConflictError, Dominus, DominusError, NotFoundError
 from dominus_fastapi.deps import CurrentUser, PortalDep
 from example_app.errors import AppError
 
@@ -31,6 +31,7 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "REPORTS_TABLE",
     "ActiveTenant",
+    "PageOffer",
     "ReportIn",
     "ReportTables",
     "ReportTablesDep",
@@ -39,8 +40,11 @@ __all__ = [
     "files_category",
     "get_active_tenant",
     "get_report_tables",
+    "invite",
+    "invite_choices",
     "tenant_of",
     "tenant_schema",
+    "where_page_opens",
 ]
 
 LOG_CATEGORY: Final = "example-app"
@@ -177,3 +181,110 @@ def attachment(found: Mapping[str, Any]) -> Response:
         media_type=str(found["content_type"]),
         headers={"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"},
     )
+
+
+@dataclass(frozen=True)
+class PageOffer:
+    """Where a refused page could be opened: its name and the user's other tenants that grant it."""
+
+    path: str
+    name: str | None
+    tenants: tuple[Mapping[str, Any], ...]
+
+
+async def _ids(call: Any) -> set[str]:
+    return {str(item["id"]) for item in (await call)["items"]}
+
+
+async def where_page_opens(
+    client: Dominus, user_id: str, path: str, tenants: Sequence[Mapping[str, Any]]
+) -> PageOffer:
+    """Which of ``tenants`` (the user's, from ``portal.me``) would let the user open the page at ``path``.
+
+    A hint for a refusal page, read with the app's administrator credential (Guardian); the backend still
+    decides when the user gets there. It follows spec 5.9 and 8.8 as ``dominus_local`` does: a role counts in
+    a tenant when it is unrestricted or names the tenant or its category; scopes are the user's own plus
+    those of the roles that count, each under the same restriction; the page needs one of its scopes, and
+    its own tenant/category list (if any) must name the tenant. Excluded scopes and roles are not looked at.
+    Raises ``DominusError`` when the credential may not read Guardian (the caller falls back to plain words).
+    """
+    auth = client.auth
+    page = None
+    offset = 0
+    while page is None:
+        listed = await auth.list_pages(limit=100, offset=offset)
+        page = next((item for item in listed["items"] if item["path"] == path), None)
+        offset += 100
+        if offset >= listed["total"]:
+            break
+    if page is None:
+        return PageOffer(path, None, ())
+    page_scopes, page_tenants, page_categories, roles, own_scopes = await asyncio.gather(
+        _ids(auth.get_page_scopes(page["id"])),
+        _ids(auth.get_page_tenants(page["id"])),
+        _ids(auth.get_page_categories(page["id"])),
+        auth.get_user_roles(user_id),
+        _ids(auth.get_user_scopes(user_id)),
+    )
+    role_ids = [str(role["id"]) for role in roles["items"]]
+    role_links = await asyncio.gather(*(
+        asyncio.gather(_ids(auth.get_role_scopes(r)), _ids(auth.get_role_tenants(r)), _ids(auth.get_role_categories(r)))
+        for r in role_ids
+    ))
+    needed = sorted(page_scopes)
+    scope_restrictions = await asyncio.gather(*(
+        asyncio.gather(_ids(auth.get_scope_tenants(s)), _ids(auth.get_scope_categories(s))) for s in needed
+    ))
+    scope_links = dict(zip(needed, scope_restrictions, strict=True))
+
+    def opens_in(tenant: Mapping[str, Any]) -> bool:
+        tenant_id, category = str(tenant["id"]), str(tenant.get("category_id") or "")
+
+        def admits(tenant_ids: set[str], category_ids: set[str]) -> bool:
+            return (not tenant_ids and not category_ids) or tenant_id in tenant_ids or category in category_ids
+
+        if not admits(page_tenants, page_categories):
+            return False
+        held = set(own_scopes)
+        for scopes, role_tenants, role_categories in role_links:
+            if admits(role_tenants, role_categories):
+                held |= scopes
+        if not page_scopes:
+            return True
+        return any(admits(*scope_links[scope]) for scope in page_scopes & held)
+
+    return PageOffer(path, str(page["name"]), tuple(t for t in tenants if opens_in(t)))
+
+
+async def invite_choices(client: Dominus) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The tenants and roles an invitation may give (the first 100 of each), sorted by name."""
+    tenants, roles = await asyncio.gather(client.auth.list_tenants(limit=100), client.auth.list_roles(limit=100))
+    return (
+        sorted((dict(t) for t in tenants["items"]), key=lambda t: str(t.get("display_name") or t["name"]).lower()),
+        sorted((dict(r) for r in roles["items"]), key=lambda r: str(r["name"]).lower()),
+    )
+
+
+async def invite(
+    client: Dominus,
+    username: str,
+    email: str,
+    tenant: Mapping[str, Any],
+    role: Mapping[str, Any],
+    inviter: str | None = None,
+) -> Mapping[str, Any]:
+    """Create an invited user and give it ``tenant`` and ``role``; the backend mails the invitation.
+
+    Guardian has no call that creates a user with its links, so this is three calls; should a link fail, the
+    new user is deleted again (the mail already sent then leads to a link that no longer works).
+    """
+    created = await client.auth.create_user(username, email, status="invited", inviter_name=inviter)
+    try:
+        await asyncio.gather(
+            client.auth.add_user_tenants(created["id"], [str(tenant["id"])]),
+            client.auth.add_user_roles(created["id"], [str(role["id"])]),
+        )
+    except DominusError:
+        await client.auth.delete_user(created["id"])
+        raise
+    return created

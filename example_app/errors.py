@@ -25,6 +25,8 @@ NON_PAGE_PREFIXES: Final = ("/api/", "/auth/", "/docs", "/redoc", "/openapi.json
 """Paths whose errors stay JSON whatever the caller accepts."""
 
 Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
+ErrorContext = Callable[[Request, int, str | None, str], Awaitable[dict[str, Any]]]
+"""Builds an error page's template context from the request, the status, the machine code and the detail."""
 
 
 class AppError(HTTPException):
@@ -49,15 +51,19 @@ async def _app_error_json(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
-def _detail(response: Response) -> str:
+def _detail(response: Response) -> tuple[str | None, str]:
+    """The machine code and the sentence of a JSON error answer."""
     try:
         body = json.loads(bytes(response.body))
     except ValueError:
-        return "The request failed"
-    detail = body.get("detail") if isinstance(body, dict) else None
+        return None, "The request failed"
+    if not isinstance(body, dict):
+        return None, "The request failed"
+    detail = body.get("detail")
+    code = str(body["code"]) if body.get("code") else None
     if isinstance(detail, list):  # FastAPI's request validation errors
-        return "; ".join(f"{'.'.join(map(str, e.get('loc', ())[1:]))}: {e.get('msg')}" for e in detail)
-    return str(detail or "The request failed")
+        return code, "; ".join(f"{'.'.join(map(str, e.get('loc', ())[1:]))}: {e.get('msg')}" for e in detail)
+    return code, str(detail or "The request failed")
 
 
 def install_page_errors(
@@ -66,10 +72,13 @@ def install_page_errors(
     *,
     login_path: str,
     cookie_names: tuple[str, ...],
+    error_context: ErrorContext | None = None,
 ) -> None:
     """Wrap the app's installed error handlers so that page requests get HTML (see the module docstring).
 
-    Call it after ``setup_dominus(app)``: it wraps the handlers registered by then.
+    ``error_context`` gives the error page its context (the signed-in layout, plain words); without it the
+    page shows the status and the detail. Call it after ``setup_dominus(app)``: it wraps the handlers
+    registered by then.
     """
 
     def page_aware(handler: Handler) -> Handler:
@@ -85,8 +94,17 @@ def install_page_errors(
                     for name in cookie_names:
                         redirect.delete_cookie(name, path="/", httponly=True, samesite="lax")
                 return redirect
-            context: dict[str, Any] = {"status": response.status_code, "detail": _detail(response)}
-            return templates.TemplateResponse(request, "error.html", context, status_code=response.status_code)
+            code, detail = _detail(response)
+            context: dict[str, Any] = {"status": response.status_code, "detail": detail}
+            if error_context is not None:
+                context = await error_context(request, response.status_code, code, detail)
+            page: Response = templates.TemplateResponse(
+                request, "error.html", context, status_code=response.status_code
+            )
+            for name in ("retry-after", "www-authenticate"):
+                if name in response.headers:
+                    page.headers[name] = response.headers[name]
+            return page
 
         return handle
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
@@ -43,15 +45,21 @@ from dominus_fastapi.deps import (
     PortalDep,
     RedisDep,
     SessionDep,
+    get_dominus,
+    get_portal,
+    get_session,
 )
 from example_app import backend
 from example_app.backend import LOG_CATEGORY, MAX_UPLOAD_BYTES, REPORTS_TABLE, ReportIn, ReportTablesDep
 from example_app.errors import AppError
 from example_app.security import is_loopback_address, is_loopback_host
+from example_app.text import plain_field_errors
 
-__all__ = ["Page", "router"]
+__all__ = ["Page", "error_context", "router"]
 
 LOGIN: Final = "/login"
+ADMIN_HOME: Final = "/admin"
+"""The page the backend's navigation links in the Administration tenant (Guardian's built-in admin page)."""
 ADMIN_PAGE: Final = "/dashboard/admin/users"
 REPORTS_PAGE: Final = "/dashboard/reports"
 FILES_PAGE: Final = "/dashboard/files"
@@ -61,7 +69,21 @@ LOGIN_ERRORS: Final = {
     "invalid_credentials": "Wrong username or password.",
     "account_inactive": "This account is not active.",
     "validation_failed": "Enter a username and a password.",
+    "email_not_verified": "This account's e-mail address is not verified yet: open the link in the verification mail.",
+    "rate_limited": "Too many attempts. Wait a minute, then try again.",
+    "account_locked": "Too many failed attempts: this account is locked for a while. Try again later.",
 }
+DEFAULT_INVITE_ROLE: Final = "member"
+"""The role the invitation form proposes: the demo data's everyday role (dashboard and files)."""
+ACCESS_REASONS: Final = {
+    "tenant_not_allowed": "is not offered in this tenant",
+    "page_inactive": "is switched off at the moment",
+    "excluded_scope": "is closed to one of your permissions",
+    "excluded_role": "is closed to one of your roles",
+}
+
+ACCESS_DENIED: Final = re.compile(r"^Access to (?P<path>/\S*) denied: (?P<reason>\w+)$")
+"""The ``detail`` of ``require_page_access``'s refusal (``dominus_fastapi.guards``)."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -156,15 +178,26 @@ def read_flash(request: Request) -> dict[str, str]:
     return {key: str(data[key])[:500] for key in ("ok", "error") if data.get(key)}
 
 
-def field_errors(exc: PydanticValidationError) -> list[str]:
-    """``field: reason`` lines of a validation error, for a form."""
-    return [f"{'.'.join(map(str, error['loc'])) or 'form'}: {error['msg']}" for error in exc.errors()]
-
-
 def backend_message(exc: DominusError) -> str:
     """The backend's sentence, with the field it names (it never carries secrets, spec 4.2)."""
     field_name = exc.details.get("field") if isinstance(exc.details, Mapping) else None
     return f"{field_name}: {exc.message}" if field_name and str(field_name) not in exc.message else exc.message
+
+
+def token_trouble(exc: DominusError) -> bool:
+    """Whether a link's token was refused (unknown, used or expired), so the page should offer a new link."""
+    field_name = exc.details.get("field") if isinstance(exc.details, Mapping) else None
+    return field_name == "token" or exc.message.startswith("token")
+
+
+def link_message(exc: DominusError, what: str) -> str:
+    """A refused link's token in plain words: ``what`` (``This reset link``) was used, expired or is not valid."""
+    message = exc.message
+    if "already been used" in message:
+        return f"{what} has already been used: each link works once."
+    if "expired" in message:
+        return f"{what} has expired."
+    return f"{what} is not valid (it may have been replaced by a newer one, or copied incompletely)."
 
 
 # --- anonymous pages -----------------------------------------------------------------------------------------
@@ -176,14 +209,21 @@ async def home(session: SessionDep) -> RedirectResponse:
     return RedirectResponse("/dashboard" if session is not None else LOGIN, status_code=303)
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", response_class=HTMLResponse, response_model=None)
 async def login_page(
     request: Request,
+    session: SessionDep,
     error: str | None = None,
     next: str = "/dashboard",
     notice: str | None = None,
-) -> HTMLResponse:
-    """The sign-in form; it posts to the portal router's form sign-in (``POST /auth/login``)."""
+) -> Response:
+    """The sign-in form; it posts to the portal router's form sign-in (``POST /auth/login``).
+
+    A visitor who is already signed in goes to the dashboard instead. After a failed sign-in the form comes
+    back with the username filled in again by ``app.js`` (it never travels in the URL).
+    """
+    if session is not None:
+        return RedirectResponse("/dashboard", status_code=303)
     message = LOGIN_ERRORS.get(error or "", "Sign-in failed.") if error else None
     status = 401 if error in ("invalid_credentials", "account_inactive") else 200
     return render(request, "login.html", status, error=message, next=next, notice=notice)
@@ -234,6 +274,8 @@ async def reset_password(
         try:
             await portal.confirm_password_reset(token, new_password, **end_user_of(request))
         except ValidationError as exc:
+            if token_trouble(exc):
+                return render(request, "reset_password.html", 400, spent=link_message(exc, "This reset link"))
             error = backend_message(exc)
     if error is not None:
         return render(request, "reset_password.html", 400, token=token, error=error)
@@ -268,6 +310,9 @@ async def accept_invitation(
         try:
             login = await portal.accept_invitation(token, password, **end_user_of(request))
         except (ValidationError, AuthenticationError) as exc:
+            if isinstance(exc, ValidationError) and token_trouble(exc):
+                return render(request, "accept_invitation.html", 400,
+                              spent=link_message(exc, "This invitation link"))
             error = backend_message(exc)
         else:
             await portal.logout(user_token=login["access_token"])
@@ -290,10 +335,25 @@ async def verify_email(request: Request, portal: PortalDep, logs: LogsDep, token
     try:
         result = await portal.verify_email(token, **end_user_of(request))
     except ValidationError as exc:
-        return render(request, "verify_email.html", 400, error=backend_message(exc))
+        message = link_message(exc, "This verification link") if token_trouble(exc) else backend_message(exc)
+        return render(request, "verify_email.html", 400, error=message, resend=token_trouble(exc))
     user = result.get("user") or {}
     await logs.info("E-mail address verified", {"event": "email_verified", "user": user.get("id")}, LOG_CATEGORY)
     return render(request, "verify_email.html", verified=True)
+
+
+@router.post("/verify-email/resend", response_class=HTMLResponse)
+async def resend_verification(request: Request, portal: PortalDep, email: str = Form("")) -> HTMLResponse:
+    """Send a new verification link; the answer is the same whether or not the address awaits one."""
+    email = email.strip()
+    if "@" not in email or len(email) > 320:
+        return render(request, "verify_email.html", 400, error="E-mail address: enter an e-mail address",
+                      resend=True, email=email)
+    try:
+        await portal.resend_verification(email, **end_user_of(request))
+    except ValidationError as exc:
+        return render(request, "verify_email.html", 400, error=backend_message(exc), resend=True, email=email)
+    return render(request, "verify_email.html", resent=True, email=email)
 
 
 async def outbox_enabled(request: Request) -> None:
@@ -333,40 +393,85 @@ async def dashboard(page: PageDep, redis: RedisDep) -> HTMLResponse:
     return page.render("dashboard.html", views=views)
 
 
+@router.get(ADMIN_HOME, response_class=HTMLResponse)
+@require_page_access(ADMIN_HOME, redirect_to=LOGIN)
+async def admin_home(page: PageDep, auth: AuthDep) -> HTMLResponse:
+    """The Administration tenant's start page (its navigation links here): counts and the admin pages."""
+    users, tenants, roles = await asyncio.gather(
+        auth.list_users(limit=1), auth.list_tenants(limit=1), auth.list_roles(limit=1)
+    )
+    counts = {"users": users["total"], "tenants": tenants["total"], "roles": roles["total"]}
+    return page.render("admin_home.html", counts=counts)
+
+
+async def _admin_users_view(
+    page: Page, client: Dominus, offset: int = 0, status: int = 200, **context: Any
+) -> HTMLResponse:
+    users, (tenants, roles) = await asyncio.gather(
+        client.auth.list_users(limit=50, offset=offset), backend.invite_choices(client)
+    )
+    context.setdefault("form", {
+        "tenant_id": page.tenant["id"] if page.tenant else "",
+        "role_id": next((r["id"] for r in roles if r["name"] == DEFAULT_INVITE_ROLE), ""),
+    })
+    return page.render("admin_users.html", status, users=users["items"], total=users["total"], offset=offset,
+                       tenants=tenants, roles=roles, **context)
+
+
 @router.get(ADMIN_PAGE, response_class=HTMLResponse)
 @require_page_access(ADMIN_PAGE, redirect_to=LOGIN)
-async def admin_users(page: PageDep, auth: AuthDep, offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+async def admin_users(
+    page: PageDep, client: DominusDep, offset: Annotated[int, Query(ge=0)] = 0
+) -> HTMLResponse:
     """Every user (50 a page), newest first, and the invitation form."""
-    users = await auth.list_users(limit=50, offset=offset)
-    return page.render("admin_users.html", users=users["items"], total=users["total"], offset=offset)
+    return await _admin_users_view(page, client, offset)
 
 
 @router.post(f"{ADMIN_PAGE}/invite", response_model=None)
 @require_page_access(ADMIN_PAGE, redirect_to=LOGIN, recheck=True)
 async def invite_user(
-    page: PageDep, auth: AuthDep, logs: LogsDep, username: str = Form(""), email: str = Form("")
+    page: PageDep,
+    client: DominusDep,
+    logs: LogsDep,
+    username: str = Form(""),
+    email: str = Form(""),
+    tenant_id: str = Form(""),
+    role_id: str = Form(""),
 ) -> Response:
-    """Create an invited user; the backend mails the invitation (see the outbox)."""
+    """Create an invited user in a tenant with a role; the backend mails the invitation (see the outbox).
+
+    The tenant and the role are checked against Guardian's lists first, so bad input creates nobody (then
+    :func:`example_app.backend.invite`).
+    """
     username, email = username.strip(), email.strip()
+    form = {"username": username, "email": email, "tenant_id": tenant_id, "role_id": role_id}
+    tenants, roles = await backend.invite_choices(client)
+    tenant = next((t for t in tenants if t["id"] == tenant_id), None)
+    role = next((r for r in roles if r["id"] == role_id), None)
     error = None
     if not username:
-        error = "username: is required"
+        error = "Username: is required"
     elif "@" not in email:
-        error = "email: enter an e-mail address"
+        error = "E-mail: enter an e-mail address"
+    elif tenant is None:
+        error = "Tenant: choose the tenant the new user joins"
+    elif role is None:
+        error = "Role: choose the role the new user gets"
     else:
         try:
-            created = await auth.create_user(username, email, status="invited", inviter_name=page.username)
+            created = await backend.invite(client, username, email, tenant, role, page.username)
         except (ValidationError, ConflictError) as exc:
             error = backend_message(exc)
         else:
-            await logs.info("User invited", {"event": "user_invited", "user": created["id"], "by": page.user.id},
-                            LOG_CATEGORY)
-            return back(ADMIN_PAGE, ok=f"Invitation sent to {email}.")
-    users = await auth.list_users(limit=50)
-    return page.render(
-        "admin_users.html", 400, users=users["items"], total=users["total"], offset=0, error=error,
-        form={"username": username, "email": email},
-    )
+            await logs.info(
+                "User invited",
+                {"event": "user_invited", "user": created["id"], "by": page.username, "tenant": tenant["slug"],
+                 "role": role["name"]},
+                LOG_CATEGORY,
+            )
+            name = tenant.get("display_name") or tenant["name"]
+            return back(ADMIN_PAGE, ok=f"Invitation sent to {email}: {role['name']} in {name}.")
+    return await _admin_users_view(page, client, 0, 400, error=error, form=form)
 
 
 async def _reports_view(
@@ -380,8 +485,24 @@ async def _reports_view(
         reason="Show the reports page", actor=page.user.id,
     )
     audit = await logs.query(category="audit", search=f"{tenant.schema}.{REPORTS_TABLE}", limit=10)
+    actors = await _names_of(client, {str((e.get("context") or {}).get("actor") or "") for e in audit})
     return page.render("reports.html", status, rows=rows["rows"], total=rows["total"], audit=audit,
-                       schema=tenant.schema, **context)
+                       actors=actors, schema=tenant.schema, **context)
+
+
+async def _names_of(client: Dominus, user_ids: set[str]) -> dict[str, str]:
+    """Usernames (with the e-mail address) of the audit trail's actors, read from Guardian; unknown ids stay."""
+    ids = sorted(i for i in user_ids if i)
+
+    async def name(user_id: str) -> str:
+        try:
+            user = await client.auth.get_user(user_id)
+        except DominusError:
+            return user_id
+        email = user.get("email")
+        return f"{user['username']} ({email})" if email else str(user["username"])
+
+    return dict(zip(ids, await asyncio.gather(*(name(i) for i in ids)), strict=True))
 
 
 @router.get(REPORTS_PAGE, response_class=HTMLResponse)
@@ -409,7 +530,7 @@ async def add_report(
     try:
         row = ReportIn.model_validate(form)
     except PydanticValidationError as exc:
-        return await _reports_view(page, client, tables, 400, errors=field_errors(exc), form=form)
+        return await _reports_view(page, client, tables, 400, errors=plain_field_errors(exc), form=form)
     tenant = backend.tenant_of(page.me)
     await tables.ensure(client, tenant.schema)
     stored = await db.insert(
@@ -500,6 +621,18 @@ async def account(page: PageDep, portal: PortalDep) -> HTMLResponse:
     return page.render("account.html", profile=profile, sessions=sessions["items"], themes=THEMES)
 
 
+@router.post("/dashboard/account/sessions/{session_id}/end", response_model=None)
+async def end_session(page: PageDep, portal: PortalDep, session_id: str) -> Response:
+    """End one of the user's sessions (another device's; ending this one is signing out)."""
+    if session_id == page.user.session_id:
+        return back("/dashboard/account", error="This is the session you are using: use Sign out to end it.")
+    try:
+        await portal.revoke_session(session_id)
+    except (NotFoundError, ValidationError):
+        return back("/dashboard/account", error="That session had already ended.")
+    return back("/dashboard/account", ok="The session was ended: that browser is signed out.")
+
+
 @router.post("/dashboard/account/profile", response_model=None)
 async def save_profile(
     page: PageDep, portal: PortalDep, display_name: str = Form(""), bio: str = Form("")
@@ -544,3 +677,83 @@ async def change_password(
     await logs.info("Password changed", {"event": "password_changed", "user": page.user.id}, LOG_CATEGORY)
     ended = int(result.get("revoked_sessions") or 0)
     return back("/dashboard/account", ok=f"Password changed; {ended} other session(s) ended.")
+
+
+# --- error pages ---------------------------------------------------------------------------------------------
+
+
+async def signed_in_page(request: Request) -> Page | None:
+    """The signed-in layout's :class:`Page` for an error answer, or ``None`` for an anonymous visitor.
+
+    An error page keeps the menu, the tenant and Sign out. When the backend cannot answer the three reads
+    (the error may be that very failure), the page shows the user's name and Sign out from the session alone.
+    """
+    session = await get_session(request)
+    if session is None:
+        return None
+    client = await get_dominus(request)
+    try:
+        return await get_page(request, session.user, await get_portal(client, session))
+    except DominusError:
+        return None
+
+
+async def _refusal(request: Request, page: Page, path: str, reason: str) -> dict[str, Any]:
+    """A page refusal (``page_access_denied``) in plain words, with the tenants where the page opens."""
+    tenants = list(page.me.get("tenants") or [])
+    if not tenants:
+        return {
+            "title": "Your account has no access yet",
+            "message": "Your account is not a member of any tenant, so no page is open to it. Ask the "
+            "administrator who invited you to add you to a tenant with a role, then sign in again.",
+            "no_access": True,
+        }
+    offer = None
+    if reason == "missing_scope":
+        with contextlib.suppress(DominusError):
+            offer = await backend.where_page_opens(await get_dominus(request), page.user.id, path, tenants)
+    current = page.tenant or {}
+    here = str(current.get("display_name") or current.get("name") or "this tenant")
+    name = offer.name if offer and offer.name else path
+    others = [t for t in offer.tenants if t["id"] != current.get("id")] if offer else []
+    if others:
+        names = " and ".join(str(t.get("display_name") or t["name"]) for t in others)
+        return {
+            "title": f"{name} is not open to you in {here}",
+            "message": f"{name} exists in {names}, where your roles give you access. Switch there to open it.",
+            "switch_to": others,
+            "next": path,
+        }
+    why = ACCESS_REASONS.get(reason, "needs a permission that your roles do not give you")
+    denied: dict[str, Any] = {
+        "title": f"{name} is not open to you",
+        "message": f"{name} {why} in {here}, nor in your other tenants. An administrator can give you a role "
+        "that opens it.",
+    }
+    if path == "/dashboard":
+        denied["no_access"] = True
+    return denied
+
+
+async def error_context(request: Request, status: int, code: str | None, detail: str) -> dict[str, Any]:
+    """What an HTML error page shows: the signed-in layout (:func:`signed_in_page`) and the reason in plain
+    words. A refused page says where it would open (see :func:`example_app.backend.where_page_opens`)."""
+    page = await signed_in_page(request)
+    context: dict[str, Any] = {
+        "status": status, "detail": detail, "page": page, "signed_in": None, "theme": "system",
+        "dev_outbox": bool(request.app.state.dev_outbox), "on_loopback": is_loopback_host(request.app.state.host),
+    }
+    if page is not None:
+        context["theme"] = page.preferences.get("theme", "system")
+    else:
+        session = await get_session(request)
+        if session is not None:
+            claims = session.claims
+            context["signed_in"] = str(claims.get("username") or claims.get("preferred_username") or "Signed in")
+    match = ACCESS_DENIED.match(detail)
+    if status == 403 and code == "page_access_denied" and match and page is not None:
+        context.update(await _refusal(request, page, match["path"], match["reason"]))
+    elif status == 404:
+        context["title"] = "This page does not exist"
+        context["message"] = f"There is no page at {request.url.path}." if code != "not_found" else detail
+    return context

@@ -7,6 +7,8 @@
 - **Demo passwords.** Off loopback the app refuses to start while a demo account still signs in with its
   documented development password (:func:`refuse_default_demo_passwords`, run by the app's lifespan).
 - **Framing.** :class:`FrameDenyMiddleware` forbids every page from being shown in a frame (clickjacking).
+- **Caching.** :class:`NoStoreMiddleware` keeps pages out of the browser's cache, so Back after Sign out
+  shows no signed-in page (the browser asks again, and the app sends it to the sign-in form).
 
 The dev outbox's own rules (administrators, loopback bind, loopback peer) are in :mod:`example_app.app`.
 """
@@ -29,6 +31,7 @@ __all__ = [
     "FRAME_HEADERS",
     "LOOPBACK_NAMES",
     "FrameDenyMiddleware",
+    "NoStoreMiddleware",
     "UnsafeStartError",
     "allowed_hosts_for",
     "default_password_variables",
@@ -181,3 +184,30 @@ class FrameDenyMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class NoStoreMiddleware:
+    """Adds ``Cache-Control: no-store`` to every answer outside ``cacheable`` (path prefixes).
+
+    Signed-in pages show personal data; without it the browser's Back button shows them again from its cache
+    after Sign out. Anonymous pages get it too: the app cannot tell from the path alone whether a visitor is
+    signed in, and its forms are cheap to send again. An answer that sets ``Cache-Control`` keeps its own.
+    """
+
+    def __init__(self, app: ASGIApp, cacheable: Sequence[str] = ()) -> None:
+        self.app = app
+        self.cacheable = tuple(cacheable)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(self.cacheable):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "cache-control" not in headers:
+                    headers.append("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)

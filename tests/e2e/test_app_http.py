@@ -91,7 +91,9 @@ async def test_navigation_and_admin_page_differ_between_admin_and_demo(dominus_a
         users = await admin.get("/dashboard/admin/users", headers=HTML)
         assert users.status_code == 200 and "user@example.com" in users.text
         refused = await demo.get("/dashboard/admin/users", headers=HTML)
-        assert refused.status_code == 403 and "Not allowed" in refused.text and "missing_scope" in refused.text
+        assert refused.status_code == 403 and "missing_scope" in refused.text
+        assert "Users is not open to you" in refused.text and "An administrator can give you a role" in refused.text
+        assert 'id="sign-out"' in refused.text and 'href="/login"' not in refused.text  # still the signed-in layout
 
         assert (await admin.get("/api/users")).json()["total"] == 2
         api_refused = await demo.get("/api/users")
@@ -107,7 +109,10 @@ async def test_switching_tenant_changes_the_dashboard(dominus_asgi_app: Any) -> 
         await sign_in(demo, *DEMO)
         before = await demo.get("/dashboard", headers=HTML)
         assert 'id="tenant-name">Acme Health<' in before.text
-        assert (await demo.get("/dashboard/reports", headers=HTML)).status_code == 403
+        refused = await demo.get("/dashboard/reports", headers=HTML)
+        assert refused.status_code == 403
+        assert "Reports exists in Globex Retail, where your roles give you access" in refused.text
+        assert '<input type="hidden" name="tenant_id" value="globex">' in refused.text  # the switch offered
 
         switched = await demo.post("/auth/switch-tenant", json={"tenant_id": "globex"})
         assert switched.status_code == 200 and switched.json()["tenant"]["slug"] == "globex"
@@ -135,8 +140,9 @@ async def test_reports_are_audited_per_tenant_and_bad_input_writes_nothing(
         bad = await admin.post("/dashboard/reports", data={"title": " ", "amount": "lots", "reason": ""},
                                headers=HTML)
         assert bad.status_code == 400
-        for field in ("title", "amount", "reason"):
-            assert f"<li>{field}: " in bad.text
+        for line in ("Title: is required", "Amount: enter a number, such as 1250 or 99.90",
+                     "Reason: needs at least 3 characters"):
+            assert f"<li>{line}</li>" in bad.text
         api_bad = await admin.post("/api/reports", json={"title": "x", "amount": "1", "reason": ""})
         assert api_bad.status_code == 422 and api_bad.json()["detail"][0]["loc"] == ["body", "reason"]
 
@@ -149,6 +155,8 @@ async def test_reports_are_audited_per_tenant_and_bad_input_writes_nothing(
         audit = await dominus.logs.query(category="audit", search="tenant_acme.reports")
         assert any(entry["context"].get("reason") == "quarterly close" for entry in audit)
         assert "quarterly close" in page.text
+        assert "<td>admin (admin@example.com)</td>" in page.text  # the actor by name, not by id
+        assert 'id="audit-why"' in page.text  # why each view adds an audit entry
         with pytest.raises(SecureTableError):
             await dominus.db.query("reports", "tenant_acme")
         assert (await dominus.db.query("reports", "tenant_acme", reason="test", actor="machine"))["total"] == 1
@@ -216,18 +224,32 @@ async def test_theme_preference_is_applied_to_the_page(dominus_asgi_app: Any) ->
         assert 'value="Demo Person"' in (await demo.get("/dashboard/account", headers=HTML)).text
 
 
+def selected(html: str, name: str) -> str:
+    """The value of the selected option of the ``<select name=...>`` in ``html``."""
+    block = html.split(f'<select name="{name}"', 1)[1].split("</select>", 1)[0]
+    return re.search(r'<option value="([^"]+)" selected>', block).group(1)  # type: ignore[union-attr]
+
+
 async def test_invitation_through_the_outbox(dominus_asgi_app: Any, dominus: Dominus) -> None:
     async with browser(dominus_asgi_app) as admin, browser(dominus_asgi_app) as guest:
         await sign_in(admin, *ADMIN)
-        bad = await admin.post("/dashboard/admin/users/invite", data={"username": "carol", "email": "nope"},
-                               headers=HTML)
-        assert bad.status_code == 400 and "email: enter an e-mail address" in bad.text
-        invited = await admin.post(
-            "/dashboard/admin/users/invite", data={"username": "carol", "email": "carol@example.com"}
-        )
+        form_page = (await admin.get("/dashboard/admin/users", headers=HTML)).text
+        tenant_id, role_id = selected(form_page, "tenant_id"), selected(form_page, "role_id")  # acme, member
+        invite = {"username": "carol", "email": "carol@example.com", "tenant_id": tenant_id, "role_id": role_id}
+        before = (await dominus.auth.list_users())["total"]
+        for bad_field, bad_value, message in (
+            ("email", "nope", "E-mail: enter an e-mail address"),
+            ("tenant_id", "00000000-0000-0000-0000-000000000000", "Tenant: choose the tenant"),
+            ("role_id", "", "Role: choose the role"),
+        ):
+            bad = await admin.post("/dashboard/admin/users/invite", data={**invite, bad_field: bad_value},
+                                   headers=HTML)
+            assert bad.status_code == 400 and message in bad.text, bad_field
+        assert (await dominus.auth.list_users())["total"] == before  # bad input created nobody
+        invited = await admin.post("/dashboard/admin/users/invite", data=invite)
         assert invited.status_code == 303
         duplicate = await admin.post(
-            "/dashboard/admin/users/invite", data={"username": "carol", "email": "carol2@example.com"}, headers=HTML
+            "/dashboard/admin/users/invite", data={**invite, "email": "carol2@example.com"}, headers=HTML
         )
         assert duplicate.status_code == 400
 
@@ -245,8 +267,25 @@ async def test_invitation_through_the_outbox(dominus_asgi_app: Any, dominus: Dom
         accepted = await guest.post("/accept-invitation", data={"token": token, "password": "carol-pass-1",
                                                                 "confirm_password": "carol-pass-1"})
         assert accepted.headers["location"] == "/login?notice=invitation_accepted"
-        response = await guest.post("/auth/login", data={"username": "carol", "password": "carol-pass-1"})
-        assert response.status_code == 303 and "dominus_session" in guest.cookies
+        again = await guest.post("/accept-invitation", data={"token": token, "password": "carol-pass-1",
+                                                             "confirm_password": "carol-pass-1"}, headers=HTML)
+        assert again.status_code == 400 and "This invitation link has already been used" in again.text
+        await sign_in(guest, "carol", "carol-pass-1")
+        dashboard = await guest.get("/dashboard", headers=HTML)  # the invitation gave a tenant and a role
+        assert dashboard.status_code == 200 and 'id="tenant-name">Acme Health<' in dashboard.text
+        assert nav_titles(dashboard.text) == ["Dashboard", "Files"]
+
+        # The JSON route takes the tenant and the role by slug or name; an unknown one creates nobody.
+        api_invite = {"username": "dave", "email": "dave@example.com", "tenant": "globex", "role": "analyst"}
+        for field, value in (("tenant", "nowhere"), ("role", "king")):
+            unknown = await admin.post("/api/users/invitations", json={**api_invite, field: value})
+            assert unknown.status_code == 422 and unknown.json()["detail"].startswith(f"{field}: no {field}")
+        created = await admin.post("/api/users/invitations", json=api_invite)
+        assert created.status_code == 201, created.text
+        tenants = await dominus.auth.get_user_tenants(created.json()["id"])
+        roles = await dominus.auth.get_user_roles(created.json()["id"])
+        assert [t["slug"] for t in tenants["items"]] == ["globex"]
+        assert [r["name"] for r in roles["items"]] == ["analyst"]
 
 
 async def test_password_reset_through_the_outbox_ends_old_sessions(dominus_asgi_app: Any, dominus: Dominus) -> None:
@@ -267,7 +306,8 @@ async def test_password_reset_through_the_outbox_ends_old_sessions(dominus_asgi_
         assert done.headers["location"] == "/login?notice=password_reset"
         reused = await fresh.post("/reset-password", data={"token": token, "new_password": "another-pass",
                                                            "confirm_password": "another-pass"}, headers=HTML)
-        assert reused.status_code == 400 and "token" in reused.text
+        assert reused.status_code == 400 and "This reset link has already been used" in reused.text
+        assert 'href="/forgot-password" id="new-link"' in reused.text  # a new link is one click away
 
         ended = await old.get("/dashboard", headers=HTML)
         assert ended.status_code == 303 and ended.headers["location"].startswith("/login")
@@ -300,26 +340,118 @@ async def test_outbox_is_off_unless_enabled(dominus: Dominus) -> None:
     app = create_app(dev_outbox=False)
     async with LifespanManager(app) as manager, browser(manager.app) as http:
         response = await http.get("/outbox", headers=HTML)
-        assert response.status_code == 404 and "Outbox" not in response.text.split("<main>", 1)[1]
+        assert response.status_code == 404 and "Outbox" not in response.text.split("<main", 1)[1]
         await sign_in(http, *ADMIN)
         assert (await http.get("/outbox", headers=HTML)).status_code == 404
         assert "/outbox" not in (await http.get("/dashboard", headers=HTML)).text
 
 
-async def test_outbox_and_logs_are_for_administrators(dominus_asgi_app: Any) -> None:
+async def test_outbox_and_logs_are_for_administrators(dominus_asgi_app: Any, dominus: Dominus) -> None:
+    """A plain user sees neither the logs nor the outbox, in any of their tenants, as a page or as JSON, and
+    learns nothing of their content; the outbox also needs a loopback peer (``tests/security`` tries more)."""
+    marker = "log-marker-" + "7c1d"
+    await dominus.logs.info(f"Entry {marker}", {"event": marker}, "example-app")
+    await dominus.portal.request_password_reset("admin@example.com")  # a mail the outbox would show
     async with browser(dominus_asgi_app) as admin, browser(dominus_asgi_app) as demo:
         await sign_in(admin, *ADMIN)
         await sign_in(demo, *DEMO)
         assert (await admin.get("/outbox", headers=HTML)).status_code == 200
+        logs = await admin.get("/dashboard/logs", headers=HTML)
+        assert logs.status_code == 200 and marker in logs.text
         admin_nav = (await admin.get("/dashboard", headers=HTML)).text
         assert 'href="/outbox"' in admin_nav and 'href="/dashboard/logs"' in admin_nav
-        for path in ("/outbox", "/dashboard/logs"):
-            refused = await demo.get(path, headers=HTML)
-            assert refused.status_code == 403 and "Only administrators" in refused.text, path
-        api_refused = await demo.get("/api/logs")
-        assert api_refused.status_code == 403 and api_refused.json()["code"] == "admin_only"
-        demo_nav = (await demo.get("/dashboard", headers=HTML)).text
-        assert 'href="/outbox"' not in demo_nav and 'href="/dashboard/logs"' not in demo_nav
+
+        refusals = 0
+        for tenant in ("acme", "globex"):
+            assert (await demo.post("/auth/switch-tenant", json={"tenant_id": tenant})).status_code == 200
+            for path, accept in (("/outbox", HTML), ("/dashboard/logs", HTML), ("/outbox", {}),
+                                 ("/dashboard/logs", {}), ("/api/logs", {}), ("/api/logs?search=" + marker, {})):
+                refused = await demo.get(path, headers=accept)
+                assert refused.status_code == 403, (tenant, path, accept)
+                assert marker not in refused.text and "reset-password?token=" not in refused.text
+                if accept:
+                    assert "Only administrators" in refused.text and 'id="sign-out"' in refused.text
+                else:
+                    assert refused.json()["code"] == "admin_only"
+                refusals += 1
+            demo_nav = (await demo.get("/dashboard", headers=HTML)).text
+            assert 'href="/outbox"' not in demo_nav and 'href="/dashboard/logs"' not in demo_nav
+        assert refusals == 12
+
+    # An administrator whose connection is not from loopback does not get the outbox either.
+    transport = httpx.ASGITransport(app=dominus_asgi_app, client=("192.168.1.50", 51000))
+    async with httpx.AsyncClient(transport=transport, base_url=APP_ORIGIN, headers={"Origin": APP_ORIGIN}) as lan:
+        await sign_in(lan, *ADMIN)
+        remote = await lan.get("/outbox", headers=HTML)
+        assert remote.status_code == 404 and "reset-password?token=" not in remote.text
+
+
+async def test_a_user_without_access_gets_an_explanation_and_sign_out(
+    dominus_asgi_app: Any, dominus: Dominus
+) -> None:
+    await dominus.auth.create_user("frank", "frank@example.com", "frank-pass-1")  # no tenant, no role
+    async with browser(dominus_asgi_app) as frank:
+        await sign_in(frank, "frank", "frank-pass-1")
+        page = await frank.get("/dashboard", headers=HTML)
+        assert page.status_code == 403
+        assert "Your account has no access yet" in page.text and "add you to a tenant with a role" in page.text
+        assert 'id="sign-out"' in page.text and 'id="no-access"' in page.text
+        assert 'href="/login"' not in page.text
+        signed_out = await frank.post("/auth/logout", data={"next": "/login?notice=signed_out"})
+        assert signed_out.status_code == 303 and "dominus_session" not in frank.cookies
+
+
+async def test_signed_in_pages_are_not_cached_and_login_skips_to_the_dashboard(dominus_asgi_app: Any) -> None:
+    async with browser(dominus_asgi_app) as http:
+        assert (await http.get("/login", headers=HTML)).headers["cache-control"] == "no-store"
+        await sign_in(http, *ADMIN)
+        for path in ("/dashboard", "/dashboard/account", "/dashboard/reports", "/no-such-page", "/api/me"):
+            assert (await http.get(path, headers=HTML)).headers["cache-control"] == "no-store", path
+        again = await http.get("/login", headers=HTML)
+        assert again.status_code == 303 and again.headers["location"] == "/dashboard"
+        for path, kind in (("/static/style.css", "text/css"), ("/favicon.ico", "image/svg+xml"),
+                           ("/static/favicon.svg", "image/svg+xml")):
+            static = await http.get(path)
+            assert static.status_code == 200 and static.headers["content-type"].startswith(kind), path
+            assert "no-store" not in static.headers.get("cache-control", "")
+        dashboard = (await http.get("/dashboard", headers=HTML)).text
+        assert 'rel="icon" href="/static/favicon.svg"' in dashboard and 'class="skip-link" href="#main"' in dashboard
+
+
+async def test_the_administration_tenant_start_page(dominus_asgi_app: Any) -> None:
+    """The backend's navigation links ``/admin`` in the Administration tenant: the app has that page."""
+    async with browser(dominus_asgi_app) as admin:
+        await sign_in(admin, *ADMIN)
+        assert (await admin.post("/auth/switch-tenant", json={"tenant_id": "admin"})).status_code == 200
+        dashboard = await admin.get("/dashboard", headers=HTML)
+        assert 'href="/admin"' in dashboard.text
+        page = await admin.get("/admin", headers=HTML)
+        assert page.status_code == 200 and 'id="admin-summary"' in page.text
+        assert "<strong>2</strong> user(s)" in page.text
+
+
+async def test_sessions_name_the_browser_and_can_be_ended(dominus_asgi_app: Any) -> None:
+    agent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    async with browser(dominus_asgi_app) as mine, browser(dominus_asgi_app) as other:
+        other.headers["User-Agent"] = agent
+        await sign_in(mine, *ADMIN)
+        await sign_in(other, *ADMIN)
+        account = (await mine.get("/dashboard/account", headers=HTML)).text
+        # Each session shows its visitor's browser (forwarded as end_user_agent), not the SDK's client.
+        assert "<strong>Firefox on Linux</strong>" in account and "<strong>a Python program (httpx)</strong>" in account
+        assert "dominus-fastapi" not in account.split('id="sessions"')[1]
+        sessions = re.findall(r'<li data-session="([^"]+)">', account)
+        current = re.search(r'<li data-session="([^"]+)"><strong>[^<]*</strong>[^<]*\s*<span id="this-session">',
+                            account)
+        assert current is not None and len(sessions) == 2
+        target = next(ident for ident in sessions if ident != current.group(1))
+        own = await mine.post(f"/dashboard/account/sessions/{current.group(1)}/end")
+        assert own.status_code == 303 and (await mine.get("/dashboard", headers=HTML)).status_code == 200
+        ended = await mine.post(f"/dashboard/account/sessions/{target}/end")
+        assert ended.status_code == 303
+        assert "The session was ended" in (await mine.get("/dashboard/account", headers=HTML)).text
+        gone = await other.get("/dashboard", headers=HTML)
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/login")
 
 
 async def test_verification_link_opens_the_verify_email_page(dominus_asgi_app: Any, dominus: Dominus) -> None:
@@ -333,7 +465,10 @@ async def test_verification_link_opens_the_verify_email_page(dominus_asgi_app: A
         assert verified.status_code == 200 and 'id="verify-ok"' in verified.text
         await sign_in(guest, "erin", "erin-pass-1")
         again = await guest.get("/verify-email", params={"token": token}, headers=HTML)
-        assert again.status_code == 400 and 'id="verify-error"' in again.text and "token" in again.text
+        assert again.status_code == 400 and "This verification link has already been used" in again.text
+        assert 'id="resend-form"' in again.text  # offers a new link
+        resent = await guest.post("/verify-email/resend", data={"email": "erin@example.com"}, headers=HTML)
+        assert resent.status_code == 200 and 'id="verify-resent"' in resent.text
         missing = await guest.get("/verify-email", headers=HTML)
         assert missing.status_code == 400 and "the link has no token" in missing.text
 
