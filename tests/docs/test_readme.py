@@ -396,6 +396,7 @@ def guard_app() -> Any:
         require_jwt,
         require_page_access,
         require_psk,
+        require_role,
         require_scopes,
         setup_dominus,
     )
@@ -407,6 +408,7 @@ def guard_app() -> Any:
         "require_scopes": require_scopes("nobody.has"),
         "require_psk": require_psk(scopes=("nobody.has",)),
         "require_page_access": require_page_access("/guarded", redirect_to="/login"),
+        "require_role": require_role("nobody-has"),
     }
     for name, guard in guards.items():
 
@@ -436,7 +438,7 @@ async def test_guard_table_matches_the_guards(
     machine = await dominus.auth.create_client("readme-machine")
 
     rows = table_rows(TABLE_PAGES["guards"], "The guards")
-    assert len(rows) == 4
+    assert len(rows) == 5
     for _, here, anonymous_cell, refused_cell in rows:
         name = re.match(r"`(\w+)\(", here).group(1)  # type: ignore[union-attr]
         path = f"/{name}"
