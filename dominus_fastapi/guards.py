@@ -478,6 +478,7 @@ class SessionGuard(Guard):
         self.recheck = recheck
 
     def openapi_responses(self) -> dict[str, str]:
+        """The base class's answers, with this guard's 403: what the caller needs and the refusal's code."""
         answers = super().openapi_responses()
         if self.subject_type is not None:
             answers["403"] = f"Needs a {self.subject_type} session (`forbidden`)"
@@ -517,6 +518,7 @@ class ScopesGuard(Guard):
         self.recheck = recheck
 
     def openapi_responses(self) -> dict[str, str]:
+        """The base class's answers, with this guard's 403: what the caller needs and the refusal's code."""
         answers = super().openapi_responses()
         answers["403"] = f"Signed in, but without {_needed('scope', self.scopes, self.any_of)} (`missing_scope`)"
         return answers
@@ -558,11 +560,14 @@ class RoleGuard(Guard):
         self.recheck = recheck
 
     def openapi_responses(self) -> dict[str, str]:
+        """The base class's answers, with this guard's 403: what the caller needs and the refusal's code."""
         answers = super().openapi_responses()
         answers["403"] = f"Signed in, but without {_needed('role', self.roles, self.any_of)} (`missing_role`)"
         return answers
 
     async def check(self, request: Request) -> None:
+        """401 (or a redirect) without a session; 403 ``missing_role`` naming the roles the session lacks in its
+        active tenant."""
         session = _session(request)
         if session is None:
             raise _not_signed_in(request, self.redirect_to)
@@ -613,6 +618,7 @@ class PageAccessGuard(Guard):
         ] = {}
 
     def openapi_responses(self) -> dict[str, str]:
+        """The base class's answers, with this guard's 403: what the caller needs and the refusal's code."""
         answers = super().openapi_responses()
         page = f"the Guardian page `{self.path}`" if self.path else "the Guardian page of this path"
         answers["403"] = f"Signed in, but may not open {page} (`page_access_denied`, with Portal's reason)"
@@ -714,6 +720,7 @@ class PskGuard(Guard):
         self._cache: OrderedDict[str, PortalSession] = OrderedDict()
 
     def openapi_responses(self) -> dict[str, str]:
+        """The PSK guard's answers for OpenAPI: 401 without or with a wrong PSK, 403 without a required scope."""
         answers = {
             "401": f"No PSK in the `{self.header}` header (`not_authenticated`), or a wrong one "
             "(`invalid_credentials`)"
