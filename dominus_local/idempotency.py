@@ -20,6 +20,7 @@ not recognised as reused (keys are one UUID per call).
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ __all__ = [
     "StoredAnswer",
     "check_key",
     "record_in",
+    "record_in_sqlite",
 ]
 
 HEADER = "idempotency-key"
@@ -201,6 +203,47 @@ async def record_in(conn: AsyncConnection, use: KeyUse, status: int, body: bytes
     raise KeyTaken(
         StoredAnswer(row.fingerprint, None if row.status is None else int(row.status), (row.body or "").encode("ascii"))
     )
+
+
+_SQLITE_RECORD = (
+    "INSERT INTO {table} (subject_type, subject, key, fingerprint, status, body, started_ms, expires_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subject_type, subject, key) DO UPDATE SET"
+    " fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body,"
+    " started_ms = excluded.started_ms, expires_ms = excluded.expires_ms"
+    " WHERE {table}.expires_ms <= ? OR ({table}.status IS NULL AND {table}.started_ms < ?)"
+    " RETURNING started_ms"
+)
+_SQLITE_STORED = "SELECT fingerprint, status, body FROM {table} WHERE subject_type = ? AND subject = ? AND key = ?"
+
+
+def record_in_sqlite(
+    raw: sqlite3.Connection, use: KeyUse, status: int, body: bytes, now_ms: int, *, table: str = ""
+) -> None:
+    """:func:`record_in` on a plain ``sqlite3`` connection, inside the transaction it is running (a function of
+    :class:`~dominus_local.stores.sqlite_direct.SqliteDirect`); ``table`` names another table of the same
+    shape than the database's own."""
+    name = table or idempotency_keys.name
+    found = raw.execute(
+        _SQLITE_RECORD.format(table=name),
+        (
+            use.subject_type,
+            use.subject,
+            use.key,
+            use.fingerprint,
+            status,
+            body.decode("ascii"),
+            now_ms,
+            now_ms + RETENTION_SECONDS * 1000,
+            now_ms,
+            now_ms - IN_PROGRESS_LEASE_SECONDS * 1000,
+        ),
+    ).fetchone()
+    if found is not None:
+        return
+    row = raw.execute(_SQLITE_STORED.format(table=name), (use.subject_type, use.subject, use.key)).fetchone()
+    if row is None:  # pragma: no cover - the conflicting row cannot vanish inside this transaction
+        raise _in_progress()
+    raise KeyTaken(StoredAnswer(row[0], None if row[1] is None else int(row[1]), (row[2] or "").encode("ascii")))
 
 
 class IdempotencyStore:

@@ -20,6 +20,8 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from dominus_local.stores.sqlite_direct import SqliteDirect
+
 logger = logging.getLogger("dominus_local.database")
 
 metadata = MetaData()
@@ -60,6 +62,11 @@ class Database:
             if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
                 options["poolclass"] = StaticPool
                 self._shared_connection = True
+            else:
+                # A fixed set of connections: each one is a thread of aiosqlite's and a file handle, and an
+                # overflow connection opened under load and closed on return costs more than the request.
+                options["pool_size"] = pool_size
+                options["max_overflow"] = 0
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             options["pool_size"] = pool_size
@@ -77,6 +84,11 @@ class Database:
             event.listen(self.engine.sync_engine.pool, "checkin", _idle_from)
             event.listen(self.engine.sync_engine.pool, "checkout", self._ping_if_idle)
         self._lock = asyncio.Lock() if self.is_sqlite else None
+        self.direct: SqliteDirect | None = None
+        """On a SQLite file: whole transactions in one thread hop, writes committed in groups (see
+        :mod:`~dominus_local.stores.sqlite_direct`); ``None`` elsewhere."""
+        if self._lock is not None and not self._shared_connection and self.engine.url.database:
+            self.direct = SqliteDirect(self.engine.url.database, self._lock)
         self.observer: TransactionObserver | None = None
         self._cancels: set[asyncio.Task[None]] = set()
         event.listen(self.engine.sync_engine, "handle_error", self._stop_cancelled_statement)
@@ -208,6 +220,8 @@ class Database:
             await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
+        if self.direct is not None:
+            await self.direct.close()
         await self.engine.dispose()
 
 
