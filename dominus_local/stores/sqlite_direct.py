@@ -76,6 +76,8 @@ class SqliteDirect:
         self._opening = asyncio.Lock()
         self._pending: list[_Job[Any]] = []
         self._drain: asyncio.Task[None] | None = None
+        self.commits = 0
+        """Batches committed so far (each one fsync, whatever the number of writes it carried)."""
 
     def attach(self, name: str, path: str) -> None:
         """Attach database ``path`` as ``name`` on every connection (before its next function runs)."""
@@ -145,6 +147,7 @@ class SqliteDirect:
                 if not isinstance(error, Exception):
                     raise
                 continue
+            self.commits += 1
             for job in batch:
                 if job.future.done():
                     continue
