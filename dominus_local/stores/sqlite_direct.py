@@ -24,6 +24,7 @@ idempotency record with it, so a retry is answered from the record).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import sqlite3
@@ -71,7 +72,10 @@ class SqliteDirect:
         self._lock = lock
         self._attach: dict[str, str] = {}
         self._writer: _Opened | None = None
-        self._readers: asyncio.Queue[_Opened] | None = None
+        self._readers: list[_Opened] | None = None
+        """The read connections that are free."""
+        self._waiting: collections.deque[asyncio.Future[_Opened]] = collections.deque()
+        """Callers waiting for a read connection, served first come, first served."""
         self._opened: list[_Opened] = []
         self._opening = asyncio.Lock()
         self._pending: list[_Job[Any]] = []
@@ -96,10 +100,7 @@ class SqliteDirect:
         async with self._opening:
             if self._writer is not None:
                 return
-            readers: asyncio.Queue[_Opened] = asyncio.Queue()
-            for _ in range(READERS):
-                readers.put_nowait(await self._open())
-            self._readers = readers
+            self._readers = [await self._open() for _ in range(READERS)]
             self._writer = await self._open()
 
     # --- reads ------------------------------------------------------------------------------------------------
@@ -107,13 +108,36 @@ class SqliteDirect:
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[_Reader]:
         """A read connection held for the block: ``await r.run(work)``; ``r.raw`` may be interrupted."""
-        await self._ensure()
-        assert self._readers is not None
-        opened = await self._readers.get()
+        opened = await self._acquire()
         try:
             yield _Reader(opened, dict(self._attach))
         finally:
-            self._readers.put_nowait(opened)
+            self._release(opened)
+
+    async def _acquire(self) -> _Opened:
+        # Handed over in order of arrival (asyncio.Queue lets a newcomer take a connection that a waiter was
+        # woken for, and the waiter queue again at the back: under load a few callers wait very long).
+        await self._ensure()
+        assert self._readers is not None
+        if self._readers and not self._waiting:
+            return self._readers.pop()
+        waiter: asyncio.Future[_Opened] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())
+            raise
+
+    def _release(self, opened: _Opened) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(opened)
+                return
+        if self._readers is not None:
+            self._readers.append(opened)
 
     async def read(self, work: SqliteWork[_T]) -> _T:
         """``work(connection)`` on a read connection, in one hop."""
