@@ -352,7 +352,8 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
     Round trips (resolved table in memory): one SELECT carrying the page, the total as a window count and
     whether the table is secure (a ``count(*)`` and the secure-table check only for a page past the last row);
     on PostgreSQL outside a transaction (no BEGIN/COMMIT), on SQLite outside the writers' lock. A secure table's
-    query is then run again as a write transaction, checked first and writing its audit record.
+    query is then run again as a write transaction, checked first and writing its audit record. On a SQLite file
+    the SELECT is one hop to a read connection (:func:`_query_direct`).
     """
     fields = ctx.fields
     limit = fields.int("limit", default=100, min_value=1, max_value=MAX_LIMIT)
@@ -452,7 +453,9 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
     table is secure), the idempotency key's record (with a key), COMMIT: one transaction. When the table is
     secure, or the insert is refused, that transaction is rolled back (on PostgreSQL a sequence value may be
     spent) and the insert runs again with the secure-table check first, so that a secure table's refusal comes
-    before any other and nothing is written without its reason, actor, scopes and audit record.
+    before any other and nothing is written without its reason, actor, scopes and audit record. On a SQLite
+    file the INSERT and the key's record are one function of the writer's next group commit
+    (:func:`_insert_direct`): one hop, and one fsync shared with the writes committed with it.
     """
     direct = _direct_target(ctx)
     if direct is not None:

@@ -3,7 +3,9 @@
 Every service declares its tables on the shared :data:`metadata`; the app creates them at start. All access
 goes through :meth:`Database.begin`, one transaction per call. SQLite allows one writer at a time, so on
 SQLite the transactions of this process are serialised by a lock instead of failing with "database is
-locked"; on PostgreSQL the pool runs them concurrently.
+locked"; on PostgreSQL the pool runs them concurrently. On a SQLite file, the hot calls (Whisperer, Scribe's row
+calls) bypass the engine: :attr:`Database.direct` runs each of their transactions in one thread hop and commits
+concurrent writes together (:mod:`~dominus_local.stores.sqlite_direct`), under the same writers' lock.
 """
 
 from __future__ import annotations
