@@ -111,6 +111,10 @@ class SqliteDirect:
         opened = await self._acquire()
         try:
             yield _Reader(opened, dict(self._attach))
+        except asyncio.CancelledError:
+            # The caller has gone (a timeout, a shutdown): its statement stops too instead of running on.
+            opened.connection._conn.interrupt()
+            raise
         finally:
             self._release(opened)
 
