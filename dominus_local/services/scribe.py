@@ -25,7 +25,7 @@ from sqlalchemy.util.concurrency import await_
 
 from dominus_local import identity
 from dominus_local.errors import ApiError, ClientDisconnected, forbidden, invalid, not_found
-from dominus_local.idempotency import IdempotencyStore, record_in, record_in_sqlite
+from dominus_local.idempotency import IdempotencyStore, KeyTaken, KeyUse, StoredAnswer, record_in, record_in_sqlite
 from dominus_local.routing import Handler, RequestContext, ServiceRouter
 from dominus_local.services import smith
 from dominus_local.services.herald import write_audit
@@ -294,7 +294,46 @@ async def _keep_answer(ctx: RequestContext, conn: AsyncConnection, data: Any) ->
     use = ctx.idempotency
     if use is not None:
         store: IdempotencyStore = ctx.state.extras["idempotency"]
-        await record_in(conn, use, 200, use.success(data), store.now_ms())
+        table = userdata_for(ctx.state).keys_table
+        await record_in(conn, use, 200, use.success(data), store.now_ms(), table=table)
+
+
+class _UserDataKeys:
+    """The :class:`~dominus_local.idempotency.KeyRecorder` of Scribe's writes on SQLite: a failure's record goes
+    where the writes record their keys, the user-data database (``SqliteUserData.keys_table``)."""
+
+    def __init__(self, state: LocalState) -> None:
+        self.state = state
+
+    async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
+        ud = userdata_for(self.state)
+        store: IdempotencyStore = self.state.extras["idempotency"]
+        try:
+            async with self.state.db.begin() as conn:
+                await ud.prepare(conn)
+                await record_in(conn, use, status, body, store.now_ms(), table=ud.keys_table)
+        except KeyTaken as taken:
+            return taken.stored
+        return None
+
+
+def _keys_with_rows(ctx: RequestContext) -> None:
+    """A ``records_key`` write records a failure where it records a success (on SQLite: in the user data)."""
+    if ctx.idempotency is not None and isinstance(userdata_for(ctx.state), SqliteUserData):
+        ctx.idempotency.recorder = _UserDataKeys(ctx.state)
+
+
+@router.on_startup
+async def _start(state: LocalState) -> None:
+    """On SQLite: the user data's idempotency-key table, its expired records dropped."""
+    ud = userdata_for(state)
+    if not isinstance(ud, SqliteUserData):
+        return
+    store: IdempotencyStore = state.extras["idempotency"]
+    async with state.db.begin() as conn:
+        await ud.prepare(conn)
+        await conn.run_sync(ud.keys_table.create, checkfirst=True)
+        await conn.execute(sa.delete(ud.keys_table).where(ud.keys_table.c.expires_ms <= store.now_ms()))
 
 
 # --- listings -------------------------------------------------------------------------------------------
@@ -457,6 +496,7 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
     file the INSERT and the key's record are one function of the writer's next group commit
     (:func:`_insert_direct`): one hop, and one fsync shared with the writes committed with it.
     """
+    _keys_with_rows(ctx)
     direct = _direct_target(ctx)
     if direct is not None:
         found = await _insert_direct(ctx, direct)
@@ -624,6 +664,7 @@ async def _insert_direct(ctx: RequestContext, target: Target) -> dict[str, Any] 
     use = ctx.idempotency
     store: IdempotencyStore = ctx.state.extras["idempotency"]
     now_ms = store.now_ms()
+    keys = f"{USERDATA}.{ud.keys_table.name}"
 
     def work(raw: sqlite3.Connection) -> dict[str, Any]:
         try:
@@ -634,7 +675,7 @@ async def _insert_direct(ctx: RequestContext, target: Target) -> dict[str, Any] 
             raise _Fallback
         row = target.to_json(dict(zip(target.columns, found[:-1], strict=True)))
         if use is not None:
-            record_in_sqlite(raw, use, 200, use.success(row), now_ms)
+            record_in_sqlite(raw, use, 200, use.success(row), now_ms, table=keys)
         return row
 
     direct = ctx.state.db.direct
@@ -651,6 +692,7 @@ async def _insert_direct(ctx: RequestContext, target: Target) -> dict[str, Any] 
 @_fresh_on_failure
 async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert 1 to 1000 rows, all or nothing; answers ``inserted_count`` and the stored ``rows``."""
+    _keys_with_rows(ctx)
     raw_rows = ctx.fields.list("rows", min_items=1, max_items=MAX_BULK_ROWS, comma_split=False)
     ud = userdata_for(ctx.state)
     async with limited_transaction(ctx, ctx.state.db) as conn:
@@ -697,6 +739,7 @@ def _required_filters(ctx: RequestContext) -> dict[str, Any]:
 @_fresh_on_failure
 async def update(ctx: RequestContext) -> dict[str, Any]:
     """Set ``data`` on the rows matching ``filters`` (both non-empty); answers ``affected_rows``."""
+    _keys_with_rows(ctx)
     filters = _required_filters(ctx)
     data = ctx.body.get("data")
     if not isinstance(data, dict) or not data:
@@ -720,6 +763,7 @@ async def update(ctx: RequestContext) -> dict[str, Any]:
 @_fresh_on_failure
 async def delete(ctx: RequestContext) -> dict[str, Any]:
     """Delete the rows matching ``filters`` (non-empty); answers ``affected_rows``."""
+    _keys_with_rows(ctx)
     filters = _required_filters(ctx)
     ud = userdata_for(ctx.state)
     async with limited_transaction(ctx, ctx.state.db) as conn:

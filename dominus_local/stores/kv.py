@@ -498,11 +498,9 @@ class SqlKVStore(KVStore):
 
 _SELECT = 'SELECT kind, value, ttl_seconds, expires_at_ms FROM whisperer_kv WHERE space = ? AND "key" = ?'
 _DELETE = 'DELETE FROM whisperer_kv WHERE space = ? AND "key" = ?'
-_INSERT = (
-    'INSERT INTO whisperer_kv (space, "key", kind, value, ttl_seconds, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)'
-)
+_INSERT = 'INSERT INTO whisperer_kv (space, "key", kind, value, ttl_seconds, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)'
 _UPSERT = (
-    'INSERT INTO whisperer_kv (space, "key", kind, value, ttl_seconds, expires_at_ms) VALUES (?, ?, \'value\', ?, ?, ?)'
+    "INSERT INTO whisperer_kv (space, \"key\", kind, value, ttl_seconds, expires_at_ms) VALUES (?, ?, 'value', ?, ?, ?)"
     ' ON CONFLICT (space, "key") DO UPDATE SET kind = excluded.kind, value = excluded.value,'
     " ttl_seconds = excluded.ttl_seconds, expires_at_ms = excluded.expires_at_ms"
     " WHERE whisperer_kv.kind = 'value' OR whisperer_kv.expires_at_ms <= ? RETURNING kind"

@@ -58,8 +58,9 @@ def _data_dir(env: Env) -> Path:
 
 
 def _recorded(env: Env, key: str) -> list[tuple[Any, ...]]:
-    """The key's record as a separate reader of the file sees it (so: committed)."""
-    with contextlib.closing(sqlite3.connect(_data_dir(env) / "dominus.db")) as db:
+    """The key's record as a separate reader of the file sees it (so: committed), in the user data, beside the
+    rows it guards."""
+    with contextlib.closing(sqlite3.connect(_data_dir(env) / "userdata.db")) as db:
         return db.execute("SELECT key, status FROM dispatch_idempotency_keys WHERE key = ?", (key,)).fetchall()
 
 
