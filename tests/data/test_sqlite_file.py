@@ -35,8 +35,11 @@ from tests.data.test_write_keys import (  # noqa: F401 - collected again with th
 
 @pytest.fixture
 async def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Env]:
-    """``Dominus(base_url="embedded://<dir>")``: a fresh instance on SQLite files."""
+    """``Dominus(base_url="embedded://<dir>")``: a fresh instance on SQLite files (also in the run on real
+    backends, which would otherwise point it at PostgreSQL and Redis)."""
     monkeypatch.setenv("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
+    for name in ("DOMINUS_LOCAL_DATABASE_URL", "DOMINUS_LOCAL_CACHE_URL"):
+        monkeypatch.delenv(name, raising=False)
     psk = secrets.token_hex(32)
     client = Dominus(base_url=f"embedded://{tmp_path / 'data'}", token=psk)
     make_fast(client)
