@@ -20,6 +20,7 @@ not recognised as reused (keys are one UUID per call).
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Integer,
+    MetaData,
     String,
     Table,
     Text,
@@ -59,7 +61,9 @@ __all__ = [
     "Replay",
     "StoredAnswer",
     "check_key",
+    "keys_table",
     "record_in",
+    "record_in_sqlite",
 ]
 
 HEADER = "idempotency-key"
@@ -68,18 +72,21 @@ RETENTION_SECONDS = 24 * 3600
 IN_PROGRESS_LEASE_SECONDS = 300
 """A key still marked in progress after this long belongs to a process that died; a retry may take it over."""
 
-idempotency_keys = Table(
-    "dispatch_idempotency_keys",
-    metadata,
-    Column("subject_type", String(16), primary_key=True),
-    Column("subject", String(64), primary_key=True),
-    Column("key", String(255), primary_key=True),
-    Column("fingerprint", String(64), nullable=False),
-    Column("status", Integer, nullable=True),  # NULL while the request runs
-    Column("body", Text, nullable=True),
-    Column("started_ms", BigInteger, nullable=False),
-    Column("expires_ms", BigInteger, nullable=False, index=True),
-)
+
+def _key_columns() -> list[Column[Any]]:
+    return [
+        Column("subject_type", String(16), primary_key=True),
+        Column("subject", String(64), primary_key=True),
+        Column("key", String(255), primary_key=True),
+        Column("fingerprint", String(64), nullable=False),
+        Column("status", Integer, nullable=True),  # NULL while the request runs
+        Column("body", Text, nullable=True),
+        Column("started_ms", BigInteger, nullable=False),
+        Column("expires_ms", BigInteger, nullable=False, index=True),
+    ]
+
+
+idempotency_keys = Table("dispatch_idempotency_keys", metadata, *_key_columns())
 
 
 def check_key(value: str) -> str:
@@ -149,25 +156,39 @@ _RECORD: dict[str, Any] = {}
 cache without working out a cache key for a new statement on every request."""
 
 
-def _record_statement(dialect: str) -> Any:
-    statement = _RECORD.get(dialect)
+def keys_table(target_metadata: MetaData, schema: str | None = None) -> Table:
+    """A table of the shape of :data:`idempotency_keys` on ``target_metadata`` (in ``schema``): where a store
+    keeps the keys of its writes in a database of its own (Scribe's user data on SQLite)."""
+    return Table(
+        idempotency_keys.name,
+        target_metadata,
+        *_key_columns(),
+        schema=schema,
+    )
+
+
+def _record_statement(dialect: str, table: Table = idempotency_keys) -> Any:
+    statement = _RECORD.get(f"{dialect} {table.fullname}")
     if statement is None:
-        c = idempotency_keys.c
+        c = table.c
         make = pg_insert if dialect == "postgresql" else sqlite_insert
         names = ("subject_type", "subject", "key", "fingerprint", "status", "body", "started_ms", "expires_ms")
-        new = make(idempotency_keys).values({name: bindparam(name) for name in names})
+        new = make(table).values({name: bindparam(name) for name in names})
         statement = new.on_conflict_do_update(
             index_elements=[c.subject_type, c.subject, c.key],
             set_={name: new.excluded[name] for name in names[3:]},
             where=(c.expires_ms <= bindparam("now_ms", type_=BigInteger()))
             | (c.status.is_(None) & (c.started_ms < bindparam("lease_cutoff", type_=BigInteger()))),
         ).returning(c.started_ms)
-        _RECORD[dialect] = statement
+        _RECORD[f"{dialect} {table.fullname}"] = statement
     return statement
 
 
-async def record_in(conn: AsyncConnection, use: KeyUse, status: int, body: bytes, now_ms: int) -> None:
-    """Record ``use``'s finished answer in the transaction of ``conn`` (one statement when the key is new).
+async def record_in(
+    conn: AsyncConnection, use: KeyUse, status: int, body: bytes, now_ms: int, *, table: Table = idempotency_keys
+) -> None:
+    """Record ``use``'s finished answer in the transaction of ``conn`` (one statement when the key is new), in
+    ``table`` (the database's own table unless a store keeps its keys elsewhere: :func:`keys_table`).
 
     A record that expired or was abandoned in progress is taken over; a live one raises :class:`KeyTaken`
     (read in the same transaction) so that the caller's transaction, and its write, roll back. On PostgreSQL a
@@ -185,8 +206,8 @@ async def record_in(conn: AsyncConnection, use: KeyUse, status: int, body: bytes
         "now_ms": now_ms,
         "lease_cutoff": now_ms - IN_PROGRESS_LEASE_SECONDS * 1000,
     }
-    c = idempotency_keys.c
-    statement = _record_statement(conn.dialect.name)
+    c = table.c
+    statement = _record_statement(conn.dialect.name, table)
     if (await conn.execute(statement, values)).first() is not None:
         return
     row = (
@@ -201,6 +222,47 @@ async def record_in(conn: AsyncConnection, use: KeyUse, status: int, body: bytes
     raise KeyTaken(
         StoredAnswer(row.fingerprint, None if row.status is None else int(row.status), (row.body or "").encode("ascii"))
     )
+
+
+_SQLITE_RECORD = (
+    "INSERT INTO {table} (subject_type, subject, key, fingerprint, status, body, started_ms, expires_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subject_type, subject, key) DO UPDATE SET"
+    " fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body,"
+    " started_ms = excluded.started_ms, expires_ms = excluded.expires_ms"
+    " WHERE {bare}.expires_ms <= ? OR ({bare}.status IS NULL AND {bare}.started_ms < ?)"
+    " RETURNING started_ms"
+)
+_SQLITE_STORED = "SELECT fingerprint, status, body FROM {table} WHERE subject_type = ? AND subject = ? AND key = ?"
+
+
+def record_in_sqlite(
+    raw: sqlite3.Connection, use: KeyUse, status: int, body: bytes, now_ms: int, *, table: str = ""
+) -> None:
+    """:func:`record_in` on a plain ``sqlite3`` connection, inside the transaction it is running (a function of
+    :class:`~dominus_local.stores.sqlite_direct.SqliteDirect`); ``table`` names another table of the same
+    shape (``schema.name``: :func:`keys_table`) than the database's own."""
+    name = table or idempotency_keys.name
+    found = raw.execute(
+        _SQLITE_RECORD.format(table=name, bare=name.rsplit(".", 1)[-1]),
+        (
+            use.subject_type,
+            use.subject,
+            use.key,
+            use.fingerprint,
+            status,
+            body.decode("ascii"),
+            now_ms,
+            now_ms + RETENTION_SECONDS * 1000,
+            now_ms,
+            now_ms - IN_PROGRESS_LEASE_SECONDS * 1000,
+        ),
+    ).fetchone()
+    if found is not None:
+        return
+    row = raw.execute(_SQLITE_STORED.format(table=name), (use.subject_type, use.subject, use.key)).fetchone()
+    if row is None:  # pragma: no cover - the conflicting row cannot vanish inside this transaction
+        raise _in_progress()
+    raise KeyTaken(StoredAnswer(row[0], None if row[1] is None else int(row[1]), (row[2] or "").encode("ascii")))
 
 
 class IdempotencyStore:

@@ -24,16 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util.concurrency import await_
 
 from dominus_local import identity
-from dominus_local.errors import ApiError, forbidden, invalid, not_found
-from dominus_local.idempotency import IdempotencyStore, record_in
+from dominus_local.errors import ApiError, ClientDisconnected, forbidden, invalid, not_found
+from dominus_local.idempotency import IdempotencyStore, KeyTaken, KeyUse, StoredAnswer, record_in, record_in_sqlite
 from dominus_local.routing import Handler, RequestContext, ServiceRouter
 from dominus_local.services import smith
 from dominus_local.services.herald import write_audit
 from dominus_local.state import LocalState
 from dominus_local.stores.database import Database
-from dominus_local.stores.limits import StatementTimeout, is_statement_timeout, limited_transaction
+from dominus_local.stores.limits import SqliteStop, StatementTimeout, is_statement_timeout, limited_transaction
 from dominus_local.stores.userdata import (
+    USERDATA,
     ColumnInfo,
+    SqliteUserData,
     UserData,
     database_errors,
     prepare_open_sql,
@@ -292,7 +294,46 @@ async def _keep_answer(ctx: RequestContext, conn: AsyncConnection, data: Any) ->
     use = ctx.idempotency
     if use is not None:
         store: IdempotencyStore = ctx.state.extras["idempotency"]
-        await record_in(conn, use, 200, use.success(data), store.now_ms())
+        table = userdata_for(ctx.state).keys_table
+        await record_in(conn, use, 200, use.success(data), store.now_ms(), table=table)
+
+
+class _UserDataKeys:
+    """The :class:`~dominus_local.idempotency.KeyRecorder` of Scribe's writes on SQLite: a failure's record goes
+    where the writes record their keys, the user-data database (``SqliteUserData.keys_table``)."""
+
+    def __init__(self, state: LocalState) -> None:
+        self.state = state
+
+    async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
+        ud = userdata_for(self.state)
+        store: IdempotencyStore = self.state.extras["idempotency"]
+        try:
+            async with self.state.db.begin() as conn:
+                await ud.prepare(conn)
+                await record_in(conn, use, status, body, store.now_ms(), table=ud.keys_table)
+        except KeyTaken as taken:
+            return taken.stored
+        return None
+
+
+def _keys_with_rows(ctx: RequestContext) -> None:
+    """A ``records_key`` write records a failure where it records a success (on SQLite: in the user data)."""
+    if ctx.idempotency is not None and isinstance(userdata_for(ctx.state), SqliteUserData):
+        ctx.idempotency.recorder = _UserDataKeys(ctx.state)
+
+
+@router.on_startup
+async def _start(state: LocalState) -> None:
+    """On SQLite: the user data's idempotency-key table, its expired records dropped."""
+    ud = userdata_for(state)
+    if not isinstance(ud, SqliteUserData):
+        return
+    store: IdempotencyStore = state.extras["idempotency"]
+    async with state.db.begin() as conn:
+        await ud.prepare(conn)
+        await conn.run_sync(ud.keys_table.create, checkfirst=True)
+        await conn.execute(sa.delete(ud.keys_table).where(ud.keys_table.c.expires_ms <= store.now_ms()))
 
 
 # --- listings -------------------------------------------------------------------------------------------
@@ -350,7 +391,8 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
     Round trips (resolved table in memory): one SELECT carrying the page, the total as a window count and
     whether the table is secure (a ``count(*)`` and the secure-table check only for a page past the last row);
     on PostgreSQL outside a transaction (no BEGIN/COMMIT), on SQLite outside the writers' lock. A secure table's
-    query is then run again as a write transaction, checked first and writing its audit record.
+    query is then run again as a write transaction, checked first and writing its audit record. On a SQLite file
+    the SELECT is one hop to a read connection (:func:`_query_direct`).
     """
     fields = ctx.fields
     limit = fields.int("limit", default=100, min_value=1, max_value=MAX_LIMIT)
@@ -360,6 +402,11 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
         raise invalid("sort_order", "must be ASC or DESC")
     sort_by = fields.raw("sort_by")
     filters = fields.raw("filters")
+    direct = _direct_target(ctx)
+    if direct is not None:
+        found = await _query_direct(ctx, direct, limit, offset, sort_order, sort_by, filters)
+        if found is not None:
+            return found
     try:
         return await _query(ctx, limit, offset, sort_order, sort_by, filters, writer=False)
     except _NeedsWriter:
@@ -445,8 +492,16 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
     table is secure), the idempotency key's record (with a key), COMMIT: one transaction. When the table is
     secure, or the insert is refused, that transaction is rolled back (on PostgreSQL a sequence value may be
     spent) and the insert runs again with the secure-table check first, so that a secure table's refusal comes
-    before any other and nothing is written without its reason, actor, scopes and audit record.
+    before any other and nothing is written without its reason, actor, scopes and audit record. On a SQLite
+    file the INSERT and the key's record are one function of the writer's next group commit
+    (:func:`_insert_direct`): one hop, and one fsync shared with the writes committed with it.
     """
+    _keys_with_rows(ctx)
+    direct = _direct_target(ctx)
+    if direct is not None:
+        found = await _insert_direct(ctx, direct)
+        if found is not None:
+            return found
     try:
         return await _insert(ctx, checked=False)
     except _NeedsCheck:
@@ -484,10 +539,160 @@ async def _insert(ctx: RequestContext, *, checked: bool) -> dict[str, Any]:
     return row
 
 
+# --- SQLite file: the row calls in one thread hop -------------------------------------------------------------
+#
+# On a SQLite file (``Database.direct``), a query or an insert of a table resolved in memory runs as one plain
+# function of a sqlite3 connection (see dominus_local.stores.sqlite_direct): a read on a read connection, an
+# insert and its idempotency record in the writer's next group commit. Whatever needs more (a secure table, a
+# refusal to word, an empty page, a table not resolved yet) returns None, having changed nothing, and the
+# request runs again on the general path above, which answers it as before.
+
+
+class _Fallback(Exception):
+    """The direct path cannot answer this request; nothing was written."""
+
+
+def _direct_target(ctx: RequestContext) -> Target | None:
+    """The request's table, when it is resolved in memory and the database runs whole transactions in one hop."""
+    if ctx.state.db.direct is None or ctx.disconnected:
+        return None
+    ud = userdata_for(ctx.state)
+    if not isinstance(ud, SqliteUserData) or ud.path == ":memory:":
+        return None
+    found = ud.resolved.get((ctx.path_params.get("schema", ""), ctx.path_params.get("table", "")))
+    if found is None or found[1] <= _monotonic():
+        return None
+    target: Target = found[0]
+    ctx.state.db.direct.attach(USERDATA, ud.path)
+    return target
+
+
+def _labelled(cursor: sqlite3.Cursor) -> list[str]:
+    return [str(d[0]) for d in cursor.description]
+
+
+async def _query_direct(
+    ctx: RequestContext, target: Target, limit: int, offset: int, sort_order: str, sort_by: Any, filters: Any
+) -> dict[str, Any] | None:
+    """:func:`_query` of a plain table in one hop; ``None`` when the general path must answer."""
+    ud = target.ud
+    try:
+        target.where(filters)  # every refusal as the general path words it
+        sort = target.column(sort_by, "sort_by").name if sort_by is not None else None
+    except ApiError:
+        return None  # a secure table's refusal would come first: the general path words it
+    # The statement of _query, written out: compiling the Core construct costs more than running it.
+    table = ud.qualified(target.schema, target.table)
+    conditions: list[str] = []
+    args: list[Any] = [target.schema, target.table]
+    for name, condition in (filters or {}).items():
+        column, info = ud.quote(name), target.columns[name]
+        if condition is None:
+            conditions.append(f"{column} IS NULL")
+        elif isinstance(condition, list):
+            if not condition:
+                conditions.append("0 = 1")
+                continue
+            conditions.append(f"{column} IN ({', '.join('?' for _ in condition)})")
+            args.extend(ud.to_db(info, item) for item in condition)
+        else:
+            conditions.append(f"{column} = ?")
+            args.append(ud.to_db(info, condition))
+    order = [f"{ud.quote(sort)} {sort_order}"] if sort is not None else []
+    keys = sorted((c for c in target.columns.values() if c.primary_key), key=lambda c: c.primary_key)
+    order += [f"{table}.{ud.quote(c.name)}" for c in keys] if keys else [f"{table}.rowid"]
+    registered = identity.secure_tables.name
+    sql = (
+        f"SELECT {', '.join(f'{table}.{ud.quote(name)}' for name in target.columns)},"  # noqa: S608
+        f' count(*) OVER () AS "{_TOTAL}",'
+        f' EXISTS (SELECT 1 FROM {registered} WHERE schema_name = ? AND table_name = ?) AS "{_SECURE}"'
+        f" FROM {table}{' WHERE ' + ' AND '.join(conditions) if conditions else ''}"
+        f" ORDER BY {', '.join(order)} LIMIT ? OFFSET ?"
+    )
+    args += [limit, offset]
+
+    def work(raw: sqlite3.Connection) -> dict[str, Any]:
+        cursor = raw.execute(sql, args)
+        names = _labelled(cursor)
+        rows = cursor.fetchall()
+        if not rows or rows[0][names.index(_SECURE)]:
+            raise _Fallback
+        total = rows[0][names.index(_TOTAL)]
+        items = [target.to_json({k: v for k, v in zip(names, r, strict=True) if k not in _EXTRA}) for r in rows]
+        return {"items": items, "total": int(total), "limit": limit, "offset": offset}
+
+    direct = ctx.state.db.direct
+    assert direct is not None
+    seconds = ctx.state.settings.statement_timeout
+    async with direct.reader() as reader:
+        stop = SqliteStop(reader.raw, seconds)
+        remove = ctx.on_disconnect(stop.cancel)
+        try:
+            return await reader.run(work)
+        except _Fallback:
+            return None
+        except sqlite3.Error:
+            if stop.cancelled or ctx.disconnected:
+                raise ClientDisconnected from None
+            if stop.expired:
+                raise StatementTimeout(seconds) from None
+            return None
+        finally:
+            remove()
+            await stop.close()
+
+
+async def _insert_direct(ctx: RequestContext, target: Target) -> dict[str, Any] | None:
+    """:func:`_insert` into a plain table in one hop of the writer's group commit, the idempotency record in
+    the same transaction; ``None`` when the general path must answer (nothing was written)."""
+    try:
+        values = target.row_values(ctx.body.get("data"), "data")
+    except ApiError:
+        return None
+    ud = target.ud
+    table = ud.qualified(target.schema, target.table)
+    returning = ", ".join(ud.quote(name) for name in target.columns)
+    registered = identity.secure_tables.name
+    secure = f"EXISTS (SELECT 1 FROM {registered} WHERE schema_name = ? AND table_name = ?)"  # noqa: S608
+    if values:
+        names = ", ".join(ud.quote(name) for name in values)
+        into = f"({names}) VALUES ({', '.join('?' for _ in values)})"
+    else:
+        into = "DEFAULT VALUES"
+    sql = f"INSERT INTO {table} {into} RETURNING {returning}, {secure}"
+    args = [*values.values(), target.schema, target.table]
+    use = ctx.idempotency
+    store: IdempotencyStore = ctx.state.extras["idempotency"]
+    now_ms = store.now_ms()
+    keys = f"{USERDATA}.{ud.keys_table.name}"
+
+    def work(raw: sqlite3.Connection) -> dict[str, Any]:
+        try:
+            found = raw.execute(sql, args).fetchone()
+        except sqlite3.Error:
+            raise _Fallback from None  # a refusal: the general path runs it again and words it
+        if found is None or found[-1]:
+            raise _Fallback
+        row = target.to_json(dict(zip(target.columns, found[:-1], strict=True)))
+        if use is not None:
+            record_in_sqlite(raw, use, 200, use.success(row), now_ms, table=keys)
+        return row
+
+    direct = ctx.state.db.direct
+    assert direct is not None
+    try:
+        return await direct.write(work)
+    except _Fallback:
+        if use is not None:
+            use.answer = None
+        return None
+
+
 @router.post("/api/scribe/data/{schema}/{table}/bulk-insert", records_key=True, cancel_on_disconnect=True)
 @_fresh_on_failure
 async def bulk_insert(ctx: RequestContext) -> dict[str, Any]:
     """Insert 1 to 1000 rows, all or nothing; answers ``inserted_count`` and the stored ``rows``."""
+    _keys_with_rows(ctx)
     raw_rows = ctx.fields.list("rows", min_items=1, max_items=MAX_BULK_ROWS, comma_split=False)
     ud = userdata_for(ctx.state)
     async with limited_transaction(ctx, ctx.state.db) as conn:
@@ -534,6 +739,7 @@ def _required_filters(ctx: RequestContext) -> dict[str, Any]:
 @_fresh_on_failure
 async def update(ctx: RequestContext) -> dict[str, Any]:
     """Set ``data`` on the rows matching ``filters`` (both non-empty); answers ``affected_rows``."""
+    _keys_with_rows(ctx)
     filters = _required_filters(ctx)
     data = ctx.body.get("data")
     if not isinstance(data, dict) or not data:
@@ -557,6 +763,7 @@ async def update(ctx: RequestContext) -> dict[str, Any]:
 @_fresh_on_failure
 async def delete(ctx: RequestContext) -> dict[str, Any]:
     """Delete the rows matching ``filters`` (non-empty); answers ``affected_rows``."""
+    _keys_with_rows(ctx)
     filters = _required_filters(ctx)
     ud = userdata_for(ctx.state)
     async with limited_transaction(ctx, ctx.state.db) as conn:

@@ -206,7 +206,9 @@ async def set_value(ctx: RequestContext) -> dict[str, Any]:
     """Write a plain value with its TTL (3600 s by default).
 
     Round trips: one to the store (Redis: one script call, which also checks and writes the idempotency key's
-    record; SQLite/PostgreSQL: one upsert and, with a key, its record, in one transaction)."""
+    record; SQLite/PostgreSQL: one upsert and, with a key, its record, in one transaction; on a SQLite file that
+    transaction is one hop, committed with the other writes waiting at that moment: see
+    :mod:`~dominus_local.stores.sqlite_direct`)."""
     store = kv_store(ctx.state)
     use = ctx.idempotency
     if use is not None:
@@ -229,7 +231,8 @@ async def get_value(ctx: RequestContext) -> dict[str, Any]:
     """Read a plain value; with ``nudge``, reset its expiry (to ``ttl_seconds`` when given).
 
     Round trips: one to the store (Redis: one script call; SQLite/PostgreSQL: one SELECT, outside the writers'
-    lock on SQLite, or a locked read-and-update transaction with ``nudge``)."""
+    lock on SQLite (one hop to a read connection on a SQLite file), or a locked read-and-update transaction with
+    ``nudge``)."""
     f = ctx.fields
     key, category = _logical_path(f), _category(f)
     nudge: bool = f.bool("nudge", default=False)

@@ -3,7 +3,9 @@
 Every service declares its tables on the shared :data:`metadata`; the app creates them at start. All access
 goes through :meth:`Database.begin`, one transaction per call. SQLite allows one writer at a time, so on
 SQLite the transactions of this process are serialised by a lock instead of failing with "database is
-locked"; on PostgreSQL the pool runs them concurrently.
+locked"; on PostgreSQL the pool runs them concurrently. On a SQLite file, the hot calls (Whisperer, Scribe's row
+calls) bypass the engine: :attr:`Database.direct` runs each of their transactions in one thread hop and commits
+concurrent writes together (:mod:`~dominus_local.stores.sqlite_direct`), under the same writers' lock.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sqlalchemy import Connection, MetaData, event, exc
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+from dominus_local.stores.sqlite_direct import SqliteDirect
 
 logger = logging.getLogger("dominus_local.database")
 
@@ -60,6 +64,11 @@ class Database:
             if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
                 options["poolclass"] = StaticPool
                 self._shared_connection = True
+            else:
+                # A fixed set of connections: each one is a thread of aiosqlite's and a file handle, and an
+                # overflow connection opened under load and closed on return costs more than the request.
+                options["pool_size"] = pool_size
+                options["max_overflow"] = 0
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             options["pool_size"] = pool_size
@@ -77,6 +86,11 @@ class Database:
             event.listen(self.engine.sync_engine.pool, "checkin", _idle_from)
             event.listen(self.engine.sync_engine.pool, "checkout", self._ping_if_idle)
         self._lock = asyncio.Lock() if self.is_sqlite else None
+        self.direct: SqliteDirect | None = None
+        """On a SQLite file: whole transactions in one thread hop, writes committed in groups (see
+        :mod:`~dominus_local.stores.sqlite_direct`); ``None`` elsewhere."""
+        if self._lock is not None and not self._shared_connection and self.engine.url.database:
+            self.direct = SqliteDirect(self.engine.url.database, self._lock)
         self.observer: TransactionObserver | None = None
         self._cancels: set[asyncio.Task[None]] = set()
         event.listen(self.engine.sync_engine, "handle_error", self._stop_cancelled_statement)
@@ -208,6 +222,8 @@ class Database:
             await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
+        if self.direct is not None:
+            await self.direct.close()
         await self.engine.dispose()
 
 

@@ -14,8 +14,10 @@ sleeping.
 from __future__ import annotations
 
 import abc
+import functools
 import json
 import math
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +29,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dominus_local.idempotency import RETENTION_SECONDS, KeyTaken, KeyUse, StoredAnswer, record_in
+from dominus_local.idempotency import (
+    RETENTION_SECONDS,
+    KeyTaken,
+    KeyUse,
+    StoredAnswer,
+    record_in,
+    record_in_sqlite,
+)
 from dominus_local.stores.database import Database, metadata
 
 RETENTION_MS = RETENTION_SECONDS * 1000
@@ -166,6 +175,10 @@ class SqlKVStore(KVStore):
 
     On SQLite the database serialises transactions; on PostgreSQL rows are locked ``FOR UPDATE`` and a
     unique-key race on insert is retried, so ``setnx`` and ``incr`` stay atomic either way.
+
+    On a SQLite file the single-key operations are plain functions of a ``sqlite3`` connection run by
+    :class:`~dominus_local.stores.sqlite_direct.SqliteDirect`: a read is one hop to a read connection, a write
+    one function of the writer's next group commit (its idempotency record in the same transaction).
     """
 
     _RETRIES = 5
@@ -175,6 +188,7 @@ class SqlKVStore(KVStore):
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self._db = db
+        self._direct = db.direct
         self._writes = 0
 
     async def _wrote(self) -> None:
@@ -236,6 +250,18 @@ class SqlKVStore(KVStore):
     async def get(
         self, space: str, key: str, *, expect: Kind | None = None, nudge: bool = False, nudge_ttl: int | None = None
     ) -> KVEntry | None:
+        direct = self._direct
+        if direct is not None:
+            now_ms = self._now_ms()
+            if not nudge:
+                found = await direct.read(functools.partial(_sqlite_get, space=space, key=key, now_ms=now_ms))
+            else:
+                found = await direct.write(
+                    functools.partial(_sqlite_nudge, space=space, key=key, now_ms=now_ms, ttl=nudge_ttl, expect=expect)
+                )
+            if found is not None and expect is not None and found.kind != expect:
+                raise WrongTypeError(key, found.kind)
+            return found
         if not nudge:
             # A plain read: no write lock (an expired row is left for the purge and counts as absent).
             t = whisperer_kv.c
@@ -286,6 +312,15 @@ class SqlKVStore(KVStore):
         self, space: str, key: str, value: Any, ttl: int, *, keep: tuple[KeyUse, bytes] | None = None
     ) -> None:
         """One upsert (and, with ``keep``, the key's record) in one transaction: a live hash is left alone."""
+        direct = self._direct
+        if direct is not None:
+            now_ms = self._now_ms()
+            text = _dumps(value)
+            await direct.write(
+                functools.partial(_sqlite_set, space=space, key=key, text=text, ttl=ttl, now_ms=now_ms, keep=keep)
+            )
+            await self._wrote()
+            return
 
         async def op(conn: AsyncConnection, now_ms: int) -> None:
             t = whisperer_kv.c
@@ -317,6 +352,14 @@ class SqlKVStore(KVStore):
         return None
 
     async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
+        if self._direct is not None:
+            now_ms = self._now_ms()
+            done = await self._direct.write(
+                functools.partial(_sqlite_setnx, space=space, key=key, text=_dumps(value), ttl=ttl, now_ms=now_ms)
+            )
+            await self._wrote()
+            return done
+
         async def op(conn: AsyncConnection, now_ms: int) -> tuple[bool, Any]:
             entry = await self._load(conn, space, key, now_ms)
             if entry is not None:
@@ -331,6 +374,14 @@ class SqlKVStore(KVStore):
         return result
 
     async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
+        if self._direct is not None:
+            now_ms = self._now_ms()
+            value = await self._direct.write(
+                functools.partial(_sqlite_incr, space=space, key=key, delta=delta, ttl=ttl, now_ms=now_ms)
+            )
+            await self._wrote()
+            return value
+
         async def op(conn: AsyncConnection, now_ms: int) -> int:
             entry = await self._load(conn, space, key, now_ms)
             if entry is None:
@@ -353,6 +404,10 @@ class SqlKVStore(KVStore):
         return result
 
     async def delete(self, space: str, key: str) -> bool:
+        if self._direct is not None:
+            now_ms = self._now_ms()
+            return await self._direct.write(functools.partial(_sqlite_delete, space=space, key=key, now_ms=now_ms))
+
         async def op(conn: AsyncConnection, now_ms: int) -> bool:
             t = whisperer_kv.c
             result = await conn.execute(
@@ -363,6 +418,14 @@ class SqlKVStore(KVStore):
         return await self._run(op)
 
     async def hset(self, space: str, key: str, field: str, value: Any, ttl: int) -> bool:
+        if self._direct is not None:
+            now_ms = self._now_ms()
+            is_new = await self._direct.write(
+                functools.partial(_sqlite_hset, space=space, key=key, field=field, value=value, ttl=ttl, now_ms=now_ms)
+            )
+            await self._wrote()
+            return is_new
+
         async def op(conn: AsyncConnection, now_ms: int) -> bool:
             entry = await self._load(conn, space, key, now_ms)
             expires_ms = now_ms + 1000 * ttl
@@ -382,6 +445,12 @@ class SqlKVStore(KVStore):
         return result
 
     async def hdel(self, space: str, key: str, field: str) -> bool:
+        if self._direct is not None:
+            now_ms = self._now_ms()
+            return await self._direct.write(
+                functools.partial(_sqlite_hdel, space=space, key=key, field=field, now_ms=now_ms)
+            )
+
         async def op(conn: AsyncConnection, now_ms: int) -> bool:
             entry = await self._load(conn, space, key, now_ms)
             if entry is None:
@@ -423,6 +492,143 @@ class SqlKVStore(KVStore):
             return len(result.all())
 
         return await self._run(op)
+
+
+# --- SQLite file: the operations as functions of a sqlite3 connection (run by SqliteDirect) ---------------------
+
+_SELECT = 'SELECT kind, value, ttl_seconds, expires_at_ms FROM whisperer_kv WHERE space = ? AND "key" = ?'
+_DELETE = 'DELETE FROM whisperer_kv WHERE space = ? AND "key" = ?'
+_INSERT = 'INSERT INTO whisperer_kv (space, "key", kind, value, ttl_seconds, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)'
+_UPSERT = (
+    "INSERT INTO whisperer_kv (space, \"key\", kind, value, ttl_seconds, expires_at_ms) VALUES (?, ?, 'value', ?, ?, ?)"
+    ' ON CONFLICT (space, "key") DO UPDATE SET kind = excluded.kind, value = excluded.value,'
+    " ttl_seconds = excluded.ttl_seconds, expires_at_ms = excluded.expires_at_ms"
+    " WHERE whisperer_kv.kind = 'value' OR whisperer_kv.expires_at_ms <= ? RETURNING kind"
+)
+
+
+def _sqlite_row(raw: sqlite3.Connection, space: str, key: str) -> tuple[Any, ...] | None:
+    row: tuple[Any, ...] | None = raw.execute(_SELECT, (space, key)).fetchone()
+    return row
+
+
+def _sqlite_entry(row: tuple[Any, ...]) -> KVEntry:
+    return KVEntry(row[0], json.loads(row[1]), row[2], row[3] / 1000)
+
+
+def _sqlite_get(raw: sqlite3.Connection, *, space: str, key: str, now_ms: int) -> KVEntry | None:
+    row = _sqlite_row(raw, space, key)
+    return None if row is None or row[3] <= now_ms else _sqlite_entry(row)
+
+
+def _sqlite_load(raw: sqlite3.Connection, space: str, key: str, now_ms: int) -> KVEntry | None:
+    """As :meth:`SqlKVStore._load`: an expired row is deleted and counts as absent."""
+    row = _sqlite_row(raw, space, key)
+    if row is None:
+        return None
+    if row[3] <= now_ms:
+        raw.execute(_DELETE, (space, key))
+        return None
+    return _sqlite_entry(row)
+
+
+def _sqlite_nudge(
+    raw: sqlite3.Connection, *, space: str, key: str, now_ms: int, ttl: int | None, expect: Kind | None
+) -> KVEntry | None:
+    entry = _sqlite_load(raw, space, key, now_ms)
+    if entry is None or (expect is not None and entry.kind != expect):
+        return entry
+    expires_ms = now_ms + 1000 * (ttl if ttl is not None else entry.ttl_seconds)
+    raw.execute('UPDATE whisperer_kv SET expires_at_ms = ? WHERE space = ? AND "key" = ?', (expires_ms, space, key))
+    return KVEntry(entry.kind, entry.value, entry.ttl_seconds, expires_ms / 1000)
+
+
+def _sqlite_set(
+    raw: sqlite3.Connection,
+    *,
+    space: str,
+    key: str,
+    text: str,
+    ttl: int,
+    now_ms: int,
+    keep: tuple[KeyUse, bytes] | None,
+) -> None:
+    if raw.execute(_UPSERT, (space, key, text, ttl, now_ms + 1000 * ttl, now_ms)).fetchone() is None:
+        raise WrongTypeError(key, "hash")
+    if keep is not None:
+        record_in_sqlite(raw, keep[0], 200, keep[1], now_ms)
+
+
+def _sqlite_setnx(
+    raw: sqlite3.Connection, *, space: str, key: str, text: str, ttl: int, now_ms: int
+) -> tuple[bool, Any]:
+    entry = _sqlite_load(raw, space, key, now_ms)
+    if entry is not None:
+        if entry.kind != "value":
+            raise WrongTypeError(key, entry.kind)
+        return False, entry.value
+    raw.execute(_INSERT, (space, key, "value", text, ttl, now_ms + 1000 * ttl))
+    return True, None
+
+
+def _sqlite_incr(raw: sqlite3.Connection, *, space: str, key: str, delta: int, ttl: int, now_ms: int) -> int:
+    entry = _sqlite_load(raw, space, key, now_ms)
+    if entry is None:
+        if not INT64_MIN <= delta <= INT64_MAX:
+            raise NotIntegerError("the result is outside the 64-bit integer range")
+        raw.execute(_INSERT, (space, key, "value", _dumps(delta), ttl, now_ms + 1000 * ttl))
+        return delta
+    if entry.kind != "value":
+        raise WrongTypeError(key, entry.kind)
+    if isinstance(entry.value, bool) or not isinstance(entry.value, int):
+        raise NotIntegerError("the key does not hold an integer")
+    result: int = entry.value + delta
+    if not INT64_MIN <= result <= INT64_MAX:
+        raise NotIntegerError("the result is outside the 64-bit integer range")
+    raw.execute('UPDATE whisperer_kv SET value = ? WHERE space = ? AND "key" = ?', (_dumps(result), space, key))
+    return result
+
+
+def _sqlite_delete(raw: sqlite3.Connection, *, space: str, key: str, now_ms: int) -> bool:
+    rows = raw.execute(_DELETE + " RETURNING expires_at_ms", (space, key)).fetchall()
+    return any(row[0] > now_ms for row in rows)
+
+
+def _sqlite_hset(
+    raw: sqlite3.Connection, *, space: str, key: str, field: str, value: Any, ttl: int, now_ms: int
+) -> bool:
+    entry = _sqlite_load(raw, space, key, now_ms)
+    expires_ms = now_ms + 1000 * ttl
+    if entry is None:
+        raw.execute(_INSERT, (space, key, "hash", _dumps({field: value}), ttl, expires_ms))
+        return True
+    if entry.kind != "hash":
+        raise WrongTypeError(key, entry.kind)
+    fields = dict(entry.value)
+    is_new = field not in fields
+    fields[field] = value
+    raw.execute(
+        'UPDATE whisperer_kv SET value = ?, ttl_seconds = ?, expires_at_ms = ? WHERE space = ? AND "key" = ?',
+        (_dumps(fields), ttl, expires_ms, space, key),
+    )
+    return is_new
+
+
+def _sqlite_hdel(raw: sqlite3.Connection, *, space: str, key: str, field: str, now_ms: int) -> bool:
+    entry = _sqlite_load(raw, space, key, now_ms)
+    if entry is None:
+        return False
+    if entry.kind != "hash":
+        raise WrongTypeError(key, entry.kind)
+    fields = dict(entry.value)
+    if field not in fields:
+        return False
+    del fields[field]
+    if fields:
+        raw.execute('UPDATE whisperer_kv SET value = ? WHERE space = ? AND "key" = ?', (_dumps(fields), space, key))
+    else:
+        raw.execute(_DELETE, (space, key))
+    return True
 
 
 @dataclass

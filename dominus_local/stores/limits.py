@@ -94,6 +94,11 @@ class _SqliteStop:
             self.timer.cancel()
 
 
+SqliteStop = _SqliteStop
+"""For callers that hold a SQLite connection of their own (Scribe's one-hop calls): ``SqliteStop(raw, seconds)``,
+``await stop.cancel()`` on disconnect, ``await stop.close()`` before the connection is used again."""
+
+
 class _PostgresStop:
     """Asks PostgreSQL to cancel one backend's statement when the client disconnects."""
 

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import quoted_name
 
 from dominus_local.errors import ApiError, invalid, unprocessable
+from dominus_local.idempotency import idempotency_keys, keys_table
 from dominus_local.stores.database import Database, metadata
 from dominus_local.stores.limits import StatementTimeout, is_statement_timeout
 from dominus_local.validate import IDENTIFIER, format_timestamp, is_uuid, parse_timestamp
@@ -661,6 +662,8 @@ class UserData:
     """Dialect-neutral operations on user schemas; subclasses hold every dialect-specific statement."""
 
     dialect = "generic"
+    keys_table: sa.Table = idempotency_keys
+    """Where Scribe records the idempotency keys of its writes, in the writes' own transactions."""
 
     def __init__(self, database: Database | None) -> None:
         self.database = database
@@ -890,6 +893,10 @@ class SqliteUserData(UserData):
     def __init__(self, database: Database, data_dir: Path | None) -> None:
         super().__init__(database)
         self.path = ":memory:" if data_dir is None else str(data_dir / "userdata.db")
+        self.keys_table = keys_table(sa.MetaData(), USERDATA)
+        """The idempotency keys of Scribe's writes, beside the rows: a write and its key's record commit in one
+        database file (two attached WAL databases do not commit atomically together). Its name has no dot, so it
+        is no table of any user schema."""
 
     def physical(self, schema: str, name: str) -> str:
         return f"{schema}.{name}"

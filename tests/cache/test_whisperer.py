@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 from typing import Any
 
 import pytest
@@ -377,3 +379,29 @@ async def test_a_failed_set_keeps_its_answer(embedded: Dominus) -> None:
         await redis.set("shape", "plain", ttl=600, idempotency_key="set-2")
     assert again.value.code == first.value.code and again.value.status_code == first.value.status_code == 422
     assert (await redis.get("shape"))["found"] is False
+
+
+async def test_on_a_sqlite_file_a_set_and_its_key_commit_together_and_a_reused_key_changes_nothing(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a SQLite file a ``set`` is one function of the writer's group commit: the value and its key's record
+    are both in the file once answered; the key replays the answer, and reused for another value writes nothing."""
+    for name in ("DOMINUS_LOCAL_DATABASE_URL", "DOMINUS_LOCAL_CACHE_URL"):
+        monkeypatch.delenv(name, raising=False)  # the run on real backends would point the server elsewhere
+    data_dir = tmp_path / "data"
+    client = Dominus(base_url=f"embedded://{data_dir}")
+    try:
+        first = await client.redis.set("flag", "on", ttl=600, idempotency_key="set-once")
+        instance = client._transport.embedded.instance  # type: ignore[union-attr]
+        assert instance is not None and instance.state.db.direct is not None
+        with contextlib.closing(sqlite3.connect(data_dir / "dominus.db")) as db:
+            assert db.execute("SELECT value FROM whisperer_kv WHERE key = 'flag'").fetchall() == [('"on"',)]
+            recorded = db.execute("SELECT status FROM dispatch_idempotency_keys WHERE key = 'set-once'").fetchall()
+            assert recorded == [(200,)]
+        assert await client.redis.set("flag", "on", ttl=600, idempotency_key="set-once") == first
+        with pytest.raises(DominusError) as reused:
+            await client.redis.set("flag", "off", ttl=600, idempotency_key="set-once")
+        assert (reused.value.status_code, reused.value.code) == (422, "idempotency_key_reused")
+        assert (await client.redis.get("flag"))["value"] == "on"
+    finally:
+        await client.aclose()

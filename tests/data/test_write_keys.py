@@ -12,6 +12,7 @@ from sqlalchemy import event, select
 
 from dominus_fastapi import ConflictError, DominusError
 from dominus_local.idempotency import idempotency_keys
+from dominus_local.stores.userdata import userdata_for
 from tests.data.conftest import Env, make_orders
 
 
@@ -43,9 +44,11 @@ def transactions(env: Env) -> Iterator[list[list[str]]]:
 
 
 async def _keys(env: Env, *names: str) -> list[tuple[Any, ...]]:
-    """``(key, status)`` of the recorded keys among ``names``."""
-    c = idempotency_keys.c
+    """``(key, status)`` of the recorded keys among ``names`` (Scribe's table: in the user data on SQLite)."""
+    ud = userdata_for(env.state)
+    c = ud.keys_table.c
     async with env.state.db.begin() as conn:
+        await ud.prepare(conn)
         return [tuple(r) for r in await conn.execute(select(c.key, c.status).where(c.key.in_(names)).order_by(c.key))]
 
 
@@ -109,8 +112,6 @@ async def test_a_column_added_after_the_table_was_resolved_is_known_at_once(env:
 
 
 async def test_a_table_resolved_before_another_process_changed_it_is_read_again_on_failure(env: Env) -> None:
-    from dominus_local.stores.userdata import userdata_for
-
     await make_orders(env.client)
     await env.client.db.insert("orders", {"customer": "ada"})
     ud = userdata_for(env.state)
