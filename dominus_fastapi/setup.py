@@ -30,6 +30,7 @@ def setup_dominus(
     login_page: str | None = None,
     registration_tenants: Sequence[str] = (),
     include_invitations: bool = True,
+    validation_errors: Literal["fastapi", "dominus"] = "fastapi",
     **middleware_options: Any,
 ) -> FastAPI:
     """Add :class:`PortalSessionMiddleware`, the exception handlers, the Bearer scheme of guarded endpoints in
@@ -42,6 +43,10 @@ def setup_dominus(
     Self-registration is off unless ``registration_tenants`` names the tenants that visitors may join
     (``registration_tenants=["acme"]``); the admin tenant never can be (see
     :func:`~dominus_fastapi.routers.portal.get_portal_router`).
+
+    ``validation_errors="dominus"`` gives FastAPI's 422 request-validation answers the common
+    ``{detail, code, request_id}`` shape, with the field list in ``errors`` (see
+    :func:`~dominus_fastapi.handlers.install_exception_handlers`).
     """
     config = SessionConfig(
         cookie_name=cookie_name,
@@ -55,7 +60,7 @@ def setup_dominus(
     app.add_middleware(
         PortalSessionMiddleware, config=config, revalidate_interval=revalidate_interval, **middleware_options
     )
-    install_exception_handlers(app)
+    install_exception_handlers(app, validation_errors=validation_errors)
     install_guard_openapi(app)
     if prefix is not None:
         app.include_router(
