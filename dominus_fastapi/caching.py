@@ -326,19 +326,22 @@ def cached(
         except Exception:  # unresolvable forward references: keep the annotations as written
             hints = {}
         params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+        # FastAPI fills one Request and one Response parameter per endpoint: reuse the endpoint's own.
+        own_request = next((p.name for p in params if p.annotation is Request), None)
+        own_response = next((p.name for p in params if p.annotation is Response), None)
         variadic = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
         params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        params += [
-            inspect.Parameter(_HIDDEN_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-            inspect.Parameter(_HIDDEN_RESPONSE, inspect.Parameter.KEYWORD_ONLY, annotation=Response),
-            *variadic,
-        ]
+        if own_request is None:
+            params.append(inspect.Parameter(_HIDDEN_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request))
+        if own_response is None:
+            params.append(inspect.Parameter(_HIDDEN_RESPONSE, inspect.Parameter.KEYWORD_ONLY, annotation=Response))
+        params += variadic
         is_async = inspect.iscoroutinefunction(endpoint)
 
         @functools.wraps(endpoint)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            request: Request = kwargs.pop(_HIDDEN_REQUEST)
-            response: Response = kwargs.pop(_HIDDEN_RESPONSE)
+            request: Request = kwargs.pop(_HIDDEN_REQUEST) if own_request is None else kwargs[own_request]
+            response: Response = kwargs.pop(_HIDDEN_RESPONSE) if own_response is None else kwargs[own_response]
             cache, user_id = await _cache_for(request, per)
             key = cache.entry_key(request.url.path, request.query_params.multi_items(), user_id)
             generations: dict[str, str | None] = {tag: None for tag in tag_list}
