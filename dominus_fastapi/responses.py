@@ -30,13 +30,18 @@ ACTIVE_CONTENT_TYPES: Final = frozenset(
     {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml", "text/javascript"}
 )
 """Types a browser would run as part of the app's origin: :func:`file_response` never serves them inline."""
-_ASCII_SAFE: Final = frozenset(" !#$%&'()+,-.0123456789;=@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{}~")
+_ASCII_SAFE: Final = frozenset(" !#$&'()+-.0123456789@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{}~")
+"""Characters kept in the ASCII stand-in: no quote or backslash (they end or escape the quoted string), and no
+``;``, ``=``, ``,`` or ``%``, which naive parsers split on or percent-decode."""
+
+
+_REPLACED: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def _visible(filename: str) -> str:
-    """``filename`` without control and format characters (``\\u202e`` and the like reverse how a name
-    reads, ``.exe`` shown as ``.pdf``), which become ``_``."""
-    cleaned = "".join("_" if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in filename)
+    """``filename`` without control, format and line-breaking characters (``\\u202e`` and the like reverse how
+    a name reads, ``.exe`` shown as ``.pdf``; ``\\u2028`` breaks it across lines), which become ``_``."""
+    cleaned = "".join("_" if unicodedata.category(ch) in _REPLACED else ch for ch in filename)
     cleaned = cleaned.replace("/", "_").replace("\\", "_").strip(" .")
     return cleaned or "download"
 
@@ -44,8 +49,8 @@ def _visible(filename: str) -> str:
 def content_disposition(filename: str, disposition: Literal["attachment", "inline"] = "attachment") -> str:
     """A ``Content-Disposition`` value that carries any file name safely (RFC 6266, RFC 5987).
 
-    ``filename=`` holds an ASCII stand-in (other characters become ``_``; no quote or backslash can end the
-    quoted string early) for old clients; ``filename*=UTF-8''...`` holds the real name, percent-encoded.
+    ``filename=`` holds an ASCII stand-in for old clients (other characters become ``_``, as do ``"``, ``\\``,
+    ``;``, ``=``, ``,`` and ``%``, so that no parser, however naive, reads a second parameter there); ``filename*=UTF-8''...`` holds the real name, percent-encoded.
     Control and format characters and path separators are replaced in both.
 
     Args:
