@@ -50,8 +50,9 @@ def content_disposition(filename: str, disposition: Literal["attachment", "inlin
     """A ``Content-Disposition`` value that carries any file name safely (RFC 6266, RFC 5987).
 
     ``filename=`` holds an ASCII stand-in for old clients (other characters become ``_``, as do ``"``, ``\\``,
-    ``;``, ``=``, ``,`` and ``%``, so that no parser, however naive, reads a second parameter there); ``filename*=UTF-8''...`` holds the real name, percent-encoded.
-    Control and format characters and path separators are replaced in both.
+    ``;``, ``=``, ``,`` and ``%``, so that no parser, however naive, reads a second parameter there);
+    ``filename*=UTF-8''...`` holds the real name, percent-encoded. Control, format and line-breaking
+    characters and path separators are replaced in both.
 
     Args:
         filename: the name to offer.
