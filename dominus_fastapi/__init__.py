@@ -35,7 +35,7 @@ from dominus_fastapi.core.settings import VERSION, DominusSettings
 
 if TYPE_CHECKING:
     from dominus_fastapi.caching import ResponseCache, cached
-    from dominus_fastapi.guards import require_jwt, require_page_access, require_psk, require_scopes
+    from dominus_fastapi.guards import require_jwt, require_page_access, require_psk, require_role, require_scopes
     from dominus_fastapi.handlers import install_exception_handlers, request_id_of
     from dominus_fastapi.lifespan import dominus_lifespan
     from dominus_fastapi.middleware import PortalSessionMiddleware
@@ -63,6 +63,7 @@ _FASTAPI_EXPORTS = {
     "require_jwt": "dominus_fastapi.guards",
     "require_page_access": "dominus_fastapi.guards",
     "require_psk": "dominus_fastapi.guards",
+    "require_role": "dominus_fastapi.guards",
     "require_scopes": "dominus_fastapi.guards",
     "setup_dominus": "dominus_fastapi.setup",
 }
@@ -106,6 +107,7 @@ __all__ = [
     "require_jwt",
     "require_page_access",
     "require_psk",
+    "require_role",
     "require_scopes",
     "setup_dominus",
 ]

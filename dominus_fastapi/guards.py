@@ -1,4 +1,4 @@
-"""Guards: page access and scope checks, each usable as a decorator and as a dependency.
+"""Guards: page access, scope and role checks, each usable as a decorator and as a dependency.
 
 ::
 
@@ -14,21 +14,22 @@ the thread pool after the check). As a dependency FastAPI calls the guard with t
 
 - Anonymous -> 401 ``not_authenticated`` (or, with ``redirect_to`` set and a caller that accepts HTML, a
   303 to ``redirect_to?next=<path>``).
-- Signed in but not allowed -> 403: ``page_access_denied`` (with Portal's ``reason`` in ``detail``) or
-  ``missing_scope``.
+- Signed in but not allowed -> 403: ``page_access_denied`` (with Portal's ``reason`` in ``detail``),
+  ``missing_scope`` or ``missing_role``.
 
 How fresh a guard's answer is (permissions come from the token):
 
-- ``require_scopes`` and ``require_jwt`` (and ``CurrentUser``) read the token's claims. Scopes, roles and the
-  tenant are fixed when the token is issued, so a change in Guardian (a scope taken from a role, a role or a
-  tenant taken from the user) reaches them only with the next token: up to 900 s, the access-token lifetime.
+- ``require_scopes``, ``require_role`` and ``require_jwt`` (and ``CurrentUser``) read the token's claims.
+  Scopes, roles and the tenant are fixed when the token is issued, so a change in Guardian (a scope taken from
+  a role, a role or a tenant taken from the user) reaches them only with the next token: up to 900 s, the
+  access-token lifetime.
   An ended session (a sign-out elsewhere, a revocation, a reused refresh token) is refused at once when it
   ended through this process, else after the middleware's ``revalidate_interval`` (e.g. 30 s), and without
   one only when the access token expires.
 - ``require_page_access`` asks Portal, which reads current data and checks the session, but reuses a yes for
   ``cache_seconds`` (10 s) per session, tenant and page: changes and ended sessions are seen within that.
-- ``recheck=True`` on any of the three asks the server on every request, before the endpoint runs and past
-  every memo (one round trip: ``portal.me`` for scopes and sessions, ``check_page_access`` for pages), so a
+- ``recheck=True`` on any of the four asks the server on every request, before the endpoint runs and past
+  every memo (one round trip: ``portal.me`` for scopes, roles and sessions, ``check_page_access`` for pages), so a
   removed scope or page gets 403 and an ended session 401 at once. If the server cannot answer, the request
   fails (the error handlers answer 503/504): a recheck never falls back to the token. Use it on writes that
   must stop the moment access is withdrawn (uploads, invitations, payments); it decides the guard only, and
@@ -86,6 +87,7 @@ __all__ = [
     "Guard",
     "PageAccessGuard",
     "PskGuard",
+    "RoleGuard",
     "ScopesGuard",
     "SessionGuard",
     "current_user_of",
@@ -93,6 +95,7 @@ __all__ = [
     "require_jwt",
     "require_page_access",
     "require_psk",
+    "require_role",
     "require_scopes",
 ]
 
@@ -401,6 +404,47 @@ class ScopesGuard(Guard):
             raise DominusHTTPException(403, f"Needs {wanted}: {', '.join(missing)}", "missing_scope")
 
 
+class RoleGuard(Guard):
+    """The session's ``roles`` claim (its effective roles in the active tenant, spec 5.9) holds any
+    (``any_of=True``) or all of ``roles``.
+
+    Like scopes, the claim is the token's: a role taken away in Guardian still passes until the token is
+    replaced (up to 900 s), and a role granted shows with the next token. With ``recheck=True`` the roles are
+    read from current data on every request (one round trip, ``portal.me``, which also refuses an ended
+    session with 401).
+    """
+
+    def __init__(
+        self, roles: tuple[str, ...], *, any_of: bool, redirect_to: str | None = None, recheck: bool = False
+    ) -> None:
+        super().__init__()
+        if not roles:
+            raise ValueError("require_role needs at least one role")
+        if any(not isinstance(role, str) or not role for role in roles):
+            raise ValueError("require_role takes role names (non-empty strings)")
+        self.roles = roles
+        self.any_of = any_of
+        self.redirect_to = redirect_to
+        self.recheck = recheck
+
+    async def check(self, request: Request) -> None:
+        session = _session(request)
+        if session is None:
+            raise _not_signed_in(request, self.redirect_to)
+        held = set(await _current_roles(request, session) if self.recheck else session.roles)
+        missing = [r for r in self.roles if r not in held]
+        allowed = len(missing) < len(self.roles) if self.any_of else not missing
+        if not allowed:
+            wanted = "one of the roles" if self.any_of and len(self.roles) > 1 else "the role(s)"
+            raise DominusHTTPException(403, f"Needs {wanted}: {', '.join(missing)}", "missing_role")
+
+
+async def _current_roles(request: Request, session: PortalSession) -> tuple[str, ...]:
+    """The session's roles in its tenant, read from current data (``portal.me``; 401 if it has ended)."""
+    me = await _ask_server(request, session, lambda client: client.portal.me(user_token=session.access_token))
+    return tuple(str(role) for role in me.get("roles") or ())
+
+
 class PageAccessGuard(Guard):
     """Portal's page-access rule (spec 8.8) for ``path``, or for the request's own path when ``path`` is None.
 
@@ -581,6 +625,21 @@ def require_scopes(
     current data on every request (``portal.me``), refusing an ended session too.
     """
     return ScopesGuard(tuple(scopes), any_of=any_of, redirect_to=redirect_to, recheck=recheck)
+
+
+def require_role(
+    *roles: str, any_of: bool = True, redirect_to: str | None = None, recheck: bool = False
+) -> RoleGuard:
+    """A guard on the session's roles in its active tenant: any one of ``roles`` (default) or, with
+    ``any_of=False``, all. A decorator and a dependency, like every guard.
+
+    Anonymous: 401 ``not_authenticated`` (303 to ``redirect_to?next=...`` for a browser when set). Signed in
+    without the role: 403 ``missing_role``. The token's roles by default (fixed for its lifetime, up to 900 s);
+    ``recheck=True`` reads them from current data on every request (``portal.me``), refusing an ended session
+    too. Role names are Guardian role names (``auth.ensure_role``); the built-in ``admin`` role makes its
+    holder an administrator of the whole project.
+    """
+    return RoleGuard(tuple(roles), any_of=any_of, redirect_to=redirect_to, recheck=recheck)
 
 
 def require_jwt(

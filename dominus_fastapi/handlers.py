@@ -196,7 +196,8 @@ async def _dominus_error_handler(request: Request, exc: Exception) -> JSONRespon
     if request_id is not None:
         response.headers["X-Request-Id"] = request_id
     if own:
-        logger.info(
+        logger.log(
+            logging.WARNING if response.status_code >= 500 else logging.INFO,
             "Application error answered: %s (status %s, code %s, request id %s, path %s)",
             type(exc).__name__,
             response.status_code,
@@ -205,14 +206,9 @@ async def _dominus_error_handler(request: Request, exc: Exception) -> JSONRespon
             request.url.path,
         )
     elif response.status_code >= 500:
-        logger.warning(
-            "Dominus call failed: %s (status %s, code %s, request id %s, endpoint %s)",
-            type(exc).__name__,
-            exc.status_code,
-            exc.code,
-            exc.request_id,
-            exc.endpoint,
-        )
+        facts = {"status": exc.status_code, "code": exc.code, "request id": exc.request_id, "endpoint": exc.endpoint}
+        known = ", ".join(f"{name} {value}" for name, value in facts.items() if value is not None)
+        logger.warning("Dominus call failed: %s: %s%s", type(exc).__name__, exc.message, f" ({known})" if known else "")
     return response
 
 

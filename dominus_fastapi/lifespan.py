@@ -81,11 +81,24 @@ class DominusLifespan:
             # ``ping`` needs the service token, so one call checks the server and mints the token.
             await client.health.ping()
         except DominusError as exc:
+            message = warm_up_message(client, exc)
             if self.strict:
+                logger.error("%s", message)
                 raise
-            logger.warning(
-                "Dominus warm-up failed (%s, code %s); the client retries on first use", type(exc).__name__, exc.code
-            )
+            logger.warning("%s; the client retries on first use", message)
+
+
+def warm_up_message(client: Dominus, exc: DominusError) -> str:
+    """``Dominus warm-up failed: <error>`` naming the host (and, when it is the default, why it is that host).
+
+    The error's own text never holds a secret (the SDK keeps PSKs and tokens out of messages); a missing
+    ``code`` is left out rather than shown as ``None``.
+    """
+    text = str(exc)
+    where = client._transport.hosts.describe()
+    if where not in text:
+        text = f"{text} ({where})"
+    return f"Dominus warm-up failed: {type(exc).__name__}: {text}"
 
 
 def dominus_lifespan(

@@ -15,11 +15,16 @@ Installed as a pytest plugin (entry point ``dominus_fastapi.testing``), it offer
 ``dominus_asgi_app``
     The app with its lifespan running (``asgi_lifespan.LifespanManager``).
 ``dominus_app_client``
-    An anonymous ``httpx.AsyncClient`` for the app.
+    An anonymous ``httpx.AsyncClient`` for the app. Like the signed-in clients it sends ``Origin`` (the app's
+    own), as a browser does on the app's pages, so a form sign-in through it and then ``POST /auth/logout``
+    pass the CSRF check.
 ``dominus_user_client``
     A factory: ``await dominus_user_client(roles=["editor"], tenants=["acme"], pages=["/reports"])`` creates a
     user with those roles, scopes, tenants and pages (missing ones are created), signs them in and returns a
     :class:`SignedInClient` for the app (session cookie by default, or ``via="bearer"``).
+
+``async def`` tests that take one of these fixtures run on asyncio with pytest-asyncio's defaults: the plugin
+marks them ``asyncio`` and needs no ``asyncio_mode`` or loop-scope option in the project's configuration.
 
 A test then reads::
 
@@ -31,8 +36,10 @@ A test then reads::
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +59,7 @@ __all__ = [
     "SignedInClient",
     "TestUser",
     "UserFactory",
+    "app_client",
     "create_test_user",
     "dominus",
     "dominus_app",
@@ -66,13 +74,20 @@ __all__ = [
 
 try:
     from pytest_asyncio import fixture as async_fixture
+
+    HAS_PYTEST_ASYNCIO = True
 except ImportError:  # pragma: no cover - the plugin must load in any pytest run; async fixtures then need a runner
     async_fixture = pytest.fixture  # type: ignore[assignment]
+    HAS_PYTEST_ASYNCIO = False
 
 APP_ORIGIN = "http://127.0.0.1"
 """Where test clients send their requests: plain http to a loopback host, so cookies are not ``Secure``."""
 TEST_PASSWORD = "test-password-1"
 """The password of users made by the factory unless one is given (test data only)."""
+ASYNC_FIXTURES = frozenset({"dominus", "dominus_asgi_app", "dominus_app_client", "dominus_user_client"})
+"""The plugin's coroutine fixtures: an ``async def`` test that takes one runs on asyncio without configuration."""
+_RUNNER_MARKS = frozenset({"asyncio", "anyio", "trio"})
+_LOOP_SCOPE_WARNING = r'The configuration option "asyncio_default_fixture_loop_scope" is unset'
 APP_LIFESPAN_TIMEOUT = 60.0
 """Seconds the app's startup and shutdown may take: the first startup in a process imports and starts the
 embedded backend, which can exceed ``LifespanManager``'s 5-second default on a busy machine."""
@@ -236,11 +251,15 @@ def signed_in_client(
 ) -> SignedInClient:
     """An HTTP client for ``app`` (already started) that carries ``user``'s session.
 
-    With ``via="cookie"`` it holds the session cookies and sends ``Origin`` like a browser on the app's own
-    pages; with ``via="bearer"`` it sends ``Authorization: Bearer``.
+    Like every client of the plugin it sends ``Origin: <origin>``, as a browser does on the app's own pages,
+    so that cookie requests pass the CSRF check. With ``via="cookie"`` it holds the session cookies; with
+    ``via="bearer"`` it sends ``Authorization: Bearer``.
     """
     config = session_config or SessionConfig()
-    headers = {"Origin": origin} if via == "cookie" else {"Authorization": f"Bearer {user.access_token}"}
+    # Every client of the plugin sends ``Origin`` (see :func:`app_client`); a bearer one adds its token.
+    headers = {"Origin": origin}
+    if via == "bearer":
+        headers["Authorization"] = f"Bearer {user.access_token}"
     http = SignedInClient(transport=httpx.ASGITransport(app=app), base_url=origin, headers=headers)
     if via == "cookie":
         host = httpx.URL(origin).host
@@ -249,6 +268,56 @@ def signed_in_client(
             http.cookies.set(config.refresh_cookie_name, user.refresh_token, domain=host, path=config.cookie_path)
     http.user = user
     return http
+
+
+def app_client(app: Any, *, origin: str = APP_ORIGIN) -> httpx.AsyncClient:
+    """An anonymous HTTP client for ``app`` (already started) that sends ``Origin: <origin>``.
+
+    It behaves like a browser on the app's own pages, as the signed-in clients do: after a form sign-in
+    through it (which stores the session cookies), its unsafe requests such as ``POST /auth/logout`` pass the
+    CSRF check instead of getting 403 ``csrf_failed``.
+    """
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=origin, headers={"Origin": origin})
+
+
+# --- running async tests without configuration -----------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Silence pytest-asyncio's "``asyncio_default_fixture_loop_scope`` is unset" warning when the project
+    has not set it: the plugin's fixtures are function-scoped, so the pending change of that default (to
+    ``function``) does not change them. A project that sets the option keeps its own value and warnings."""
+    if HAS_PYTEST_ASYNCIO and not _ini_is_set(config, "asyncio_default_fixture_loop_scope"):
+        warnings.filterwarnings("ignore", message=_LOOP_SCOPE_WARNING, category=pytest.PytestDeprecationWarning)
+
+
+def _ini_is_set(config: pytest.Config, name: str) -> bool:
+    try:
+        return bool(config.getini(name))
+    except ValueError:  # not registered: pytest-asyncio is absent
+        return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Mark ``async def`` tests that take one of :data:`ASYNC_FIXTURES` with ``pytest.mark.asyncio``.
+
+    So they run in pytest-asyncio's default (strict) mode without ``asyncio_mode = auto`` in the project's
+    configuration. Tests already marked for a runner (``asyncio``, ``anyio``, ``trio``) are left alone, and so
+    are async tests that reach the fixtures only through fixtures of their own (mark those, or set
+    ``asyncio_mode = "auto"``). Nothing is collected here: pytest goes on with its own collection.
+    """
+    if not HAS_PYTEST_ASYNCIO or not inspect.iscoroutinefunction(obj):
+        return
+    if not isinstance(collector, pytest.Module | pytest.Class) or not collector.istestfunction(obj, name):
+        return
+    marks = {mark.name for mark in getattr(obj, "pytestmark", ())}
+    marks |= {mark.name for mark in collector.iter_markers()}
+    if marks & _RUNNER_MARKS:
+        return
+    if ASYNC_FIXTURES & set(inspect.signature(obj).parameters):
+        pytest.mark.asyncio(obj)
 
 
 # --- fixtures -------------------------------------------------------------------------------------------------
@@ -300,8 +369,9 @@ async def dominus_asgi_app(dominus: Dominus, dominus_app: Any) -> AsyncIterator[
 
 @async_fixture
 async def dominus_app_client(dominus_asgi_app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An anonymous HTTP client for the app under test."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=dominus_asgi_app), base_url=APP_ORIGIN) as http:
+    """An anonymous HTTP client for the app under test; it sends ``Origin`` like the signed-in ones
+    (:func:`app_client`)."""
+    async with app_client(dominus_asgi_app) as http:
         yield http
 
 

@@ -101,6 +101,8 @@ class CircuitBreaker:
     failures: int = 0
     state: BreakerState = "closed"
     opened_at: float = 0.0
+    where: str = ""
+    """The host's description for messages (``ResolvedHosts.describe``), appended when given."""
     _probe_in_flight: bool = field(default=False, repr=False)
 
     def before_request(self, endpoint: str | None = None) -> bool:
@@ -111,14 +113,16 @@ class CircuitBreaker:
             left = self.opened_at + self.recovery - self.clock()
             if left > 0:
                 raise CircuitOpenError(
-                    f"Circuit open for the {self.name} host after {self.failures} consecutive failures",
+                    f"Circuit open for the {self.name} host after {self.failures} consecutive failures"
+                    + (f" ({self.where})" if self.where else ""),
                     endpoint=endpoint,
                     retry_after=left,
                 )
             self.state = "half_open"
         if self._probe_in_flight:
             raise CircuitOpenError(
-                f"Circuit half-open for the {self.name} host; a probe is in flight",
+                f"Circuit half-open for the {self.name} host; a probe is in flight"
+                + (f" ({self.where})" if self.where else ""),
                 endpoint=endpoint,
                 retry_after=0.0,
             )

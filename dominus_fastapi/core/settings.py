@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -134,7 +134,7 @@ class DominusSettings(BaseSettings):
         base = self.base_url
         gateway = self.gateway_url
         if base is None and gateway is None:
-            return ResolvedHosts(PRODUCTION_BASE_URL, PRODUCTION_GATEWAY_URL)
+            return ResolvedHosts(PRODUCTION_BASE_URL, PRODUCTION_GATEWAY_URL, defaulted=True)
         if base is None:
             raise ValueError(
                 "DOMINUS_GATEWAY_URL (gateway_url) is set but no base URL is: set DOMINUS_BASE_URL (base_url) too"
@@ -160,6 +160,23 @@ class ResolvedHosts:
     gateway_url: str
     embedded: bool = False
     data_dir: str | None = None
+    defaulted: bool = False
+    """Neither host was configured: the client uses the hosted platform (spec 2.2)."""
+
+    def describe(self, host: Literal["orchestrator", "gateway"] = "orchestrator") -> str:
+        """Where a request to ``host`` went, for error messages: its URL, and when it is the default, why.
+
+        ``server: http://127.0.0.1:8001``, ``gateway: ...``, ``the embedded server (embedded:)``, or
+        ``DOMINUS_BASE_URL is not set: using the hosted platform at https://...``. A ``user:password@`` part
+        of a URL is shown as ``***@``.
+        """
+        url = _without_userinfo(self.gateway_url if host == "gateway" else self.base_url)
+        if self.embedded:
+            return f"the embedded server ({url})"
+        if self.defaulted:
+            what = "the hosted platform's gateway" if host == "gateway" else "the hosted platform"
+            return f"DOMINUS_BASE_URL is not set: using {what} at {url}"
+        return f"{'gateway' if host == 'gateway' else 'server'}: {url}"
 
 
 def _embedded_data_dir(url: str) -> str | None:
@@ -172,6 +189,14 @@ def _embedded_data_dir(url: str) -> str | None:
         )
     path = rest[2:].rstrip("/") or "/"
     return path
+
+
+def _without_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        return f"{scheme}://***@{authority.rsplit('@', 1)[1]}{slash}{path}"
+    return url
 
 
 def _check_url(url: str, field: str) -> str:

@@ -667,7 +667,8 @@ class Transport:
             self.http = self._new_pool()
             self._owns_http = True
         self.breakers: dict[str, CircuitBreaker] = {
-            host: CircuitBreaker(host, clock=self._monotonic) for host in ("orchestrator", "gateway")
+            host: CircuitBreaker(host, clock=self._monotonic, where=self.hosts.describe(host))
+            for host in ("orchestrator", "gateway")
         }
         self.cold: dict[str, ColdStartWindow] = {
             host: ColdStartWindow(settings.cold_start_budget, clock=self._monotonic)
@@ -763,7 +764,10 @@ class Transport:
             return configured
         if self.embedded is not None:
             return str((await self.embedded.start()).psk)
-        raise AuthenticationError("No PSK configured: pass token= to Dominus(...) or set DOMINUS_TOKEN")
+        raise AuthenticationError(self._no_psk())
+
+    def _no_psk(self) -> str:
+        return f"No PSK configured: pass token= to Dominus(...) or set DOMINUS_TOKEN ({self.hosts.describe()})"
 
     async def token_cache(self) -> ServiceTokenCache:
         """The service-token cache, created once the PSK is known."""
@@ -876,9 +880,7 @@ class Transport:
         else:
             credential = "service"
             if not self.has_psk():
-                raise AuthenticationError(
-                    "No PSK configured: pass token= to Dominus(...) or set DOMINUS_TOKEN", endpoint=path
-                )
+                raise AuthenticationError(self._no_psk(), endpoint=path)
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
         if credential != "none" and host == "orchestrator":
@@ -1031,7 +1033,7 @@ class Transport:
             except httpx.TransportError as exc:
                 breaker.record("neutral" if in_window else "failure")
                 sent = not isinstance(exc, _PRE_SEND_ERRORS)
-                failure = self._transport_error(exc, endpoint, request_id)
+                failure = self._transport_error(exc, endpoint, request_id, self.hosts.describe(host))
                 if sent:
                     unknown = failure
                 if in_window and isinstance(exc, httpx.ConnectError):
@@ -1185,13 +1187,15 @@ class Transport:
             await self.policy.sleep(wait or 0.0)
 
     @staticmethod
-    def _transport_error(exc: httpx.TransportError, endpoint: str, request_id: str) -> DominusError:
+    def _transport_error(exc: httpx.TransportError, endpoint: str, request_id: str, where: str) -> DominusError:
+        """The error of an attempt that got no answer; ``where`` names the host (``ResolvedHosts.describe``)."""
         if isinstance(exc, httpx.TimeoutException):
             return DominusTimeoutError(
-                f"Request timed out ({type(exc).__name__})", endpoint=endpoint, request_id=request_id
+                f"Request timed out ({type(exc).__name__}; {where})", endpoint=endpoint, request_id=request_id
             )
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return DominusConnectionError(
-            f"Connection failed ({type(exc).__name__}: {exc})", endpoint=endpoint, request_id=request_id
+            f"Connection failed ({detail}; {where})", endpoint=endpoint, request_id=request_id
         )
 
     @staticmethod

@@ -219,6 +219,34 @@ async def _fetch(conn: AsyncConnection, entity: Entity, ident: str) -> Mapping[A
     return row
 
 
+BUILTIN_NAMES: dict[tuple[str, str], tuple[str, str]] = {
+    ("tenant-categories", "slug"): (idm.ADMIN_SLUG, "tenant category"),
+    ("tenants", "slug"): (idm.ADMIN_SLUG, "tenant"),
+    ("roles", "name"): (idm.ADMIN_SLUG, "role"),
+    ("scopes", "slug"): (idm.ADMIN_SLUG, "scope"),
+    ("pages", "path"): ("/admin", "page"),
+}
+"""``(entity segment, unique field) -> (value, noun)`` of the admin category's entities (spec 7.12)."""
+
+
+def _taken(entity: Entity, spec: FieldSpec, value: Any) -> ApiError:
+    """The 409 for a unique value that is taken; it says so when the value is a built-in entity's, since an
+    application that reuses ``admin`` or ``/admin`` would otherwise share (and change) the admin category.
+    ``details.builtin`` is then true."""
+    builtin = BUILTIN_NAMES.get((entity.segment, spec.name))
+    if (
+        builtin is not None
+        and isinstance(value, str)
+        and (value == builtin[0] or (spec.ci and value.lower() == builtin[0]))
+    ):
+        return conflict(
+            f"'{builtin[0]}' is a built-in {builtin[1]} of Dominus; choose another {spec.name}",
+            field=spec.name,
+            builtin=True,
+        )
+    return conflict(f"A {entity.label.lower()} with this {spec.name} already exists", field=spec.name)
+
+
 async def _check_unique(conn: AsyncConnection, entity: Entity, spec: FieldSpec, value: Any, ident: str | None) -> None:
     if value is None:
         return
@@ -227,7 +255,7 @@ async def _check_unique(conn: AsyncConnection, entity: Entity, spec: FieldSpec, 
     if ident is not None:
         condition = and_(condition, entity.table.c.id != ident)
     if (await conn.execute(select(entity.table.c.id).where(condition).limit(1))).first() is not None:
-        raise conflict(f"A {entity.label.lower()} with this {spec.name} already exists", field=spec.name)
+        raise _taken(entity, spec, value)
 
 
 async def _check_refs(conn: AsyncConnection, field_name: str, table: Table, ids: Sequence[str]) -> None:

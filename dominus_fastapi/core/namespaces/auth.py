@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
-from dominus_fastapi.core.errors import NotFoundError, ValidationError
+from dominus_fastapi.core.errors import ConflictError, NotFoundError, ValidationError
 from dominus_fastapi.core.namespaces.base import UNSET, Namespace, Requester, Unset, compact, update_fields
 from dominus_fastapi.core.types import (
     Client,
@@ -3693,3 +3693,371 @@ class AuthNamespace(Namespace):
             max_retries=max_retries,
         )
         return cast(ScopeList, data)
+
+    # --- lookups by unique key and idempotent setup (spec 8.7) -------------------------------------------
+
+    async def _find(
+        self,
+        lister: Callable[..., Any],
+        key: str,
+        value: str,
+        label: str,
+        timeout: float | None,
+        max_retries: int | None,
+    ) -> dict[str, Any]:
+        """The record whose ``key`` is ``value``, paging through ``lister``; ``NotFoundError`` when none is."""
+        offset = 0
+        while True:
+            page = await lister(limit=_SCOPE_PAGE, offset=offset, timeout=timeout, max_retries=max_retries)
+            for item in page["items"]:
+                if item.get(key) == value:
+                    return cast(dict[str, Any], item)
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                raise NotFoundError(f"{label} with {key} {value!r} not found", details={"field": key, key: value})
+
+    async def get_role_by_name(
+        self, name: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Role:
+        """The role named ``name`` (a role's name is unique, spec 8.7).
+
+        Pages through ``list_roles``, admin only.
+
+        Args:
+            name: The role's name, exactly (letter case counts).
+
+        Returns:
+            The role record.
+
+        Raises:
+            NotFoundError: no role has that name.
+        """
+        return cast(Role, await self._find(self.list_roles, "name", name, "Role", timeout, max_retries))
+
+    async def get_scope_by_slug(
+        self, slug: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Scope:
+        """The scope whose slug is ``slug`` (unique, spec 8.7).
+
+        Pages through ``list_scopes``, admin only.
+
+        Args:
+            slug: The scope's slug.
+
+        Returns:
+            The scope record.
+
+        Raises:
+            NotFoundError: no scope has that slug.
+        """
+        return cast(Scope, await self._find(self.list_scopes, "slug", slug, "Scope", timeout, max_retries))
+
+    async def get_tenant_by_slug(
+        self, slug: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Tenant:
+        """The tenant whose slug is ``slug`` (unique, spec 8.7).
+
+        Pages through ``list_tenants``, admin only.
+
+        Args:
+            slug: The tenant's slug.
+
+        Returns:
+            The tenant record.
+
+        Raises:
+            NotFoundError: no tenant has that slug.
+        """
+        return cast(Tenant, await self._find(self.list_tenants, "slug", slug, "Tenant", timeout, max_retries))
+
+    async def get_tenant_category_by_slug(
+        self, slug: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> TenantCategory:
+        """The tenant category whose slug is ``slug`` (unique, spec 8.7).
+
+        Pages through ``list_tenant_categories``, admin only.
+
+        Args:
+            slug: The category's slug.
+
+        Returns:
+            The tenant-category record.
+
+        Raises:
+            NotFoundError: no tenant category has that slug.
+        """
+        found = await self._find(self.list_tenant_categories, "slug", slug, "Tenant category", timeout, max_retries)
+        return cast(TenantCategory, found)
+
+    async def get_page_by_path(
+        self, path: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Page:
+        """The page whose path is ``path`` (unique, spec 8.7), active or not.
+
+        Pages through ``list_pages``, admin only. A trailing ``/`` (except on the root) is removed first, as
+        ``check-access`` does (spec 8.8).
+
+        Args:
+            path: The page's path, such as ``/reports``.
+
+        Returns:
+            The page record.
+
+        Raises:
+            NotFoundError: no page has that path.
+        """
+        wanted = path.rstrip("/") or "/" if isinstance(path, str) else path
+        return cast(Page, await self._find(self.list_pages, "path", wanted, "Page", timeout, max_retries))
+
+    async def _scope_ids(
+        self, scope_slugs: Sequence[str] | None, timeout: float | None, max_retries: int | None
+    ) -> list[str]:
+        """The ids of ``scope_slugs``, resolved before anything is written; ``NotFoundError`` lists unknowns."""
+        if isinstance(scope_slugs, str):
+            raise ValidationError(
+                "'scope_slugs' must be a list of scope slugs, not a string",
+                details={"field": "scope_slugs", "reason": "must be a list"},
+            )
+        wanted = list(dict.fromkeys(scope_slugs or ()))
+        if not wanted:
+            return []
+        by_slug: dict[str, str] = {}
+        offset = 0
+        while True:
+            page = await self.list_scopes(limit=_SCOPE_PAGE, offset=offset, timeout=timeout, max_retries=max_retries)
+            by_slug.update((scope["slug"], scope["id"]) for scope in page["items"])
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                break
+        missing = [slug for slug in wanted if slug not in by_slug]
+        if missing:
+            raise NotFoundError(
+                f"Unknown scope slug(s): {', '.join(missing)}", details={"field": "scope_slugs", "missing": missing}
+            )
+        return [by_slug[slug] for slug in wanted]
+
+    async def _ensure(
+        self,
+        create: Callable[[], Any],
+        find: Callable[[], Any],
+        field: str,
+    ) -> dict[str, Any]:
+        """``create()``; on a 409 for ``field`` the existing record from ``find()``. A 409 on a built-in entity
+        of the admin category (``details.builtin``) is raised: an application must not adopt those."""
+        try:
+            return cast(dict[str, Any], await create())
+        except ConflictError as exc:
+            if exc.details.get("field") != field or exc.details.get("builtin"):
+                raise
+            try:
+                return cast(dict[str, Any], await find())
+            except NotFoundError:
+                raise exc from None
+
+    async def ensure_scope(
+        self,
+        slug: str,
+        display_name: str,
+        description: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Scope:
+        """The scope ``slug``: created when missing, else the existing one as it is.
+
+        Safe to run on every start: an existing scope keeps its display name and description (they are not
+        compared or updated; use ``update_scope`` for that). Creating first and reading on 409 keeps
+        concurrent starts correct.
+
+        Args:
+            slug: The scope's unique slug.
+            display_name: Its display name, used only when it is created.
+            description: Its description, used only when it is created.
+
+        Returns:
+            The scope record (created or existing).
+
+        Raises:
+            ConflictError: ``slug`` is a built-in scope of the admin category (``admin``).
+            ValidationError: the slug or the name is invalid.
+        """
+
+        async def create() -> Scope:
+            return await self.create_scope(slug, display_name, description, timeout=timeout, max_retries=max_retries)
+
+        async def find() -> Scope:
+            return await self.get_scope_by_slug(slug, timeout=timeout, max_retries=max_retries)
+
+        return cast(Scope, await self._ensure(create, find, "slug"))
+
+    async def ensure_role(
+        self,
+        name: str,
+        description: str | None = None,
+        scope_slugs: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Role:
+        """The role ``name``, holding at least the scopes ``scope_slugs``: created when missing, else the
+        existing one.
+
+        Safe to run on every start. Scopes in ``scope_slugs`` that the role lacks are linked (links are only
+        added, never removed); an existing role's description is left as it is. Every slug is resolved before
+        anything is written.
+
+        Args:
+            name: The role's unique name.
+            description: Its description, used only when it is created.
+            scope_slugs: Slugs of scopes the role must hold.
+
+        Returns:
+            The role record (created or existing).
+
+        Raises:
+            NotFoundError: a slug in ``scope_slugs`` names no scope (nothing is written).
+            ConflictError: ``name`` is the built-in ``admin`` role.
+            ValidationError: the name is invalid, or ``scope_slugs`` is a string.
+        """
+        scope_ids = await self._scope_ids(scope_slugs, timeout, max_retries)
+
+        async def create() -> Role:
+            return await self.create_role(name, description, timeout=timeout, max_retries=max_retries)
+
+        async def find() -> Role:
+            return await self.get_role_by_name(name, timeout=timeout, max_retries=max_retries)
+
+        role = cast(Role, await self._ensure(create, find, "name"))
+        if scope_ids:
+            await self.add_role_scopes(role["id"], scope_ids, timeout=timeout, max_retries=max_retries)
+        return role
+
+    async def ensure_tenant_category(
+        self,
+        name: str,
+        slug: str,
+        description: str | None = None,
+        color: str = "#3B82F6",
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> TenantCategory:
+        """The tenant category ``slug``: created when missing, else the existing one as it is.
+
+        Safe to run on every start: an existing category keeps its name, description and colour.
+
+        Args:
+            name: Its name, used only when it is created.
+            slug: The category's unique slug.
+            description: Its description, used only when it is created.
+            color: Its colour, used only when it is created.
+
+        Returns:
+            The tenant-category record (created or existing).
+
+        Raises:
+            ConflictError: ``slug`` is the built-in ``admin`` category.
+            ValidationError: the slug or the name is invalid.
+        """
+
+        async def create() -> TenantCategory:
+            return await self.create_tenant_category(
+                name, slug, description, color, timeout=timeout, max_retries=max_retries
+            )
+
+        async def find() -> TenantCategory:
+            return await self.get_tenant_category_by_slug(slug, timeout=timeout, max_retries=max_retries)
+
+        return cast(TenantCategory, await self._ensure(create, find, "slug"))
+
+    async def ensure_tenant(
+        self,
+        name: str,
+        slug: str,
+        category_id: str | None = None,
+        display_name: str | None = None,
+        description: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Tenant:
+        """The tenant ``slug``: created when missing, else the existing one as it is.
+
+        Safe to run on every start: an existing tenant keeps its name, category, display name, description
+        and status (use ``update_tenant`` to change them). It does not provision the tenant's schema
+        (``ddl.provision_tenant``).
+
+        Args:
+            name: Its name, used only when it is created.
+            slug: The tenant's unique slug.
+            category_id: Its tenant category, used only when it is created.
+            display_name: Its display name, used only when it is created.
+            description: Its description, used only when it is created.
+
+        Returns:
+            The tenant record (created or existing).
+
+        Raises:
+            ConflictError: ``slug`` is the built-in ``admin`` tenant.
+            ValidationError: the slug, the name or ``category_id`` is invalid.
+        """
+
+        async def create() -> Tenant:
+            return await self.create_tenant(
+                name, slug, category_id, display_name, description, timeout=timeout, max_retries=max_retries
+            )
+
+        async def find() -> Tenant:
+            return await self.get_tenant_by_slug(slug, timeout=timeout, max_retries=max_retries)
+
+        return cast(Tenant, await self._ensure(create, find, "slug"))
+
+    async def ensure_page(
+        self,
+        path: str,
+        name: str,
+        description: str | None = None,
+        is_active: bool = True,
+        show_in_nav: bool = True,
+        scope_slugs: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Page:
+        """The Guardian page ``path``, needing at least the scopes ``scope_slugs``: created when missing, else
+        the existing one.
+
+        Safe to run on every start. Scopes in ``scope_slugs`` that the page lacks are linked (links are only
+        added, never removed); an existing page keeps its name, description, ``is_active`` and
+        ``show_in_nav``. Every slug is resolved before anything is written.
+
+        Args:
+            path: The page's unique path, such as ``/reports``.
+            name: Its name, used only when it is created.
+            description: Its description, used only when it is created.
+            is_active: Whether it is active, used only when it is created.
+            show_in_nav: Whether it shows in navigation, used only when it is created.
+            scope_slugs: Slugs of scopes of which a visitor must hold one (spec 8.8).
+
+        Returns:
+            The page record (created or existing).
+
+        Raises:
+            NotFoundError: a slug in ``scope_slugs`` names no scope (nothing is written).
+            ConflictError: ``path`` is the built-in ``/admin`` page.
+            ValidationError: the path or the name is invalid, or ``scope_slugs`` is a string.
+        """
+        scope_ids = await self._scope_ids(scope_slugs, timeout, max_retries)
+
+        async def create() -> Page:
+            return await self.create_page(
+                path, name, description, is_active, show_in_nav, timeout=timeout, max_retries=max_retries
+            )
+
+        async def find() -> Page:
+            return await self.get_page_by_path(path, timeout=timeout, max_retries=max_retries)
+
+        page = cast(Page, await self._ensure(create, find, "path"))
+        if scope_ids:
+            await self.add_page_scopes(page["id"], scope_ids, timeout=timeout, max_retries=max_retries)
+        return page

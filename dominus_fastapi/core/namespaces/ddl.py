@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dominus_fastapi.core.errors import ValidationError
+from dominus_fastapi.core.errors import ConflictError, NotFoundError, ValidationError
 from dominus_fastapi.core.namespaces.base import Namespace
 from dominus_fastapi.core.namespaces.db import check_identifier, path_segment
 
@@ -108,6 +108,11 @@ def _ids(**names: Any) -> None:
         check_identifier(value, field)
 
 
+def _taken(exc: ConflictError, field: str) -> bool:
+    """Whether a 409 says that the name in ``field`` is taken (and not another conflict, spec 8.7)."""
+    return exc.details.get("field") == field
+
+
 def _array(data: Any) -> builtins.list[dict[str, Any]]:
     """Smith's array answers: the list as is, or ``[]`` when ``data`` is empty (spec 3.6)."""
     return list(data) if isinstance(data, list) else []
@@ -149,19 +154,79 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
+        if_not_exists: bool = False,
     ) -> dict[str, Any]:
-        """Create ``schema.table`` (the schema too, when missing); ``{schema, table, created, version}``."""
+        """Create ``schema.table`` (the schema too, when missing); ``{schema, table, created, version}``.
+
+        With ``if_not_exists=True`` an existing table of that name is accepted when it has every column named
+        in ``columns`` (extra columns, added later, are fine; types and constraints are not compared): the
+        answer is then ``{schema, table, created: False, version}``. An existing table that lacks some of the
+        columns raises ``ConflictError`` with ``details.missing`` (add them with ``add_column(...,
+        if_not_exists=True)``). The protocol has no such flag: the SDK reads the table's columns after the 409.
+
+        Raises:
+            ConflictError: the table exists (without ``if_not_exists``, or without all the columns).
+            ValidationError: an identifier or a column definition is invalid (nothing is sent).
+        """
         _ids(schema=schema, table=table)
-        body = {"schema": schema, "table": table, "columns": _columns(columns)}
-        result: dict[str, Any] = await self._send(
-            "POST",
-            "/api/smith/schema/create-table",
-            body,
-            timeout=timeout,
-            max_retries=max_retries,
-            idempotency_key=idempotency_key,
-        )
+        normalized = _columns(columns)
+        body = {"schema": schema, "table": table, "columns": normalized}
+        try:
+            result: dict[str, Any] = await self._send(
+                "POST",
+                "/api/smith/schema/create-table",
+                body,
+                timeout=timeout,
+                max_retries=max_retries,
+                idempotency_key=idempotency_key,
+            )
+        except ConflictError as exc:
+            if not if_not_exists or not _taken(exc, "table"):
+                raise
+            return await self._existing_table(schema, table, normalized, exc, timeout, max_retries)
         return result
+
+    async def _existing_table(
+        self,
+        schema: str,
+        table: str,
+        columns: builtins.list[dict[str, Any]],
+        conflict: ConflictError,
+        timeout: float | None,
+        max_retries: int | None,
+    ) -> dict[str, Any]:
+        """The answer of ``create_table(if_not_exists=True)`` when ``schema.table`` is taken."""
+        try:
+            data = await self._send(
+                "GET", f"/api/scribe/data/{schema}/{table}/columns", timeout=timeout, max_retries=max_retries
+            )
+        except NotFoundError:
+            raise conflict from None  # the name is taken by something that is not a readable table
+        listed = data.get("columns") if isinstance(data, Mapping) else data
+        present = {c.get("name") for c in listed or () if isinstance(c, Mapping)}
+        missing = [c["name"] for c in columns if c["name"] not in present]
+        if missing:
+            raise ConflictError(
+                f"Table '{schema}.{table}' already exists without the column(s) {', '.join(missing)}; "
+                "add them with ddl.add_column(..., if_not_exists=True)",
+                status_code=conflict.status_code,
+                details={"field": "columns", "reason": "existing table lacks columns", "missing": missing},
+                endpoint=conflict.endpoint,
+                code=conflict.code,
+                request_id=conflict.request_id,
+            )
+        return {
+            "schema": schema,
+            "table": table,
+            "created": False,
+            "version": await self._version(schema, timeout, max_retries),
+        }
+
+    async def _version(self, schema: str, timeout: float | None, max_retries: int | None) -> int:
+        data = await self._send(
+            "GET", f"/api/smith/migrations/current/{schema}", timeout=timeout, max_retries=max_retries
+        )
+        return int(data.get("version") or 0) if isinstance(data, Mapping) else 0
 
     async def add_table(
         self,
@@ -172,10 +237,20 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
+        if_not_exists: bool = False,
     ) -> dict[str, Any]:
-        """The README form of :meth:`create_table`: ``add_table("orders", [columns])`` in ``public``."""
+        """The README form of :meth:`create_table`: ``add_table("orders", [columns])`` in ``public``.
+
+        ``if_not_exists=True`` accepts an existing table that has every named column (see :meth:`create_table`).
+        """
         return await self.create_table(
-            schema, table, columns, timeout=timeout, max_retries=max_retries, idempotency_key=idempotency_key
+            schema,
+            table,
+            columns,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_key=idempotency_key,
+            if_not_exists=if_not_exists,
         )
 
     async def drop_table(
@@ -226,6 +301,7 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
+        if_not_exists: bool = False,
     ) -> dict[str, Any]:
         """Add a column, in either form of spec 7.7.
 
@@ -233,6 +309,15 @@ class DdlNamespace(Namespace):
         positional arguments and neither ``column_type=`` nor ``type=``. Every other call is the v2 form
         ``add_column(schema, table, column, column_type, nullable=True, default=None)``; ``column_type`` and
         ``type`` are synonyms. ``default`` is SQL text translated like column definitions' defaults.
+
+        With ``if_not_exists=True`` an existing column of that name is accepted as it is (its type, nullability
+        and default are not compared or changed): the answer is ``{schema, table, column, added: False,
+        version}``. The protocol has no such flag: the SDK accepts the server's 409 for that column.
+
+        Raises:
+            ConflictError: the column exists (without ``if_not_exists``).
+            NotFoundError: the table does not exist.
+            ValidationError: an identifier or the type is missing or invalid (nothing is sent).
         """
         if column_type is not None and type is not None and column_type != type:
             raise ValidationError(
@@ -273,14 +358,20 @@ class DdlNamespace(Namespace):
         translated = _default_value(default)
         if translated is not _NO_DEFAULT:
             body["default"] = translated
-        result: dict[str, Any] = await self._send(
-            "POST",
-            "/api/smith/schema/add-column",
-            body,
-            timeout=timeout,
-            max_retries=max_retries,
-            idempotency_key=idempotency_key,
-        )
+        try:
+            result: dict[str, Any] = await self._send(
+                "POST",
+                "/api/smith/schema/add-column",
+                body,
+                timeout=timeout,
+                max_retries=max_retries,
+                idempotency_key=idempotency_key,
+            )
+        except ConflictError as exc:
+            if not if_not_exists or not _taken(exc, "column"):
+                raise
+            version = await self._version(str(the_schema), timeout, max_retries)
+            return {"schema": the_schema, "table": the_table, "column": the_column, "added": False, "version": version}
         return result
 
     async def drop_column(
@@ -365,20 +456,43 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
+        if_not_exists: bool = False,
     ) -> dict[str, Any]:
-        """Create an index on ``columns``; ``{schema, table, index_name, created, version}``."""
+        """Create an index on ``columns``; ``{schema, table, index_name, created, version}``.
+
+        With ``if_not_exists=True`` an existing index of that name in ``schema`` is accepted: the answer is
+        ``{schema, table, index_name, created: False, version}``. The protocol cannot read an index back, so its
+        table, columns and uniqueness are not compared; a *table* of that name still raises the 409.
+
+        Raises:
+            ConflictError: the name is taken (without ``if_not_exists``, or by a table).
+            NotFoundError: the table does not exist.
+            ValidationError: an identifier is invalid (nothing is sent).
+        """
         _ids(schema=schema, table=table, index_name=index_name)
         for i, name in enumerate(columns):
             check_identifier(name, f"columns[{i}]")
         body = {"schema": schema, "table": table, "index_name": index_name, "columns": list(columns), "unique": unique}
-        result: dict[str, Any] = await self._send(
-            "POST",
-            "/api/smith/schema/create-index",
-            body,
-            timeout=timeout,
-            max_retries=max_retries,
-            idempotency_key=idempotency_key,
-        )
+        try:
+            result: dict[str, Any] = await self._send(
+                "POST",
+                "/api/smith/schema/create-index",
+                body,
+                timeout=timeout,
+                max_retries=max_retries,
+                idempotency_key=idempotency_key,
+            )
+        except ConflictError as exc:
+            if not if_not_exists or not _taken(exc, "index_name"):
+                raise
+            tables = await self._send(
+                "GET", f"/api/scribe/data/{schema}/tables", timeout=timeout, max_retries=max_retries
+            )
+            listed = tables.get("tables") if isinstance(tables, Mapping) else tables
+            if index_name in {t if isinstance(t, str) else t.get("name") for t in listed or ()}:
+                raise
+            version = await self._version(schema, timeout, max_retries)
+            return {"schema": schema, "table": table, "index_name": index_name, "created": False, "version": version}
         return result
 
     async def drop_index(
@@ -611,15 +725,31 @@ class DdlNamespace(Namespace):
         timeout: float | None,
         max_retries: int | None,
         idempotency_key: str | None,
+        if_exists: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._send(
-            method,
-            f"/api/smith/category/{action}",
-            body,
-            timeout=timeout,
-            max_retries=max_retries,
-            idempotency_key=idempotency_key,
-        )
+        """Send a category DDL call; ``if_exists=(field, flag)`` turns a 409 on ``field`` into an answer with
+        ``flag: False``, the category's (or ``public``'s) head version and no ``applied_schemas``."""
+        try:
+            result: dict[str, Any] = await self._send(
+                method,
+                f"/api/smith/category/{action}",
+                body,
+                timeout=timeout,
+                max_retries=max_retries,
+                idempotency_key=idempotency_key,
+            )
+        except ConflictError as exc:
+            if if_exists is None or not _taken(exc, if_exists[0]):
+                raise
+            if body["target"] == "public":
+                version = await self._version("public", timeout, max_retries)
+            else:
+                status = await self.category_status(body["category_slug"], timeout=timeout, max_retries=max_retries)
+                version = int(status.get("head_version") or 0)
+            answer: dict[str, Any] = {
+                k: body[k] for k in ("category_slug", "target", "table", "column", "index_name") if k in body
+            }
+            return {**answer, if_exists[1]: False, "version": version, "applied_schemas": []}
         return result
 
     async def category_create_table(
@@ -632,11 +762,23 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
+        if_not_exists: bool = False,
     ) -> dict[str, Any]:
-        """Add a table to a category's template and to every tenant schema provisioned from it."""
+        """Add a table to a category's template and to every tenant schema provisioned from it.
+
+        With ``if_not_exists=True`` an existing table of that name in the category's template (or in ``public``
+        for ``target="public"``) is accepted as it is, unchanged and not compared: the answer has ``created:
+        False``, the head version and ``applied_schemas: []``. The protocol has no such flag: the SDK accepts
+        the server's 409 for that name.
+
+        Raises:
+            ConflictError: the name is taken (without ``if_not_exists``).
+            NotFoundError: the category does not exist.
+        """
         _ids(table=table)
         body = {"target": target, "category_slug": category_slug, "table": table, "columns": _columns(columns)}
-        return await self._category("POST", "create-table", body, timeout, max_retries, idempotency_key)
+        flag = ("table", "created") if if_not_exists else None
+        return await self._category("POST", "create-table", body, timeout, max_retries, idempotency_key, flag)
 
     async def category_add_column(
         self,
@@ -650,8 +792,19 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
+        if_not_exists: bool = False,
     ) -> dict[str, Any]:
-        """Add a column to a category template's table and to every tenant schema of the category."""
+        """Add a column to a category template's table and to every tenant schema of the category.
+
+        With ``if_not_exists=True`` an existing column of that name in the category's template (or in ``public``
+        for ``target="public"``) is accepted as it is, unchanged and not compared: the answer has ``added:
+        False``, the head version and ``applied_schemas: []``. The protocol has no such flag: the SDK accepts
+        the server's 409 for that name.
+
+        Raises:
+            ConflictError: the name is taken (without ``if_not_exists``).
+            NotFoundError: the category does not exist.
+        """
         _ids(table=table, column=column)
         body = {
             "target": target,
@@ -661,7 +814,8 @@ class DdlNamespace(Namespace):
             "type": column_type,
             "nullable": nullable,
         }
-        return await self._category("POST", "add-column", body, timeout, max_retries, idempotency_key)
+        flag = ("column", "added") if if_not_exists else None
+        return await self._category("POST", "add-column", body, timeout, max_retries, idempotency_key, flag)
 
     async def category_drop_table(
         self,
@@ -704,8 +858,19 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
+        if_not_exists: bool = False,
     ) -> dict[str, Any]:
-        """Create an index in a category template and in its tenant schemas."""
+        """Create an index in a category template and in its tenant schemas.
+
+        With ``if_not_exists=True`` an existing index of that name in the category's template (or in ``public``
+        for ``target="public"``) is accepted as it is, unchanged and not compared: the answer has ``created:
+        False``, the head version and ``applied_schemas: []``. The protocol has no such flag: the SDK accepts
+        the server's 409 for that name.
+
+        Raises:
+            ConflictError: the name is taken (without ``if_not_exists``).
+            NotFoundError: the category does not exist.
+        """
         _ids(table=table, index_name=index_name)
         for i, name in enumerate(columns):
             check_identifier(name, f"columns[{i}]")
@@ -717,7 +882,8 @@ class DdlNamespace(Namespace):
             "columns": list(columns),
             "unique": unique,
         }
-        return await self._category("POST", "create-index", body, timeout, max_retries, idempotency_key)
+        flag = ("index_name", "created") if if_not_exists else None
+        return await self._category("POST", "create-index", body, timeout, max_retries, idempotency_key, flag)
 
     # --- provisioning -------------------------------------------------------------------------------------
 
@@ -729,21 +895,38 @@ class DdlNamespace(Namespace):
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotency_key: str | None = None,
+        if_not_exists: bool = False,
     ) -> dict[str, Any]:
         """Create ``tenant_<slug>``: empty, or from ``category_slug``'s template (then like
-        :meth:`provision_from_category`)."""
+        :meth:`provision_from_category`, which brings an existing schema up to date anyway).
+
+        With ``if_not_exists=True`` an existing schema of this tenant is accepted: the answer is ``{tenant_slug,
+        schema, created: False}``. A schema of that name that belongs to another tenant (``red-team`` and
+        ``red_team`` share ``tenant_red_team``) or to no tenant still raises the 409.
+
+        Raises:
+            ConflictError: the schema exists (without ``if_not_exists``, or not this tenant's).
+            NotFoundError: the tenant does not exist.
+        """
         if category_slug is not None:
             return await self.provision_from_category(
                 tenant_slug, category_slug, timeout=timeout, max_retries=max_retries, idempotency_key=idempotency_key
             )
-        result: dict[str, Any] = await self._send(
-            "POST",
-            "/api/smith/provision/tenant-schema",
-            {"tenant_slug": tenant_slug},
-            timeout=timeout,
-            max_retries=max_retries,
-            idempotency_key=idempotency_key,
-        )
+        try:
+            result: dict[str, Any] = await self._send(
+                "POST",
+                "/api/smith/provision/tenant-schema",
+                {"tenant_slug": tenant_slug},
+                timeout=timeout,
+                max_retries=max_retries,
+                idempotency_key=idempotency_key,
+            )
+        except ConflictError as exc:
+            # The server names the schema (``details.schema``) only when it is not this tenant's.
+            if not if_not_exists or not _taken(exc, "tenant_slug") or "schema" in exc.details:
+                raise
+            status = await self.provision_status(tenant_slug, timeout=timeout, max_retries=max_retries)
+            return {"tenant_slug": tenant_slug, "schema": status.get("schema"), "created": False}
         return result
 
     async def provision_from_category(
