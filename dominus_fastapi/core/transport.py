@@ -1174,7 +1174,9 @@ class Transport:
                     finally:
                         await response.aclose()
             except httpx.TransportError as exc:
-                failure = self._transport_error(exc, endpoint, request_id)
+                # The host only: the link's path is a bearer credential.
+                where = f"download host {httpx.URL(url).host or '?'}"
+                failure = self._transport_error(exc, endpoint, request_id, where)
                 if retries >= retries_allowed:
                     raise failure from exc
             else:
