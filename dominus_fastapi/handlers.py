@@ -160,7 +160,9 @@ def error_response(exc: DominusError, request_id: str | None = None) -> JSONResp
 
 
 _REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_REQUEST_ID_STATE: Final = "dominus_request_id"
+_REQUEST_ID_KEY: Final = "dominus.request_id"
+"""Where the id is kept: in the ASGI scope, which is the request's own (``request.state`` can be the lifespan
+state itself under servers that do not copy it per request)."""
 
 
 def request_id_of(request: Request) -> str:
@@ -174,12 +176,12 @@ def request_id_of(request: Request) -> str:
     Returns:
         The request id.
     """
-    known = getattr(request.state, _REQUEST_ID_STATE, None)
+    known = request.scope.get(_REQUEST_ID_KEY)
     if isinstance(known, str):
         return known
     incoming = request.headers.get("x-request-id")
     value = incoming if incoming is not None and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    setattr(request.state, _REQUEST_ID_STATE, value)
+    request.scope[_REQUEST_ID_KEY] = value
     return value
 
 

@@ -167,3 +167,25 @@ async def test_an_app_handler_for_validation_is_kept() -> None:
 
     async with await _client(app) as http:
         assert (await http.get("/n/x")).json() == {"mine": True}
+
+
+async def test_request_ids_stay_per_request_when_the_app_has_lifespan_state() -> None:
+    """``LifespanManager`` hands every request the lifespan state itself: the id must not land there."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from asgi_lifespan import LifespanManager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        yield {"shared": True}
+
+    app = build()
+    app.router.lifespan_context = lifespan
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=manager.app), base_url=APP_ORIGIN
+    ) as http:
+        first = (await http.get("/notes/1")).json()["request_id"]
+        second = (await http.get("/notes/1")).json()["request_id"]
+        given = (await http.get("/notes/1", headers={"X-Request-Id": "mine"})).json()["request_id"]
+    assert first != second and given == "mine"
