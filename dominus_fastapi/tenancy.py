@@ -177,6 +177,12 @@ class TenantDb:
     """
 
     def __init__(self, client: Dominus, tenant: DominusTenant) -> None:
+        """Bind to ``tenant``'s place in ``client``'s service.
+
+        Args:
+            client: the app's client.
+            tenant: the tenant whose data this view reaches.
+        """
         self._db = client.db
         self.schema = tenant.schema
 
@@ -410,6 +416,12 @@ class TenantFiles:
     """Archivist files in one tenant's category, addressed by path (never by id: see the module docstring)."""
 
     def __init__(self, client: Dominus, tenant: DominusTenant) -> None:
+        """Bind to ``tenant``'s place in ``client``'s service.
+
+        Args:
+            client: the app's client.
+            tenant: the tenant whose data this view reaches.
+        """
         self._files = client.files
         self.category = tenant.category
 
@@ -549,6 +561,12 @@ class TenantRedis:
     """Whisperer keys in one tenant's category: ``client.redis`` without a ``category`` argument."""
 
     def __init__(self, client: Dominus, tenant: DominusTenant) -> None:
+        """Bind to ``tenant``'s place in ``client``'s service.
+
+        Args:
+            client: the app's client.
+            tenant: the tenant whose data this view reaches.
+        """
         self._redis = client.redis
         self.category = tenant.category
 

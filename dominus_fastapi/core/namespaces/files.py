@@ -108,6 +108,13 @@ class FileStream:
     """
 
     def __init__(self, link: DownloadLink, body: DownloadBody, chunk_size: int = STREAM_CHUNK) -> None:
+        """An open file (made by ``files.stream``).
+
+        Args:
+            link: the ``files.download`` answer the body belongs to.
+            body: the open body of that link.
+            chunk_size: the largest piece handed out, in bytes.
+        """
         self.id: str = link["id"]
         self.path: str = link["path"]
         self.filename: str = link["filename"]
@@ -137,11 +144,13 @@ class FileStream:
             await self._body.aclose()
 
     async def __aenter__(self) -> Self:
+        """The stream itself (``async with await files.stream(...) as stream``)."""
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Close the stream, read to the end or not."""
         await self.aclose()
 
 
