@@ -59,11 +59,12 @@ import inspect
 import time
 import typing
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
 
 from fastapi import FastAPI, params
+from fastapi import routing as fastapi_routing
 from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute
 from pydantic.fields import FieldInfo
@@ -73,17 +74,20 @@ from starlette.requests import Request
 from dominus_fastapi.core.client import Dominus
 from dominus_fastapi.core.errors import AuthenticationError
 from dominus_fastapi.deps import CurrentUser, get_current_user
-from dominus_fastapi.handlers import DominusHTTPException
+from dominus_fastapi.handlers import DominusHTTPException, ErrorResponse
 from dominus_fastapi.middleware import (
     MIDDLEWARE_SCOPE_KEY,
     SESSION_SCOPE_KEY,
     DominusUser,
     PortalSession,
     PortalSessionMiddleware,
+    SessionConfig,
     find_client,
 )
 
 __all__ = [
+    "COOKIE_SCHEME",
+    "PSK_SCHEME",
     "Guard",
     "PageAccessGuard",
     "PskGuard",
@@ -111,6 +115,12 @@ _CACHE_LIMIT: Final = 10_000
 _HIDDEN_REQUEST: Final = "_dominus_guard_request"
 _NEEDS_SESSION: Final = "__dominus_needs_session__"
 _GUARD_OPENAPI: Final = "__dominus_guard_openapi__"
+_GUARDS: Final = "__dominus_guards__"
+COOKIE_SCHEME: Final = "DominusSessionCookie"
+"""OpenAPI name of the session-cookie security scheme (an API key in a cookie), next to the Bearer scheme."""
+PSK_SCHEME: Final = "DominusPsk"
+"""OpenAPI name of the PSK header scheme of :func:`require_psk`."""
+_ERROR_REF: Final = "#/components/schemas/ErrorResponse"
 
 
 def _mark_coroutine_function(func: Callable[..., Any]) -> None:
@@ -148,6 +158,15 @@ class Guard:
         """``True`` when the request may go on without :meth:`check` (known without awaiting anything);
         ``False`` means only that :meth:`check` has to decide."""
         return False
+
+    def openapi_responses(self) -> dict[str, str]:
+        """What the guard answers instead of the endpoint, for OpenAPI: ``{status: description}``, each
+        description naming what the caller needs and the ``code`` of the refusal."""
+        answers = {"401": "Not signed in, or the session has ended (`not_authenticated`)"}
+        redirect_to = getattr(self, "redirect_to", None)
+        if redirect_to:
+            answers["303"] = f"A browser that is not signed in is sent to `{redirect_to}?next=<this path>`"
+        return answers
 
     def __call__(self, endpoint: Any = None, /, *, request: Request | None = None) -> Any:
         if request is None and isinstance(endpoint, Request):
@@ -203,6 +222,7 @@ class Guard:
         )
         if self.needs_session or user_params or getattr(endpoint, _NEEDS_SESSION, False):
             setattr(wrapper, _NEEDS_SESSION, True)
+        setattr(wrapper, _GUARDS, (*getattr(endpoint, _GUARDS, ()), self))
         return typing.cast(F, wrapper)
 
 
@@ -266,42 +286,136 @@ async def _resolve_through_fastapi(request: Request, app: Any) -> Any:
     return values["user"]
 
 
-def install_guard_openapi(app: FastAPI) -> None:
-    """Show the Bearer scheme of ``CurrentUser`` on every endpoint decorated with a session guard (or whose
-    ``CurrentUser`` the guard fills in) in ``app``'s OpenAPI document. :func:`setup_dominus` calls it."""
+def install_guard_openapi(app: FastAPI, *, cookie_name: str | None = None) -> None:
+    """Complete ``app``'s OpenAPI document for guarded endpoints. :func:`setup_dominus` calls it.
+
+    - Every endpoint behind a guard (as a decorator, a route dependency or a router dependency) documents the
+      guard's answers: 401 and 403 with the ``ErrorResponse`` schema and a description of what it needs (the
+      page, the scopes or the roles, and the refusal's ``code``), and 303 when the guard has ``redirect_to``.
+      Answers the route declares itself are kept.
+    - Session-guarded endpoints (and those whose ``CurrentUser`` a guard fills in) show the security
+      requirement: the Bearer scheme of ``CurrentUser`` or the session cookie ``cookie_name`` (default
+      ``dominus_session``), declared as an API key in a cookie (:data:`COOKIE_SCHEME`). Every operation that
+      already names the Bearer scheme (``CurrentUser``, the portal router) gets the cookie alternative too.
+    - ``require_psk`` endpoints show an API key in its header (:data:`PSK_SCHEME`).
+    """
     original = app.openapi
     if getattr(original, _GUARD_OPENAPI, False):
         return
+    cookie = cookie_name or SessionConfig().cookie_name
 
     def openapi() -> dict[str, Any]:
         already = app.openapi_schema is not None
         schema = original()
         if not already:
-            _add_session_security(app, schema)
+            _add_guard_openapi(app, schema, cookie)
         return schema
 
     setattr(openapi, _GUARD_OPENAPI, True)
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _add_session_security(app: FastAPI, schema: dict[str, Any]) -> None:
-    name = get_current_user.scheme_name
-    added = False
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not getattr(route.endpoint, _NEEDS_SESSION, False):
-            continue
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """Every API route of ``app`` with its effective path, methods, endpoint and dependencies, those of
+    included routers too. FastAPI versions that include routers lazily keep them as one entry of
+    ``app.routes`` and walk them with ``fastapi.routing.iter_route_contexts`` (as their OpenAPI does)."""
+    iterate = getattr(fastapi_routing, "iter_route_contexts", None)
+    if iterate is None:
+        yield from (route for route in app.routes if isinstance(route, APIRoute))
+        return
+    for context in iterate(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context
+
+
+def _route_guards(route: Any) -> list[Guard]:
+    """The guards of ``route``: those that decorate its endpoint and those among its dependencies (the
+    router's included), in the order they run."""
+    found: list[Guard] = []
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop(0)
+        if isinstance(dependency.call, Guard) and dependency.call not in found:
+            found.append(dependency.call)
+        pending.extend(dependency.dependencies)
+    found.extend(g for g in getattr(route.endpoint, _GUARDS, ()) if g not in found)
+    return found
+
+
+def _add_guard_openapi(app: FastAPI, schema: dict[str, Any], cookie_name: str) -> None:
+    bearer = get_current_user.scheme_name
+    schemes_used: set[str] = set()
+    psk_headers: list[str] = []  # one scheme names one header: the first guard's (the default X-Dominus-PSK)
+    errors_used = False
+    routes = list(_api_routes(app))
+    for route in routes:
+        guards = _route_guards(route)
+        needs_session = getattr(route.endpoint, _NEEDS_SESSION, False) or any(g.needs_session for g in guards)
+        needs_psk = False
+        for guard in guards:
+            if isinstance(guard, PskGuard):
+                needs_psk = True
+                psk_headers.append(guard.header)
+        answers: dict[str, list[str]] = {}
+        for guard in guards:
+            for status, text in guard.openapi_responses().items():
+                if text not in answers.setdefault(status, []):
+                    answers[status].append(text)
         operations = schema.get("paths", {}).get(route.path_format, {})
         for method in route.methods or ():
             operation = operations.get(method.lower())
             if operation is None:  # include_in_schema=False
                 continue
+            responses = operation.setdefault("responses", {})
+            for status, texts in sorted(answers.items()):
+                if status in responses:
+                    continue
+                responses[status] = {"description": "; ".join(texts)}
+                if status != "303":
+                    responses[status]["content"] = {"application/json": {"schema": {"$ref": _ERROR_REF}}}
+                    errors_used = True
             security = operation.setdefault("security", [])
-            if not any(name in alternative for alternative in security):  # e.g. a Security() with scopes
-                security.append({name: []})
-            added = True
-    if added:
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        schemes.setdefault(name, jsonable_encoder(get_current_user.model, by_alias=True, exclude_none=True))
+            if needs_session and not any(bearer in alternative for alternative in security):
+                security.append({bearer: []})  # a Security() with scopes already names it
+            if needs_psk and {PSK_SCHEME: []} not in security:
+                security.append({PSK_SCHEME: []})
+            if any(bearer in alternative for alternative in security) and {COOKIE_SCHEME: []} not in security:
+                security.append({COOKIE_SCHEME: []})
+            if not security:
+                del operation["security"]
+            schemes_used.update(name for alternative in security for name in alternative)
+    components = schema.setdefault("components", {})
+    if errors_used:
+        schemas = components.setdefault("schemas", {})
+        if "ErrorResponse" not in schemas:
+            schemas["ErrorResponse"] = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    if not schemes_used:
+        return
+    schemes = components.setdefault("securitySchemes", {})
+    if bearer in schemes_used:
+        schemes.setdefault(bearer, jsonable_encoder(get_current_user.model, by_alias=True, exclude_none=True))
+    if COOKIE_SCHEME in schemes_used:
+        schemes.setdefault(
+            COOKIE_SCHEME,
+            {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": cookie_name,
+                "description": "The session cookie set by the portal router's sign-in (the same token as Bearer)",
+            },
+        )
+    if PSK_SCHEME in schemes_used and psk_headers:
+        schemes.setdefault(
+            PSK_SCHEME,
+            {"type": "apiKey", "in": "header", "name": psk_headers[0], "description": "A machine client's PSK"},
+        )
+
+
+def _needed(kind: str, names: tuple[str, ...], any_of: bool) -> str:
+    listed = ", ".join(f"`{name}`" for name in names)
+    if len(names) == 1:
+        return f"the {kind} {listed}"
+    return f"one of the {kind}s {listed}" if any_of else f"all of the {kind}s {listed}"
 
 
 def _session(request: Request) -> PortalSession | None:
@@ -363,6 +477,14 @@ class SessionGuard(Guard):
         self.redirect_to = redirect_to
         self.recheck = recheck
 
+    def openapi_responses(self) -> dict[str, str]:
+        answers = super().openapi_responses()
+        if self.subject_type is not None:
+            answers["403"] = f"Needs a {self.subject_type} session (`forbidden`)"
+        if self.recheck:
+            answers["401"] += "; the server confirms the session on every request"
+        return answers
+
     async def check(self, request: Request) -> None:
         session = _session(request)
         if session is None:
@@ -391,6 +513,11 @@ class ScopesGuard(Guard):
         self.any_of = any_of
         self.redirect_to = redirect_to
         self.recheck = recheck
+
+    def openapi_responses(self) -> dict[str, str]:
+        answers = super().openapi_responses()
+        answers["403"] = f"Signed in, but without {_needed('scope', self.scopes, self.any_of)} (`missing_scope`)"
+        return answers
 
     async def check(self, request: Request) -> None:
         session = _session(request)
@@ -426,6 +553,11 @@ class RoleGuard(Guard):
         self.any_of = any_of
         self.redirect_to = redirect_to
         self.recheck = recheck
+
+    def openapi_responses(self) -> dict[str, str]:
+        answers = super().openapi_responses()
+        answers["403"] = f"Signed in, but without {_needed('role', self.roles, self.any_of)} (`missing_role`)"
+        return answers
 
     async def check(self, request: Request) -> None:
         session = _session(request)
@@ -476,6 +608,12 @@ class PageAccessGuard(Guard):
         self._inflight: dict[
             tuple[str, str, str], tuple[asyncio.AbstractEventLoop, asyncio.Task[tuple[bool, str]]]
         ] = {}
+
+    def openapi_responses(self) -> dict[str, str]:
+        answers = super().openapi_responses()
+        page = f"the Guardian page `{self.path}`" if self.path else "the Guardian page of this path"
+        answers["403"] = f"Signed in, but may not open {page} (`page_access_denied`, with Portal's reason)"
+        return answers
 
     async def check(self, request: Request) -> None:
         session = _session(request)
@@ -568,6 +706,15 @@ class PskGuard(Guard):
         self.scopes = scopes
         self._clock = clock
         self._cache: OrderedDict[str, PortalSession] = OrderedDict()
+
+    def openapi_responses(self) -> dict[str, str]:
+        answers = {
+            "401": f"No PSK in the `{self.header}` header (`not_authenticated`), or a wrong one "
+            "(`invalid_credentials`)"
+        }
+        if self.scopes:
+            answers["403"] = f"The client lacks {_needed('scope', self.scopes, False)} (`missing_scope`)"
+        return answers
 
     async def check(self, request: Request) -> None:
         psk = request.headers.get(self.header)

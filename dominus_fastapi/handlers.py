@@ -186,7 +186,7 @@ def request_id_of(request: Request) -> str:
 
 
 def _raised_by_app(exc: DominusError) -> bool:
-    """An error the application raised itself, not one of an SDK call (those have an endpoint or a status)."""
+    """An error the application raised itself, not one of an SDK call (those carry their endpoint and request id)."""
     return exc.request_id is None and exc.endpoint is None
 
 
@@ -197,9 +197,12 @@ async def _dominus_error_handler(request: Request, exc: Exception) -> JSONRespon
     response = error_response(exc, request_id)
     if request_id is not None:
         response.headers["X-Request-Id"] = request_id
-    if own:
-        logger.log(
-            logging.WARNING if response.status_code >= 500 else logging.INFO,
+    if response.status_code >= 500:
+        facts = {"status": exc.status_code, "code": exc.code, "request id": exc.request_id, "endpoint": exc.endpoint}
+        known = ", ".join(f"{name} {value}" for name, value in facts.items() if value is not None)
+        logger.warning("Dominus call failed: %s: %s%s", type(exc).__name__, exc.message, f" ({known})" if known else "")
+    elif own:
+        logger.info(
             "Application error answered: %s (status %s, code %s, request id %s, path %s)",
             type(exc).__name__,
             response.status_code,
@@ -207,10 +210,6 @@ async def _dominus_error_handler(request: Request, exc: Exception) -> JSONRespon
             request_id,
             request.url.path,
         )
-    elif response.status_code >= 500:
-        facts = {"status": exc.status_code, "code": exc.code, "request id": exc.request_id, "endpoint": exc.endpoint}
-        known = ", ".join(f"{name} {value}" for name, value in facts.items() if value is not None)
-        logger.warning("Dominus call failed: %s: %s%s", type(exc).__name__, exc.message, f" ({known})" if known else "")
     return response
 
 

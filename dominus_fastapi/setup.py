@@ -61,7 +61,7 @@ def setup_dominus(
         PortalSessionMiddleware, config=config, revalidate_interval=revalidate_interval, **middleware_options
     )
     install_exception_handlers(app, validation_errors=validation_errors)
-    install_guard_openapi(app)
+    install_guard_openapi(app, cookie_name=config.cookie_name)
     if prefix is not None:
         app.include_router(
             get_portal_router(

@@ -583,6 +583,7 @@ def get_portal_router(
         summary="Sign out: end the session and clear the cookies",
         status_code=204,
         response_class=Response,
+        dependencies=secured,  # the session to end: Bearer or the session cookie (none: only the cookies go)
         responses={303: {"description": "HTML form sign-out: redirect"}, **_errors(403, *_UPSTREAM)},
     )
     async def logout(request: Request, client: ClientDep, session: OptionalSession) -> Response:

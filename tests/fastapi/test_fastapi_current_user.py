@@ -47,7 +47,7 @@ async def test_current_user_reads_the_session_and_declares_the_scheme(embedded: 
         spec = (await http.get("/openapi.json")).json()
     scheme_name = oauth2_scheme.scheme_name
     assert spec["components"]["securitySchemes"][scheme_name]["flows"]["password"]["tokenUrl"] == "/auth/token"
-    assert spec["paths"]["/whoami"]["get"]["security"] == [{scheme_name: []}]
+    assert spec["paths"]["/whoami"]["get"]["security"] == [{scheme_name: []}, {"DominusSessionCookie": []}]
 
 
 async def test_current_user_can_still_be_overridden(embedded: Dominus) -> None:

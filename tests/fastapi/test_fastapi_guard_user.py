@@ -11,10 +11,12 @@ from fastapi.routing import APIRoute
 
 from dominus_fastapi import Dominus, require_jwt, require_page_access, require_psk, require_scopes, setup_dominus
 from dominus_fastapi.deps import CurrentUser, get_current_user, oauth2_scheme
+from dominus_fastapi.guards import COOKIE_SCHEME
 from dominus_fastapi.middleware import DominusUser, PortalSession
 
 PAGE = "/reports"
 SCHEME = oauth2_scheme.scheme_name
+COOKIE = COOKIE_SCHEME
 
 
 def _app(client: Dominus) -> FastAPI:
@@ -136,14 +138,15 @@ async def test_openapi_shows_the_bearer_scheme_on_session_guarded_endpoints(embe
     paths = spec["paths"]
     report = paths["/reports/{report_id}"]["get"]
     assert [p["name"] for p in report["parameters"]] == ["report_id", "q"]  # no user, no hidden request
+    # Bearer, or the session cookie (the same session).
     for path in ("/reports/{report_id}", "/sync", "/stacked", "/plain"):
-        assert paths[path]["get"]["security"] == [{SCHEME: []}], path
+        assert paths[path]["get"]["security"] == [{SCHEME: []}, {COOKIE: []}], path
     # FastAPI keeps resolving a Security with scopes itself, and its scopes are shown.
-    assert paths["/scoped"]["get"]["security"] == [{SCHEME: ["reports:read"]}]
-    # A PSK caller has no session: no Bearer scheme.
-    assert "security" not in paths["/machine"]["get"]
+    assert paths["/scoped"]["get"]["security"] == [{SCHEME: ["reports:read"]}, {COOKIE: []}]
+    # A PSK caller has no session: no Bearer scheme, its PSK header instead.
+    assert paths["/machine"]["get"]["security"] == [{"DominusPsk": []}]
     assert "/hidden" not in paths
     assert spec["components"]["securitySchemes"][SCHEME]["flows"]["password"]["tokenUrl"] == "/auth/token"
     # A document built again (after ``app.openapi_schema = None``) shows it again, once.
     app.openapi_schema = None
-    assert app.openapi()["paths"]["/plain"]["get"]["security"] == [{SCHEME: []}]
+    assert app.openapi()["paths"]["/plain"]["get"]["security"] == [{SCHEME: []}, {COOKIE: []}]

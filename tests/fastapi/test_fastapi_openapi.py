@@ -54,7 +54,7 @@ async def test_user_routes_declare_the_bearer_scheme(dominus_app_client: httpx.A
     assert scheme["type"] == "oauth2"
     assert scheme["flows"]["password"]["tokenUrl"] == "/auth/token"
     me = spec["paths"]["/auth/me"]["get"]
-    assert me["security"] == [{name: []}]
+    assert me["security"] == [{name: []}, {"DominusSessionCookie": []}]  # Bearer, or the session cookie
     assert "401" in me["responses"]
     login = spec["paths"]["/auth/login"]["post"]
     assert set(login["requestBody"]["content"]) == {"application/json", "application/x-www-form-urlencoded"}

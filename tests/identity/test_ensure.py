@@ -148,3 +148,11 @@ async def test_a_taken_ordinary_name_keeps_the_plain_message(auth: AuthNamespace
         await auth.create_page("/shop", "Shop")
     assert caught.value.message == "A page with this path already exists"
     assert "builtin" not in caught.value.details
+
+
+async def test_renaming_onto_a_builtin_name_is_refused_the_same_way(auth: AuthNamespace) -> None:
+    role = await auth.ensure_role("managers")
+    with pytest.raises(ConflictError) as caught:
+        await auth.update_role(role["id"], name="admin")
+    assert caught.value.message == "'admin' is a built-in role of Dominus; choose another name"
+    assert (await auth.get_role(role["id"]))["name"] == "managers"
