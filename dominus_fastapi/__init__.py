@@ -34,15 +34,27 @@ from dominus_fastapi.core.secure import SecureAccessContext
 from dominus_fastapi.core.settings import VERSION, DominusSettings
 
 if TYPE_CHECKING:
+    from dominus_fastapi.caching import ResponseCache, cached
     from dominus_fastapi.guards import require_jwt, require_page_access, require_psk, require_role, require_scopes
-    from dominus_fastapi.handlers import install_exception_handlers
+    from dominus_fastapi.handlers import install_exception_handlers, request_id_of
     from dominus_fastapi.lifespan import dominus_lifespan
     from dominus_fastapi.middleware import PortalSessionMiddleware
+    from dominus_fastapi.responses import content_disposition, file_response
     from dominus_fastapi.routers import end_user_of, get_portal_router
     from dominus_fastapi.setup import setup_dominus
+    from dominus_fastapi.tenancy import CurrentTenant, DominusTenant, TenantData, TenantView
 
 # The FastAPI helpers are imported on first use, so that the client alone does not load FastAPI.
 _FASTAPI_EXPORTS = {
+    "CurrentTenant": "dominus_fastapi.tenancy",
+    "DominusTenant": "dominus_fastapi.tenancy",
+    "ResponseCache": "dominus_fastapi.caching",
+    "TenantData": "dominus_fastapi.tenancy",
+    "TenantView": "dominus_fastapi.tenancy",
+    "cached": "dominus_fastapi.caching",
+    "content_disposition": "dominus_fastapi.responses",
+    "file_response": "dominus_fastapi.responses",
+    "request_id_of": "dominus_fastapi.handlers",
     "PortalSessionMiddleware": "dominus_fastapi.middleware",
     "dominus_lifespan": "dominus_fastapi.lifespan",
     "end_user_of": "dominus_fastapi.routers",
@@ -65,25 +77,34 @@ __all__ = [
     "AuthorizationError",
     "CircuitOpenError",
     "ConflictError",
+    "CurrentTenant",
     "Dominus",
     "DominusConnectionError",
     "DominusError",
     "DominusSettings",
+    "DominusTenant",
     "DominusTimeoutError",
     "DominusUserView",
     "NotFoundError",
     "PortalSessionMiddleware",
     "RateLimitError",
+    "ResponseCache",
     "SecureAccessContext",
     "SecureTableError",
     "ServiceError",
+    "TenantData",
+    "TenantView",
     "ValidationError",
     "__version__",
+    "cached",
+    "content_disposition",
     "dominus",
     "dominus_lifespan",
     "end_user_of",
+    "file_response",
     "get_portal_router",
     "install_exception_handlers",
+    "request_id_of",
     "require_jwt",
     "require_page_access",
     "require_psk",

@@ -23,21 +23,29 @@ SDK error                             Status  Notes
 The body is always ``{"detail": str, "code": str, "request_id": str | None}``. For 4xx answers ``detail`` is
 the backend's short sentence (which the protocol guarantees free of secrets); 5xx answers carry a fixed
 sentence instead, so that no upstream internals reach the caller. ``request_id`` is the SDK call's request
-id (the backend logs it) or, failing that, the incoming ``X-Request-Id``.
+id (the backend logs it); for an error the application raised itself (``raise NotFoundError("no such note",
+code="note_not_found")``, or a :class:`DominusHTTPException`) it is the incoming ``X-Request-Id`` when that is
+a plain token of at most 128 characters, else a fresh id; either way the answer also carries it in its own
+``X-Request-Id`` header and the log line names it, so a user's report can be matched to the log.
 
 Request validation errors (FastAPI's ``RequestValidationError``) keep FastAPI's 422 body, ``{"detail": [{type,
 loc, msg, ctx?}, ...]}``, without each error's ``input``: bodies carry passwords and tokens, which must never
 come back in an answer, and an input such as ``NaN`` or ``1e999`` (which Python's JSON parser accepts) cannot
 even be written as JSON, so FastAPI's own handler fails with a 500. Any other non-finite number left in an
-error (in ``ctx``) is written as a string.
+error (in ``ctx``) is written as a string. With ``install_exception_handlers(app, validation_errors="dominus")``
+(or ``setup_dominus(app, validation_errors="dominus")``) the 422 takes the shape of every other error instead,
+``{"detail": "Invalid request: body.title: Field required", "code": "validation_failed", "request_id": ...,
+"errors": [{type, loc, msg, ctx?}, ...]}``, keeping the same field list in ``errors``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
+import uuid
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from fastapi import FastAPI, HTTPException
 from fastapi.encoders import jsonable_encoder
@@ -66,8 +74,10 @@ __all__ = [
     "ERROR_RESPONSES",
     "DominusHTTPException",
     "ErrorResponse",
+    "ValidationErrorResponse",
     "error_response",
     "install_exception_handlers",
+    "request_id_of",
 ]
 
 logger = logging.getLogger("dominus_fastapi")
@@ -79,6 +89,12 @@ class ErrorResponse(BaseModel):
     detail: str
     code: str
     request_id: str | None = None
+
+
+class ValidationErrorResponse(ErrorResponse):
+    """The 422 body with ``validation_errors="dominus"``: the common shape plus FastAPI's field list."""
+
+    errors: list[dict[str, Any]]
 
 
 class DominusHTTPException(HTTPException):
@@ -143,24 +159,66 @@ def error_response(exc: DominusError, request_id: str | None = None) -> JSONResp
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def _incoming_request_id(request: Request) -> str | None:
-    return request.headers.get("x-request-id")
+_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID_KEY: Final = "dominus.request_id"
+"""Where the id is kept: in the ASGI scope, which is the request's own (``request.state`` can be the lifespan
+state itself under servers that do not copy it per request)."""
+
+
+def request_id_of(request: Request) -> str:
+    """The id of this request for error answers and logs: the incoming ``X-Request-Id`` when it is a plain
+    token (letters, digits, ``._:-``, at most 128 characters), else a new random id, the same for the whole
+    request.
+
+    Args:
+        request: the incoming request.
+
+    Returns:
+        The request id.
+    """
+    known = request.scope.get(_REQUEST_ID_KEY)
+    if isinstance(known, str):
+        return known
+    incoming = request.headers.get("x-request-id")
+    value = incoming if incoming is not None and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request.scope[_REQUEST_ID_KEY] = value
+    return value
+
+
+def _raised_by_app(exc: DominusError) -> bool:
+    """An error the application raised itself, not one of an SDK call (those carry their endpoint and request id)."""
+    return exc.request_id is None and exc.endpoint is None
 
 
 async def _dominus_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DominusError)
-    response = error_response(exc, _incoming_request_id(request))
+    own = _raised_by_app(exc)
+    request_id = request_id_of(request) if own or exc.request_id is None else None
+    response = error_response(exc, request_id)
+    if request_id is not None:
+        response.headers["X-Request-Id"] = request_id
     if response.status_code >= 500:
         facts = {"status": exc.status_code, "code": exc.code, "request id": exc.request_id, "endpoint": exc.endpoint}
         known = ", ".join(f"{name} {value}" for name, value in facts.items() if value is not None)
         logger.warning("Dominus call failed: %s: %s%s", type(exc).__name__, exc.message, f" ({known})" if known else "")
+    elif own:
+        logger.info(
+            "Application error answered: %s (status %s, code %s, request id %s, path %s)",
+            type(exc).__name__,
+            response.status_code,
+            exc.code,
+            request_id,
+            request.url.path,
+        )
     return response
 
 
 async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DominusHTTPException)
-    body = ErrorResponse(detail=str(exc.detail), code=exc.code, request_id=_incoming_request_id(request))
-    return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
+    request_id = request_id_of(request)
+    body = ErrorResponse(detail=str(exc.detail), code=exc.code, request_id=request_id)
+    headers = {**(exc.headers or {}), "X-Request-Id": request_id}
+    return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
 
 
 def _finite(value: Any) -> Any:
@@ -174,14 +232,42 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _field_errors(exc: RequestValidationError) -> list[Any]:
+    errors = [{key: item for key, item in error.items() if key != "input"} for error in exc.errors()]
+    cleaned: list[Any] = _finite(jsonable_encoder(errors))
+    return cleaned
+
+
 async def _request_validation_handler(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422 answer without the inputs (see the module docstring)."""
     assert isinstance(exc, RequestValidationError)
-    errors = [{key: item for key, item in error.items() if key != "input"} for error in exc.errors()]
-    return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
+    return JSONResponse({"detail": _field_errors(exc)}, status_code=422)
 
 
-def install_exception_handlers(app: FastAPI) -> None:
+def _validation_sentence(errors: list[Any]) -> str:
+    """``Invalid request: body.title: Field required (and 2 more)`` from the first error of the list."""
+    if not errors:
+        return "Invalid request"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "request"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"Invalid request: {where}: {first.get('msg', 'invalid')}{more}"
+
+
+async def _uniform_validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The 422 answer in the common error shape, with the field list in ``errors`` (``validation_errors="dominus"``)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    request_id = request_id_of(request)
+    body = ValidationErrorResponse(
+        detail=_validation_sentence(errors), code="validation_failed", request_id=request_id, errors=errors
+    )
+    return JSONResponse(body.model_dump(), status_code=422, headers={"X-Request-Id": request_id})
+
+
+def install_exception_handlers(
+    app: FastAPI, *, validation_errors: Literal["fastapi", "dominus"] = "fastapi"
+) -> None:
     """Register the handlers for the whole SDK error tree, :class:`DominusHTTPException` and request validation.
 
     Every SDK error raised in an endpoint becomes one answer, ``{"detail", "code", "request_id"}``, with the
@@ -191,13 +277,28 @@ def install_exception_handlers(app: FastAPI) -> None:
     Handlers are looked up along the exception's MRO, so one handler on ``DominusError`` covers every
     subclass, and the application's own handlers for other exceptions stay untouched. The request-validation
     handler replaces only FastAPI's default one: a handler the application registered itself is kept.
+
+    Args:
+        app: the application.
+        validation_errors: the shape of FastAPI's 422 request-validation answers: ``"fastapi"`` keeps
+            FastAPI's ``{"detail": [...]}`` (without the inputs); ``"dominus"`` gives them the common
+            ``{detail, code, request_id}`` shape with the field list in ``errors`` (see the module docstring).
+
+    Raises:
+        ValueError: ``validation_errors`` is neither ``"fastapi"`` nor ``"dominus"``.
     """
+    if validation_errors not in ("fastapi", "dominus"):
+        raise ValueError(f"validation_errors must be 'fastapi' or 'dominus', not {validation_errors!r}")
     app.add_exception_handler(DominusError, _dominus_error_handler)
     app.add_exception_handler(DominusHTTPException, _http_exception_handler)
     if app.exception_handlers.get(RequestValidationError, request_validation_exception_handler) is (
         request_validation_exception_handler
+    ) or app.exception_handlers.get(RequestValidationError) in (
+        _request_validation_handler,
+        _uniform_validation_handler,
     ):
-        app.add_exception_handler(RequestValidationError, _request_validation_handler)
+        handler = _uniform_validation_handler if validation_errors == "dominus" else _request_validation_handler
+        app.add_exception_handler(RequestValidationError, handler)
 
 
 def _documented(status: int, description: str) -> dict[str, Any]:

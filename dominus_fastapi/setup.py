@@ -30,6 +30,7 @@ def setup_dominus(
     login_page: str | None = None,
     registration_tenants: Sequence[str] = (),
     include_invitations: bool = True,
+    validation_errors: Literal["fastapi", "dominus"] = "fastapi",
     **middleware_options: Any,
 ) -> FastAPI:
     """Set an app up for Dominus sessions in one call; returns ``app`` for chaining.
@@ -54,6 +55,10 @@ def setup_dominus(
         registration_tenants: The tenants (slugs or UUIDs) that visitors may join through ``POST /register``;
             empty (the default): self-registration is off. The admin tenant never can be one.
         include_invitations: ``False`` leaves out ``POST /accept-invitation``.
+        validation_errors: ``"dominus"`` gives FastAPI's 422 request-validation answers the common
+            ``{detail, code, request_id}`` shape, with the field list in ``errors`` (see
+            :func:`~dominus_fastapi.handlers.install_exception_handlers`); ``"fastapi"`` (the default) keeps
+            FastAPI's own body.
         **middleware_options: Further arguments of the middleware (``csrf=``, ``leeway=``, ``clock=``,
             ``client=``).
     """
@@ -69,7 +74,7 @@ def setup_dominus(
     app.add_middleware(
         PortalSessionMiddleware, config=config, revalidate_interval=revalidate_interval, **middleware_options
     )
-    install_exception_handlers(app)
+    install_exception_handlers(app, validation_errors=validation_errors)
     install_guard_openapi(app, cookie_name=config.cookie_name)
     if prefix is not None:
         app.include_router(

@@ -341,6 +341,18 @@ class SubjectAccess:
     tenant_id: str | None
     roles: tuple[str, ...]
     scopes: tuple[str, ...]
+    tenant_slug: str | None = None
+    tenant_name: str | None = None
+
+    def tenant_claims(self) -> dict[str, str]:
+        """The optional ``tenant_slug`` and ``tenant_name`` claims (spec 5.3 lets servers add claims).
+
+        They let an application name the active tenant (and find its schema) without a call; the slug of a
+        tenant never changes, its name may, and a token keeps the name it was issued with.
+        """
+        if self.tenant_id is None or self.tenant_slug is None:
+            return {}
+        return {"tenant_slug": self.tenant_slug, "tenant_name": self.tenant_name or self.tenant_slug}
 
 
 def _subject(subject_type: str) -> tuple[Table, str]:
@@ -593,11 +605,22 @@ async def revoke_sessions(
     return int(result.rowcount or 0)
 
 
-async def _tenant_category(conn: AsyncConnection, tenant_id: str | None) -> str | None:
+async def _tenant_facts(conn: AsyncConnection, tenant_id: str | None) -> tuple[str | None, str | None, str | None]:
+    """The tenant's category id, slug and name, in one query (``None`` each when there is no such tenant)."""
     if tenant_id is None:
-        return None
-    value = (await conn.execute(select(tenants.c.category_id).where(tenants.c.id == tenant_id))).scalar()
-    return None if value is None else str(value)
+        return None, None, None
+    row = (
+        await conn.execute(
+            select(tenants.c.category_id, tenants.c.slug, tenants.c.name).where(tenants.c.id == tenant_id)
+        )
+    ).first()
+    if row is None:
+        return None, None, None
+    return (
+        None if row.category_id is None else str(row.category_id),
+        str(row.slug),
+        str(row.name),
+    )
 
 
 async def _restricted_ids(
@@ -637,7 +660,7 @@ async def access_for(conn: AsyncConnection, subject_type: str, sub: str, tenant_
     by its own tenant/category restriction by the same rule. Names and slugs come back sorted.
     """
     _, segment = _subject(subject_type)
-    category_id = await _tenant_category(conn, tenant_id)
+    category_id, tenant_slug, tenant_name = await _tenant_facts(conn, tenant_id)
     role_link = JUNCTIONS[(segment, "roles")]
     scope_link = JUNCTIONS[(segment, "scopes")]
     direct_roles = (
@@ -677,6 +700,8 @@ async def access_for(conn: AsyncConnection, subject_type: str, sub: str, tenant_
         tenant_id,
         tuple(sorted(role_names)),
         tuple(sorted(scope_slugs)),
+        tenant_slug,
+        tenant_name,
     )
 
 

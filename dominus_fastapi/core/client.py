@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from dominus_fastapi.core.namespaces.base import AuthKind, Host
 from dominus_fastapi.core.settings import DominusSettings
 from dominus_fastapi.core.tokens import verify_token
-from dominus_fastapi.core.transport import MINT_PATH, Transport
+from dominus_fastapi.core.transport import MINT_PATH, DownloadBody, Transport
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -82,6 +82,25 @@ class _ClientBase:
             bearer=bearer if auth in ("service", "user", "service_or_user") else None,
             transfer=transfer,
         )
+
+    async def open_download(
+        self, url: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> DownloadBody:
+        """Open a signed download URL's body without reading it (see ``Transport.open_download``).
+
+        Args:
+            url: a ``download_url`` from ``files.download``.
+            timeout: seconds per attempt (default: the transfer timeout).
+            max_retries: retries before the body starts (default: the client's).
+
+        Returns:
+            The open body; close it with ``aclose()``.
+
+        Raises:
+            NotFoundError: the link expired or the object is gone.
+            DominusConnectionError: the URL could not be reached.
+        """
+        return await self._transport.open_download(url, timeout=timeout, max_retries=max_retries)
 
     # -- namespaces --
 

@@ -610,6 +610,41 @@ def _abandon(pool: httpx.AsyncClient) -> None:
 # --- The transport --------------------------------------------------------------------------------------------
 
 
+class DownloadBody:
+    """The open body of a download (see :meth:`Transport.open_download`): ``status_code``, ``headers`` (lower-case
+    names) and the bytes through :meth:`chunks`; :meth:`aclose` releases the connection."""
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Mapping[str, str],
+        *,
+        content: bytes | None = None,
+        response: httpx.Response | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.headers = {name.lower(): value for name, value in headers.items()}
+        self._content = content
+        self._response = response
+
+    async def chunks(self, chunk_size: int) -> AsyncGenerator[bytes | memoryview, None]:
+        """The body in pieces of at most ``chunk_size`` bytes (views of the one copy in embedded mode)."""
+        if self._content is not None:
+            view = memoryview(self._content)
+            for start in range(0, len(view), chunk_size):
+                yield view[start : start + chunk_size]
+            return
+        assert self._response is not None
+        async for chunk in self._response.aiter_bytes(chunk_size):
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Release the connection (a no-op in embedded mode); safe to call twice."""
+        self._content = None
+        if self._response is not None:
+            await self._response.aclose()
+
+
 class Transport:
     """Shared machinery of one client (see the module docstring). ``request`` is the whole pipeline."""
 
@@ -1087,6 +1122,71 @@ class Transport:
                 raise error
             retries += 1
             await self.policy.sleep(wait)
+
+    async def open_download(
+        self, url: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> DownloadBody:
+        """Open a GET of a signed download URL (``files.download``) without reading its body.
+
+        The URL carries its own credential, so no token is sent. In embedded mode the in-process instance
+        answers with its one copy of the bytes, which the body hands out as slices (no copy); over the network
+        the body is read from the socket chunk by chunk. Connection failures and 5xx answers before the body
+        starts are retried (``max_retries``, with the client's backoff); a 404 (expired link, object gone)
+        raises :class:`NotFoundError`.
+        """
+        await self._follow_loop()
+        endpoint = "/archivist/blob"
+        request_id = str(uuid.uuid4())
+        retries_allowed = self.settings.max_retries if max_retries is None else max(0, max_retries)
+        attempt_timeout = self._per_attempt_timeout(endpoint, timeout, True)
+        embedded = self.embedded
+        retries = 0
+        while True:
+            try:
+                if embedded is not None:
+                    parsed = httpx.URL(url)
+                    if f"{parsed.scheme}://{parsed.netloc.decode('ascii')}" != EMBEDDED_ORIGIN:
+                        raise ValidationError(
+                            "this download URL does not belong to the embedded backend",
+                            details={"field": "url", "reason": "not an embedded download URL"},
+                            endpoint=endpoint,
+                        )
+                    answer = await embedded.exchange(
+                        "GET", parsed.raw_path.decode("ascii"), {"X-Request-Id": request_id}, None, attempt_timeout.read
+                    )
+                    status, headers = answer.status_code, dict(answer.headers)
+                    if status == 200:
+                        return DownloadBody(status, headers, content=answer.content)
+                    detail = answer.content[:_RAW_MESSAGE_LIMIT]
+                else:
+                    outgoing = self.http.build_request(
+                        "GET",
+                        url,
+                        headers={"User-Agent": USER_AGENT, "X-Request-Id": request_id},
+                        timeout=attempt_timeout,
+                    )
+                    response = await self.http.send(outgoing, stream=True)
+                    if response.status_code == 200:
+                        return DownloadBody(response.status_code, dict(response.headers), response=response)
+                    status, headers = response.status_code, dict(response.headers)
+                    try:
+                        detail = (await response.aread())[:_RAW_MESSAGE_LIMIT]
+                    finally:
+                        await response.aclose()
+            except httpx.TransportError as exc:
+                # The host only: the link's path is a bearer credential.
+                where = f"download host {httpx.URL(url).host or '?'}"
+                failure = self._transport_error(exc, endpoint, request_id, where)
+                if retries >= retries_allowed:
+                    raise failure from exc
+            else:
+                text = detail.decode("utf-8", "replace").strip() or None
+                failure = error_from_response(status, None, text, None, endpoint, request_id=request_id)
+                if status not in RETRYABLE_STATUSES or retries >= retries_allowed:
+                    raise failure
+            wait = retry_wait(retries, None, uniform=self.policy.uniform)
+            retries += 1
+            await self.policy.sleep(wait or 0.0)
 
     @staticmethod
     def _transport_error(exc: httpx.TransportError, endpoint: str, request_id: str, where: str) -> DominusError:

@@ -54,6 +54,7 @@ async def mint_self(ctx: RequestContext, client_id: str, params: Mapping[str, An
         "sub": client_id,
         "subject_type": "client",
         "tenant_id": tenant_id,
+        **access.tenant_claims(),
         "roles": list(access.roles),
         "scopes": list(access.scopes),
         "project_slug": state.settings.project_slug,

@@ -1095,6 +1095,7 @@ async def mint_user_token(ctx: RequestContext, client_id: str, params: Mapping[s
             "sub": user_id,
             "subject_type": "user",
             "tenant_id": tenant_id,
+            **access.tenant_claims(),
             "roles": list(access.roles),
             "scopes": token_scopes,
             "sid": sid,

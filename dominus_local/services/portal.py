@@ -367,6 +367,7 @@ async def _issue_access(
         "sub": sub,
         "subject_type": subject_type,
         "tenant_id": tenant_id,
+        **access.tenant_claims(),
         "roles": list(access.roles),
         "scopes": list(access.scopes),
         "sid": session_id,

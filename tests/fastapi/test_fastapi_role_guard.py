@@ -70,7 +70,8 @@ async def test_roles_decide_as_decorator_and_as_dependency(dominus_user_client: 
 
     denied = await nobody.get("/decorated")
     assert denied.status_code == 403
-    assert denied.json() == {"detail": "Needs the role(s): editor", "code": "missing_role", "request_id": None}
+    request_id = denied.headers["x-request-id"]  # every error answer names its request
+    assert denied.json() == {"detail": "Needs the role(s): editor", "code": "missing_role", "request_id": request_id}
     assert (await editor.get("/decorated")).json() == {"user": editor.user.id}
     assert (await editor.get("/sync")).json() == {"sync": True}
     assert (await nobody.get("/sync")).status_code == 403

@@ -19,14 +19,21 @@ import base64
 import builtins
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from urllib.parse import quote
+
+from typing_extensions import TypedDict
 
 from dominus_fastapi.core.errors import SecureTableError, ValidationError
 from dominus_fastapi.core.namespaces.base import Namespace
 from dominus_fastapi.core.secure import SecureAccessContext
 
-__all__ = ["DbNamespace", "OpenNamespace", "QueryResult", "SecureNamespace", "check_identifier"]
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+__all__ = ["DbNamespace", "ModelQueryResult", "OpenNamespace", "QueryResult", "SecureNamespace", "check_identifier"]
+
+M = TypeVar("M", bound="BaseModel")
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 MAX_LIMIT = 1000
@@ -37,6 +44,35 @@ class QueryResult(TypedDict):
 
     rows: list[dict[str, Any]]
     total: int
+
+
+class ModelQueryResult(TypedDict, Generic[M]):
+    """``db.query(..., model=M)``: the rows validated as instances of the Pydantic model ``M``."""
+
+    rows: list[M]
+    total: int
+
+
+def _validated(result: QueryResult, model: type[M], endpoint: str) -> ModelQueryResult[M]:
+    """``result`` with each row validated by ``model``; a row that does not fit raises ``ValidationError``
+    naming the row and the field (the row's values stay out of the message)."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    rows: list[M] = []
+    for index, row in enumerate(result["rows"]):
+        try:
+            rows.append(model.model_validate(row))
+        except PydanticValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(row)"
+            field = f"rows[{index}].{where}"
+            raise ValidationError(
+                f"Row {index} does not fit {model.__name__}: '{where}' {first['msg'].lower()}",
+                details={"field": field, "reason": first["msg"], "model": model.__name__},
+                endpoint=endpoint,
+            ) from None
+    return {"rows": rows, "total": result["total"]}
+
 
 
 def check_identifier(value: Any, field: str, endpoint: str | None = None) -> str:
@@ -213,6 +249,42 @@ class DbNamespace(_Tables):
         )
         return _listing(data, "schemas")
 
+    @overload
+    async def query(
+        self,
+        table: str,
+        schema: str = ...,
+        filters: Mapping[str, Any] | None = ...,
+        sort_by: str | None = ...,
+        sort_order: str = ...,
+        limit: int = ...,
+        offset: int = ...,
+        reason: str | None = ...,
+        actor: str | None = ...,
+        *,
+        model: None = None,
+        timeout: float | None = ...,
+        max_retries: int | None = ...,
+    ) -> QueryResult: ...
+
+    @overload
+    async def query(
+        self,
+        table: str,
+        schema: str = ...,
+        filters: Mapping[str, Any] | None = ...,
+        sort_by: str | None = ...,
+        sort_order: str = ...,
+        limit: int = ...,
+        offset: int = ...,
+        reason: str | None = ...,
+        actor: str | None = ...,
+        *,
+        model: type[M],
+        timeout: float | None = ...,
+        max_retries: int | None = ...,
+    ) -> ModelQueryResult[M]: ...
+
     async def query(
         self,
         table: str,
@@ -225,9 +297,10 @@ class DbNamespace(_Tables):
         reason: str | None = None,
         actor: str | None = None,
         *,
+        model: type[M] | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
-    ) -> QueryResult:
+    ) -> QueryResult | ModelQueryResult[M]:
         """Rows of ``table`` matching ``filters``, sorted and paged.
 
         Args:
@@ -244,15 +317,18 @@ class DbNamespace(_Tables):
             reason: Why the data is accessed (at most 1000 characters), written to the audit record. Needed
                 with ``actor`` on a secure table; ignored on other tables.
             actor: Who accesses it (at most 256 characters): by convention a user id, or ``"machine"``.
+            model: A Pydantic model class: each row comes back validated as an instance of it
+                (``ModelQueryResult``); without it (the default) the rows are plain dicts.
 
         Returns:
             ``{"rows": [...], "total": n}``, where ``total`` counts every matching row, not only this page.
 
         Raises:
-            ValidationError: A bad identifier or ``limit`` (before sending), or an unknown column.
+            ValidationError: A bad identifier or ``limit`` (before sending), an unknown column, or (with
+                ``model``) a row that does not fit the model, naming the row and the field.
             SecureTableError: The table is secure and ``reason`` or ``actor`` is missing.
         """
-        return await self._query(
+        result = await self._query(
             table,
             schema,
             filters,
@@ -264,6 +340,9 @@ class DbNamespace(_Tables):
             timeout,
             max_retries,
         )
+        if model is None:
+            return result
+        return _validated(result, model, _data_path(schema, table, "query"))
 
     async def insert(
         self,

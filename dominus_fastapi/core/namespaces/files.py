@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import base64
 import inspect
-from collections.abc import Sequence
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
 from urllib.parse import quote
 
 from dominus_fastapi.core.errors import ValidationError
 from dominus_fastapi.core.namespaces.base import Namespace
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from dominus_fastapi.core.transport import DownloadBody
+
 __all__ = [
     "DownloadLink",
     "FetchedFile",
     "FileObject",
+    "FileStream",
     "FilesNamespace",
     "ObjectPage",
     "Readable",
@@ -33,6 +40,10 @@ MAX_FILENAME = 255
 MAX_TAGS = 50
 MAX_TAG = 64
 MAX_DESCRIPTION = 2000
+STREAM_CHUNK = 64 * 1024
+"""Bytes per piece that ``FileStream`` hands out."""
+STREAM_LINK_SECONDS = EXPIRES_MIN
+"""Lifetime of the signed link behind ``files.stream``: it is used at once, so the shortest the spec allows."""
 
 
 class FileObject(TypedDict):
@@ -86,6 +97,61 @@ class Readable(Protocol):
     """A file-like object: ``read()`` returning bytes (or text, sent as UTF-8), possibly as a coroutine."""
 
     def read(self, *args: Any) -> Any: ...
+
+
+class FileStream:
+    """An open file from ``files.stream``: its record fields, and its bytes as an async iterator.
+
+    ``async for chunk in stream`` yields ``bytes``-like pieces of at most ``chunk_size`` bytes (64 KiB by
+    default) and closes the stream at the end; ``async with`` (or :meth:`aclose`) closes it early. Nothing
+    holds the whole file on the client side except, in embedded mode, the in-process server's own copy.
+    """
+
+    def __init__(self, link: DownloadLink, body: DownloadBody, chunk_size: int = STREAM_CHUNK) -> None:
+        """An open file (made by ``files.stream``).
+
+        Args:
+            link: the ``files.download`` answer the body belongs to.
+            body: the open body of that link.
+            chunk_size: the largest piece handed out, in bytes.
+        """
+        self.id: str = link["id"]
+        self.path: str = link["path"]
+        self.filename: str = link["filename"]
+        self.content_type: str = link["content_type"]
+        self.size: int = int(link["size"])
+        self.chunk_size = chunk_size
+        self._body = body
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"FileStream(id={self.id!r}, filename={self.filename!r}, size={self.size})"
+
+    async def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
+        """The bytes, piece by piece; the stream is closed when the loop ends or is left."""
+        if self._closed:
+            raise RuntimeError("the file stream is closed (it can be read once)")
+        try:
+            async for chunk in self._body.chunks(self.chunk_size):
+                yield chunk
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the connection; safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            await self._body.aclose()
+
+    async def __aenter__(self) -> Self:
+        """The stream itself (``async with await files.stream(...) as stream``)."""
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Close the stream, read to the end or not."""
+        await self.aclose()
 
 
 def _fail(path: str, field: str, reason: str) -> ValidationError:
@@ -330,6 +396,51 @@ class FilesNamespace(Namespace):
             "id": data["id"],
             "path": data["path"],
         }
+
+    async def stream(
+        self,
+        file_id: str | None = None,
+        category: str | None = None,
+        path: str | None = None,
+        actor: str | None = None,
+        *,
+        chunk_size: int = STREAM_CHUNK,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> FileStream:
+        """The file as a stream of bytes, for answers that must not hold a large file in memory.
+
+        Two round trips: a short-lived signed link (``files.download``, so a compliance object needs
+        ``actor`` and is audited), then a GET of that link whose body is read piece by piece. Use it with
+        ``async with`` or iterate it to the end, which closes it; see :class:`FileStream`.
+
+        Args:
+            file_id: the object's id, else ``category`` (default ``general``) with ``path``.
+            category: the object's category.
+            path: the object's logical path.
+            actor: the user on whose behalf a compliance object is read.
+            chunk_size: the largest piece handed out, in bytes (at least 1).
+            timeout: seconds per attempt of each round trip (default: the transfer timeout for the bytes).
+            max_retries: retries of each round trip before the bytes start (default: the client's).
+
+        Returns:
+            An open :class:`FileStream` with ``id``, ``path``, ``filename``, ``content_type`` and ``size``.
+
+        Raises:
+            NotFoundError: no such object (or it went away between the two round trips).
+            ValidationError: a bad argument.
+        """
+        endpoint = f"{PREFIX}/download"
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise _fail(endpoint, "chunk_size", "must be a positive integer")
+        opener = getattr(self._client, "open_download", None)
+        if opener is None:
+            raise TypeError("files.stream needs a Dominus client (its transport reads the bytes)")
+        link = await self.download(
+            file_id, category, path, actor, STREAM_LINK_SECONDS, timeout=timeout, max_retries=max_retries
+        )
+        body = await opener(link["download_url"], timeout=timeout, max_retries=max_retries)
+        return FileStream(link, body, chunk_size)
 
     async def list(
         self,
