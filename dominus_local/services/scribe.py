@@ -12,7 +12,7 @@ import base64
 import functools
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from time import monotonic as _monotonic
@@ -486,7 +486,7 @@ async def _read_postgres(
         args.append(offset)
     args += (target.schema, target.table)
     with database_errors():
-        records = await scribe_postgres.fetch(conn, plan.select(shape, sort, offset > 0), args)
+        records = await (await scribe_postgres.Driver.of(conn)).fetch(plan.select(shape, sort, offset > 0), args)
         if records[0][-1] if records else await _secure_check(ctx, conn) is not None:
             raise _NeedsWriter
         if records:
@@ -558,20 +558,17 @@ async def _insert_postgres(
     idempotency key's record (with a key), COMMIT, as SQL text on asyncpg. A secure table, or a refusal, raises
     :class:`_NeedsCheck` (through ``_insert``'s handler) after the transaction has rolled back."""
     args = [*values.values(), target.schema, target.table]
-    async with scribe_postgres.transaction(conn):
+    driver = await scribe_postgres.Driver.of(conn)
+    async with driver.transaction():
         with database_errors():
-            record = (await scribe_postgres.fetch(conn, plan.insert(tuple(values)), args))[0]
+            record = (await driver.fetch(plan.insert(tuple(values)), args))[0]
         if record[-1]:
             raise _NeedsCheck
         row = plan.to_json(record)
         use = ctx.idempotency
         if use is not None:
             store: IdempotencyStore = ctx.state.extras["idempotency"]
-
-            async def run(text: str, run_args: Sequence[Any]) -> Sequence[Any]:
-                return await scribe_postgres.fetch(conn, text, run_args)
-
-            await record_with(run, conn.dialect, use, 200, use.success(row), store.now_ms())
+            await record_with(driver.fetch, conn.dialect, use, 200, use.success(row), store.now_ms())
     return row
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dominus_local import identity
 from dominus_local.stores.userdata import ColumnInfo, SqlType, UserData
 
-__all__ = ["FAST_KINDS", "TablePlan", "fetch", "plan_for", "transaction"]
+__all__ = ["FAST_KINDS", "Driver", "TablePlan", "plan_for"]
 
 FAST_KINDS = {
     "integer": "INTEGER",
@@ -184,56 +184,68 @@ def _converter(ud: UserData, ctype: SqlType | None) -> Callable[[Any], Any]:
     return lambda value: ud.from_db(ctype, value)
 
 
-async def fetch(conn: AsyncConnection, statement: str, args: Sequence[Any]) -> list[Any]:
-    """Run ``statement`` on the asyncpg connection under ``conn``; its rows (asyncpg records).
+class Driver:
+    """The asyncpg connection under a SQLAlchemy connection, taken once per request (each look-up of SQLAlchemy's
+    raw connection is a greenlet switch)."""
 
-    A database error is raised as SQLAlchemy raises it (a :class:`sqlalchemy.exc.DBAPIError` whose ``orig`` has the
-    SQLSTATE). A cancelled task leaves the connection to be discarded: asyncpg has asked the server to cancel the
-    statement, and the connection is not reused while that may still be in flight.
-    """
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    try:
-        return list(await driver.fetch(statement, *args))
-    except Exception as error:
-        raise _translated(conn, raw.dbapi_connection, error) from error
-    except asyncio.CancelledError:
-        raw.invalidate()
-        raise
-
-
-class transaction:
-    """A transaction on the asyncpg connection under ``conn`` (whose own SQLAlchemy transaction must not have
-    started a database transaction: the asyncpg adapter starts one only with its first statement)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, raw: Any) -> None:
         self.conn = conn
+        self.raw = raw
+        self.asyncpg: Any = raw.driver_connection
+
+    @classmethod
+    async def of(cls, conn: AsyncConnection) -> Driver:
+        return cls(conn, await conn.get_raw_connection())
+
+    async def fetch(self, statement: str, args: Sequence[Any]) -> list[Any]:
+        """Run ``statement``; its rows (asyncpg records).
+
+        A database error is raised as SQLAlchemy raises it (a :class:`sqlalchemy.exc.DBAPIError` whose ``orig``
+        has the SQLSTATE). A cancelled task leaves the connection to be discarded: asyncpg has asked the server
+        to cancel the statement, and the connection is not reused while that may still be in flight.
+        """
+        try:
+            return list(await self.asyncpg.fetch(statement, *args))
+        except Exception as error:
+            raise self.translated(error) from error
+        except asyncio.CancelledError:
+            self.raw.invalidate()
+            raise
+
+    def transaction(self) -> _Transaction:
+        """A transaction of its own on the asyncpg connection, for a SQLAlchemy transaction that has not started
+        one in the database yet (the asyncpg adapter starts one with its first statement): ``async with``."""
+        return _Transaction(self)
+
+    def translated(self, error: Exception) -> Exception:
+        """``error`` (from asyncpg) as the :class:`sqlalchemy.exc.DBAPIError` SQLAlchemy would raise for it."""
+        return _translated(self.conn, self.raw.dbapi_connection, error)
+
+
+class _Transaction:
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
         self._transaction: Any = None
 
     async def __aenter__(self) -> None:
-        raw = await self.conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        self._transaction = driver.transaction()
+        self._transaction = self.driver.asyncpg.transaction()
         try:
             await self._transaction.start()
         except Exception as error:
-            raise _translated(self.conn, raw.dbapi_connection, error) from error
+            raise self.driver.translated(error) from error
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
-        raw = await self.conn.get_raw_connection()
         try:
             if kind is None:
                 await self._transaction.commit()
             elif isinstance(error, Exception):
                 await self._transaction.rollback()
             else:
-                raw.invalidate()  # cancelled: the server ends the transaction with the connection
+                self.driver.raw.invalidate()  # cancelled: the server ends the transaction with the connection
         except Exception as failure:
             if kind is None:
-                raise _translated(self.conn, raw.dbapi_connection, failure) from failure
-            raw.invalidate()  # the rollback failed: never reuse a connection whose state is unknown
+                raise self.driver.translated(failure) from failure
+            self.driver.raw.invalidate()  # the rollback failed: never reuse a connection in an unknown state
 
 
 def _translated(conn: AsyncConnection, adapted: Any, error: Exception) -> Exception:
