@@ -8,6 +8,7 @@ written, the operation's writes are rolled back (spec 8.3).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import logging
@@ -172,11 +173,34 @@ async def _resolve(ctx: RequestContext, conn: AsyncConnection, ud: UserData) -> 
     at once when the stale entry makes a statement fail: :func:`_fresh_on_failure` then reads again.
     """
     schema, table = _path_identifier(ctx, "schema"), _path_identifier(ctx, "table")
-    now = _monotonic()
     found = ud.resolved.get((schema, table))
-    if found is not None and found[1] > now:
+    if found is not None and found[1] > _monotonic():
         target: Target = found[0]
         return target
+    if ud.dialect != "postgresql":
+        return await _read_catalogue(conn, ud, schema, table)
+    # On PostgreSQL the catalogue reads are slow (information_schema) and every busy request would make them at
+    # once when the entry expires: one request reads, the others of this process wait for its answer (and read
+    # for themselves only when it has none, e.g. it failed or DDL ran meanwhile).
+    resolving: dict[tuple[str, str], asyncio.Event] = ctx.state.extras.setdefault("scribe_resolving", {})
+    running = resolving.get((schema, table))
+    if running is not None:
+        await running.wait()
+        found = ud.resolved.get((schema, table))
+        if found is not None and found[1] > _monotonic():
+            return found[0]  # type: ignore[no-any-return]
+        return await _read_catalogue(conn, ud, schema, table)
+    done = resolving[schema, table] = asyncio.Event()
+    try:
+        return await _read_catalogue(conn, ud, schema, table)
+    finally:
+        del resolving[schema, table]
+        done.set()
+
+
+async def _read_catalogue(conn: AsyncConnection, ud: UserData, schema: str, table: str) -> Target:
+    """:func:`_resolve`'s catalogue reads; the table is kept in ``ud.resolved`` unless DDL ran meanwhile."""
+    now = _monotonic()
     generation = ud.catalog_generation
     if await smith.schema_row(conn, schema) is None:
         raise not_found(f"Schema '{schema}'")

@@ -3,6 +3,7 @@ connection follows DDL, this process's at once and another process's too, and an
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
+from sqlalchemy import event
 
 from dominus_fastapi import Dominus, DominusError
 from dominus_fastapi.core.transport import DropAwareASGITransport
@@ -123,3 +125,27 @@ async def test_a_json_table_and_a_secure_table_go_through_sqlalchemy_and_answer_
         page = await client.db.query("vault", reason="audit", actor="test")
         assert page["rows"] == [stored]
         assert _fast(state, "vault")  # the table could take it; its registration sends it to the checked path
+
+
+async def test_requests_that_find_the_table_expired_together_read_the_catalogue_once(database_url: str) -> None:
+    async with instance(database_url, secrets.token_hex(32)) as (client, state):
+        await client.ddl.add_table("items", COLUMNS)
+        await client.db.insert("items", {"name": "ada", "amount": 1})
+        ud = userdata_for(state)
+        target, _until = ud.resolved["public", "items"]
+        ud.resolved["public", "items"] = (target, 0.0)  # expired
+        reads: list[str] = []
+
+        def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "information_schema.columns" in statement:
+                reads.append(statement)
+
+        engine = state.db.engine.sync_engine
+        event.listen(engine, "after_cursor_execute", executed)
+        try:
+            pages = await asyncio.gather(*(client.db.query("items", filters={"amount": 1}) for _ in range(8)))
+        finally:
+            event.remove(engine, "after_cursor_execute", executed)
+        assert [page["total"] for page in pages] == [1] * 8
+        assert len(reads) == 1
+        assert ud.resolved["public", "items"][1] > 0.0
