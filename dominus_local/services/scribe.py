@@ -3,7 +3,8 @@
 Statements are SQLAlchemy Core constructs over the user-data layer's quoted tables: identifiers are checked
 against the spec's pattern and against the table's real columns, and every value is a bound parameter.
 A request runs in one transaction, the audit record of a secure table included: if the record cannot be
-written, the operation's writes are rolled back (spec 8.3).
+written, the operation's writes are rolled back (spec 8.3). On PostgreSQL, ``query`` and ``insert`` run the same
+statements as SQL text on asyncpg itself, where the table allows (:mod:`.scribe_postgres`).
 """
 
 from __future__ import annotations
@@ -389,7 +390,8 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
     Round trips (resolved table in memory): one SELECT carrying the page, the total as a window count and
     whether the table is secure (a ``count(*)`` and the secure-table check only for a page past the last row);
     on PostgreSQL outside a transaction (no BEGIN/COMMIT), on SQLite outside the writers' lock. A secure table's
-    query is then run again as a write transaction, checked first and writing its audit record.
+    query is then run again as a write transaction, checked first and writing its audit record. On PostgreSQL
+    the SELECT is SQL text prepared once per pooled connection (:mod:`.scribe_postgres`).
     """
     fields = ctx.fields
     limit = fields.int("limit", default=100, min_value=1, max_value=MAX_LIMIT)
@@ -533,7 +535,8 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
     table is secure), the idempotency key's record (with a key), COMMIT: one transaction. When the table is
     secure, or the insert is refused, that transaction is rolled back (on PostgreSQL a sequence value may be
     spent) and the insert runs again with the secure-table check first, so that a secure table's refusal comes
-    before any other and nothing is written without its reason, actor, scopes and audit record.
+    before any other and nothing is written without its reason, actor, scopes and audit record. On PostgreSQL the
+    first attempt runs as SQL text on asyncpg (:func:`_insert_postgres`), with the same round trips.
     """
     try:
         return await _insert(ctx, checked=False)
