@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -64,6 +65,7 @@ __all__ = [
     "keys_table",
     "record_in",
     "record_in_sqlite",
+    "record_with",
 ]
 
 HEADER = "idempotency-key"
@@ -184,17 +186,8 @@ def _record_statement(dialect: str, table: Table = idempotency_keys) -> Any:
     return statement
 
 
-async def record_in(
-    conn: AsyncConnection, use: KeyUse, status: int, body: bytes, now_ms: int, *, table: Table = idempotency_keys
-) -> None:
-    """Record ``use``'s finished answer in the transaction of ``conn`` (one statement when the key is new), in
-    ``table`` (the database's own table unless a store keeps its keys elsewhere: :func:`keys_table`).
-
-    A record that expired or was abandoned in progress is taken over; a live one raises :class:`KeyTaken`
-    (read in the same transaction) so that the caller's transaction, and its write, roll back. On PostgreSQL a
-    concurrent request with the same key waits here until the first one commits, then finds its record.
-    """
-    values = {
+def _record_values(use: KeyUse, status: int, body: bytes, now_ms: int) -> dict[str, Any]:
+    return {
         "subject_type": use.subject_type,
         "subject": use.subject,
         "key": use.key,
@@ -206,6 +199,26 @@ async def record_in(
         "now_ms": now_ms,
         "lease_cutoff": now_ms - IN_PROGRESS_LEASE_SECONDS * 1000,
     }
+
+
+def _recorded_statement() -> Any:
+    c = idempotency_keys.c
+    return select(c.fingerprint, c.status, c.body).where(
+        c.subject_type == bindparam("subject_type"), c.subject == bindparam("subject"), c.key == bindparam("key")
+    )
+
+
+async def record_in(
+    conn: AsyncConnection, use: KeyUse, status: int, body: bytes, now_ms: int, *, table: Table = idempotency_keys
+) -> None:
+    """Record ``use``'s finished answer in the transaction of ``conn`` (one statement when the key is new), in
+    ``table`` (the database's own table unless a store keeps its keys elsewhere: :func:`keys_table`).
+
+    A record that expired or was abandoned in progress is taken over; a live one raises :class:`KeyTaken`
+    (read in the same transaction) so that the caller's transaction, and its write, roll back. On PostgreSQL a
+    concurrent request with the same key waits here until the first one commits, then finds its record.
+    """
+    values = _record_values(use, status, body, now_ms)
     c = table.c
     statement = _record_statement(conn.dialect.name, table)
     if (await conn.execute(statement, values)).first() is not None:
@@ -263,6 +276,44 @@ def record_in_sqlite(
     if row is None:  # pragma: no cover - the conflicting row cannot vanish inside this transaction
         raise _in_progress()
     raise KeyTaken(StoredAnswer(row[0], None if row[1] is None else int(row[1]), (row[2] or "").encode("ascii")))
+
+
+RunSql = Callable[[str, Sequence[Any]], Awaitable[Sequence[Any]]]
+"""``run(sql_text, positional_args) -> rows``: a caller's own way of running SQL text in its transaction."""
+
+_COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+
+
+def _compiled(dialect: Dialect, name: str) -> tuple[str, tuple[str, ...]]:
+    """A statement of :func:`record_in` compiled once for ``dialect``: its text and its parameters' order."""
+    found = _COMPILED.get((dialect.name, name))
+    if found is None:
+        statement = _record_statement(dialect.name) if name == "record" else _recorded_statement()
+        compiled = statement.compile(dialect=dialect)
+        if compiled.positiontup is None or any(compiled._bind_processors.values()):  # pragma: no cover
+            raise RuntimeError(f"the idempotency statement {name!r} needs SQLAlchemy's parameter processing")
+        found = (str(compiled), tuple(compiled.positiontup))
+        _COMPILED[dialect.name, name] = found
+    return found
+
+
+async def record_with(run: RunSql, dialect: Dialect, use: KeyUse, status: int, body: bytes, now_ms: int) -> None:
+    """:func:`record_in` for a caller that runs SQL text itself in its write's transaction (Scribe's PostgreSQL
+    fast path): the same statements, compiled once for ``dialect`` (a positional paramstyle), the same outcomes."""
+    values = _record_values(use, status, body, now_ms)
+    text, names = _compiled(dialect, "record")
+    if await run(text, [values[name] for name in names]):
+        return
+    text, names = _compiled(dialect, "recorded")
+    rows = await run(text, [values[name] for name in names])
+    if not rows:  # pragma: no cover - the conflicting row cannot vanish inside this transaction
+        raise _in_progress()
+    fingerprint, stored_status, stored_body = rows[0][0], rows[0][1], rows[0][2]
+    raise KeyTaken(
+        StoredAnswer(
+            fingerprint, None if stored_status is None else int(stored_status), (stored_body or "").encode("ascii")
+        )
+    )
 
 
 class IdempotencyStore:

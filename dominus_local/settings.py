@@ -80,7 +80,7 @@ class LocalSettings(BaseSettings):
     optionally ``&cafile=/path/ca.pem`` (a PEM bundle trusted instead of the system CA store; see
     :func:`dominus_local.stores.mail.parse_smtp_url`); default (or ``outbox:``): the outbox only."""
     db_pool_size: int = Field(default=10, ge=1, le=1000)
-    """Connections the PostgreSQL pool keeps open (and as many more under load)."""
+    """Connections the PostgreSQL pool keeps open (and as many more under load, kept open as well once opened)."""
     open_database_url: str | None = None
     """Scribe's open SQL area (SQLAlchemy async URL); default: SQLite ``<data_dir>/open.db``, or in memory."""
     statement_timeout: float = Field(default=30, ge=0, le=86400)

@@ -3,11 +3,13 @@
 Statements are SQLAlchemy Core constructs over the user-data layer's quoted tables: identifiers are checked
 against the spec's pattern and against the table's real columns, and every value is a bound parameter.
 A request runs in one transaction, the audit record of a secure table included: if the record cannot be
-written, the operation's writes are rolled back (spec 8.3).
+written, the operation's writes are rolled back (spec 8.3). On PostgreSQL, ``query`` and ``insert`` run the same
+statements as SQL text on asyncpg itself, where the table allows (:mod:`.scribe_postgres`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import logging
@@ -25,9 +27,17 @@ from sqlalchemy.util.concurrency import await_
 
 from dominus_local import identity
 from dominus_local.errors import ApiError, ClientDisconnected, forbidden, invalid, not_found
-from dominus_local.idempotency import IdempotencyStore, KeyTaken, KeyUse, StoredAnswer, record_in, record_in_sqlite
+from dominus_local.idempotency import (
+    IdempotencyStore,
+    KeyTaken,
+    KeyUse,
+    StoredAnswer,
+    record_in,
+    record_in_sqlite,
+    record_with,
+)
 from dominus_local.routing import Handler, RequestContext, ServiceRouter
-from dominus_local.services import smith
+from dominus_local.services import scribe_postgres, smith
 from dominus_local.services.herald import write_audit
 from dominus_local.state import LocalState
 from dominus_local.stores.database import Database
@@ -80,6 +90,8 @@ class Target:
         self.columns = {c.name: c for c in columns}
         self.ud = ud
         self.construct = ud.table(schema, table, columns)
+        self.postgres = scribe_postgres.plan_for(ud, schema, table, columns)
+        """The PostgreSQL fast path's statements, when the table can take it (see :mod:`.scribe_postgres`)."""
 
     def column(self, name: Any, field_name: str) -> ColumnInfo:
         if not isinstance(name, str) or not IDENTIFIER.match(name):
@@ -108,13 +120,14 @@ class Target:
             values[name] = self.ud.to_db(info, value)
         return values
 
-    def where(self, filters: Any, field_name: str = "filters") -> list[sa.ColumnElement[bool]]:
-        """Filter conditions of spec 8.2: scalar -> ``=``, list -> ``IN``, null -> ``IS NULL``."""
+    def conditions(self, filters: Any, field_name: str = "filters") -> list[tuple[str, str, Any]]:
+        """The checked filters of spec 8.2, each ``(column, "=", value)``, ``(column, "in", [values])`` or
+        ``(column, "null", None)``, values in their database form."""
         if filters is None:
             return []
         if not isinstance(filters, dict):
             raise invalid(field_name, "must be an object mapping columns to values")
-        conditions: list[sa.ColumnElement[bool]] = []
+        conditions: list[tuple[str, str, Any]] = []
         for name, condition in filters.items():
             where = f"{field_name}.{_short(str(name))}"
             if not isinstance(name, str) or not IDENTIFIER.match(name):
@@ -122,9 +135,8 @@ class Target:
             if isinstance(condition, dict):
                 raise invalid(where, "must be a value, a list of values or null (operators are not supported)")
             info = self.column(name, where)
-            column = self.construct.c[name]
             if condition is None:
-                conditions.append(column.is_(None))
+                conditions.append((name, "null", None))
             elif isinstance(condition, list):
                 if len(condition) > 10000:
                     raise invalid(where, "must list at most 10000 values")
@@ -133,12 +145,25 @@ class Target:
                     if item is None or isinstance(item, dict | list):
                         raise invalid(f"{where}[{index}]", "must be a scalar value")
                     values.append(self.ud.to_db(info, item))
-                conditions.append(column.in_(values) if values else sa.false())
+                conditions.append((name, "in", values))
             elif isinstance(condition, str | int | float | bool):
-                conditions.append(column == self.ud.to_db(info, condition))
+                conditions.append((name, "=", self.ud.to_db(info, condition)))
             else:  # pragma: no cover - JSON has no other value kinds
                 raise invalid(where, "must be a value, a list of values or null")
         return conditions
+
+    def where(self, filters: Any, field_name: str = "filters") -> list[sa.ColumnElement[bool]]:
+        """Filter conditions of spec 8.2: scalar -> ``=``, list -> ``IN``, null -> ``IS NULL``."""
+        built: list[sa.ColumnElement[bool]] = []
+        for name, op, value in self.conditions(filters, field_name):
+            column = self.construct.c[name]
+            if op == "null":
+                built.append(column.is_(None))
+            elif op == "in":
+                built.append(column.in_(value) if value else sa.false())
+            else:
+                built.append(column == value)
+        return built
 
     def to_json(self, row: Mapping[Any, Any]) -> dict[str, Any]:
         return {str(name): self.ud.from_db(self.columns[str(name)].type, value) for name, value in row.items()}
@@ -159,11 +184,34 @@ async def _resolve(ctx: RequestContext, conn: AsyncConnection, ud: UserData) -> 
     at once when the stale entry makes a statement fail: :func:`_fresh_on_failure` then reads again.
     """
     schema, table = _path_identifier(ctx, "schema"), _path_identifier(ctx, "table")
-    now = _monotonic()
     found = ud.resolved.get((schema, table))
-    if found is not None and found[1] > now:
+    if found is not None and found[1] > _monotonic():
         target: Target = found[0]
         return target
+    if ud.dialect != "postgresql":
+        return await _read_catalogue(conn, ud, schema, table)
+    # On PostgreSQL the catalogue reads are slow (information_schema) and every busy request would make them at
+    # once when the entry expires: one request reads, the others of this process wait for its answer (and read
+    # for themselves only when it has none, e.g. it failed or DDL ran meanwhile).
+    resolving: dict[tuple[str, str], asyncio.Event] = ctx.state.extras.setdefault("scribe_resolving", {})
+    running = resolving.get((schema, table))
+    if running is not None:
+        await running.wait()
+        found = ud.resolved.get((schema, table))
+        if found is not None and found[1] > _monotonic():
+            return found[0]  # type: ignore[no-any-return]
+        return await _read_catalogue(conn, ud, schema, table)
+    done = resolving[schema, table] = asyncio.Event()
+    try:
+        return await _read_catalogue(conn, ud, schema, table)
+    finally:
+        del resolving[schema, table]
+        done.set()
+
+
+async def _read_catalogue(conn: AsyncConnection, ud: UserData, schema: str, table: str) -> Target:
+    """:func:`_resolve`'s catalogue reads; the table is kept in ``ud.resolved`` unless DDL ran meanwhile."""
+    now = _monotonic()
     generation = ud.catalog_generation
     if await smith.schema_row(conn, schema) is None:
         raise not_found(f"Schema '{schema}'")
@@ -392,7 +440,8 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
     whether the table is secure (a ``count(*)`` and the secure-table check only for a page past the last row);
     on PostgreSQL outside a transaction (no BEGIN/COMMIT), on SQLite outside the writers' lock. A secure table's
     query is then run again as a write transaction, checked first and writing its audit record. On a SQLite file
-    the SELECT is one hop to a read connection (:func:`_query_direct`).
+    the SELECT is one hop to a read connection (:func:`_query_direct`); on PostgreSQL it is SQL text prepared
+    once per pooled connection (:mod:`.scribe_postgres`).
     """
     fields = ctx.fields
     limit = fields.int("limit", default=100, min_value=1, max_value=MAX_LIMIT)
@@ -445,16 +494,23 @@ async def _query(
         secure = await _secure_check(ctx, conn) if writer else None
         try:
             target = await _resolve(ctx, conn, ud)
-            conditions = target.where(filters)
-            order: list[sa.ColumnElement[Any]] = []
-            if sort_by is not None:
-                column = target.construct.c[target.column(sort_by, "sort_by").name]
-                order.append(column.desc() if sort_order == "DESC" else column.asc())
-            order.extend(target.order())
+            plan = None if writer else target.postgres
+            if plan is not None:
+                checked = target.conditions(filters)
+                sort = None if sort_by is None else (target.column(sort_by, "sort_by").name, sort_order == "DESC")
+            else:
+                conditions = target.where(filters)
+                order: list[sa.ColumnElement[Any]] = []
+                if sort_by is not None:
+                    column = target.construct.c[target.column(sort_by, "sort_by").name]
+                    order.append(column.desc() if sort_order == "DESC" else column.asc())
+                order.extend(target.order())
         except ApiError:
             if not writer and await _secure_check(ctx, conn) is not None:
                 raise _NeedsWriter from None
             raise
+        if plan is not None:
+            return await _read_postgres(ctx, conn, target, plan, checked, sort, limit, offset, filters)
         columns: list[Any] = [target.construct, sa.func.count().over().label(_TOTAL)]
         if not writer:
             columns.append(_is_secure(target))
@@ -483,6 +539,48 @@ async def _query(
     return {"items": items, "total": int(total), "limit": limit, "offset": offset}
 
 
+async def _read_postgres(
+    ctx: RequestContext,
+    conn: AsyncConnection,
+    target: Target,
+    plan: scribe_postgres.TablePlan,
+    conditions: list[tuple[str, str, Any]],
+    sort: tuple[str, bool] | None,
+    limit: int,
+    offset: int,
+    filters: Any,
+) -> dict[str, Any]:
+    """:func:`_query`'s read on PostgreSQL's fast path: the same SELECT as SQL text on asyncpg (one round trip)."""
+    shape: list[scribe_postgres.Filter] = []
+    args: list[Any] = []
+    for name, op, value in conditions:
+        if op == "in":
+            shape.append((name, op, len(value)))
+            args.extend(value)
+        elif op == "null":
+            shape.append((name, op, 0))
+        else:
+            shape.append((name, op, 1))
+            args.append(value)
+    args.append(limit)
+    if offset:
+        args.append(offset)
+    args += (target.schema, target.table)
+    with database_errors():
+        records = await (await scribe_postgres.Driver.of(conn)).fetch(plan.select(shape, sort, offset > 0), args)
+        if records[0][-1] if records else await _secure_check(ctx, conn) is not None:
+            raise _NeedsWriter
+        if records:
+            total = records[0][-2]
+        elif offset == 0:
+            total = 0
+        else:
+            count = sa.select(sa.func.count()).select_from(target.construct).where(*target.where(filters))
+            total = (await conn.execute(count)).scalar_one()
+        items = [plan.to_json(record) for record in records]
+    return {"items": items, "total": int(total), "limit": limit, "offset": offset}
+
+
 @router.post("/api/scribe/data/{schema}/{table}/insert", records_key=True, cancel_on_disconnect=True)
 @_fresh_on_failure
 async def insert(ctx: RequestContext) -> dict[str, Any]:
@@ -494,7 +592,8 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
     spent) and the insert runs again with the secure-table check first, so that a secure table's refusal comes
     before any other and nothing is written without its reason, actor, scopes and audit record. On a SQLite
     file the INSERT and the key's record are one function of the writer's next group commit
-    (:func:`_insert_direct`): one hop, and one fsync shared with the writes committed with it.
+    (:func:`_insert_direct`): one hop, and one fsync shared with the writes committed with it. On PostgreSQL the
+    first attempt runs as SQL text on asyncpg (:func:`_insert_postgres`), with the same round trips.
     """
     _keys_with_rows(ctx)
     direct = _direct_target(ctx)
@@ -521,6 +620,9 @@ async def _insert(ctx: RequestContext, *, checked: bool) -> dict[str, Any]:
         try:
             target = await _resolve(ctx, conn, ud)
             values = target.row_values(ctx.body.get("data"), "data")
+            plan = None if checked else target.postgres
+            if plan is not None:
+                return await _insert_postgres(ctx, conn, target, plan, values)
             columns: list[Any] = list(target.construct.c)
             if not checked:
                 columns.append(_is_secure(target))
@@ -536,6 +638,27 @@ async def _insert(ctx: RequestContext, *, checked: bool) -> dict[str, Any]:
         row = target.to_json({k: v for k, v in stored.items() if k not in _EXTRA})
         await _audit(ctx, conn, secure, "insert", target, None, {"affected_rows": 1})
         await _keep_answer(ctx, conn, row)
+    return row
+
+
+async def _insert_postgres(
+    ctx: RequestContext, conn: AsyncConnection, target: Target, plan: scribe_postgres.TablePlan, values: dict[str, Any]
+) -> dict[str, Any]:
+    """:func:`_insert` on PostgreSQL's fast path: BEGIN, the INSERT ... RETURNING (with the secure flag), the
+    idempotency key's record (with a key), COMMIT, as SQL text on asyncpg. A secure table, or a refusal, raises
+    :class:`_NeedsCheck` (through ``_insert``'s handler) after the transaction has rolled back."""
+    args = [*values.values(), target.schema, target.table]
+    driver = await scribe_postgres.Driver.of(conn)
+    async with driver.transaction():
+        with database_errors():
+            record = (await driver.fetch(plan.insert(tuple(values)), args))[0]
+        if record[-1]:
+            raise _NeedsCheck
+        row = plan.to_json(record)
+        use = ctx.idempotency
+        if use is not None:
+            store: IdempotencyStore = ctx.state.extras["idempotency"]
+            await record_with(driver.fetch, conn.dialect, use, 200, use.success(row), store.now_ms())
     return row
 
 

@@ -53,6 +53,7 @@ class Database:
     """
 
     def __init__(self, url: str, *, pool_size: int = 10, statement_timeout: float | None = None) -> None:
+        """``pool_size`` (PostgreSQL): connections kept open in steady use; up to twice as many under load."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._shared_connection = False
@@ -71,8 +72,11 @@ class Database:
                 options["max_overflow"] = 0
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            options["pool_size"] = pool_size
-            options["max_overflow"] = pool_size
+            # Up to twice ``pool_size`` connections, each opened when first needed and then kept: with a pool of
+            # ``pool_size`` plus as many overflow connections, every overflow connection was closed when it came
+            # back, so a load just above ``pool_size`` opened a connection (a PostgreSQL backend) per request.
+            options["pool_size"] = 2 * pool_size
+            options["max_overflow"] = 0
             if self.statement_timeout is not None:
                 milliseconds = str(max(1, round(self.statement_timeout * 1000)))
                 options["connect_args"] = {"server_settings": {"statement_timeout": milliseconds}}
