@@ -27,6 +27,8 @@ class Sample:
     p99_ms: float
     rss_mib: float
     errors: int = 0
+    cpu_ms: float = float("nan")
+    """CPU time (user + system) of ``rss_pid`` per call, in ms: what one call costs the server."""
     latencies: list[float] = field(default_factory=list, repr=False)
     """Every call's latency in seconds, sorted (kept to merge slices)."""
 
@@ -63,6 +65,16 @@ def peak_rss_mib(pid: int | None = None) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads) in seconds; ``nan`` when unknown."""
+    try:
+        with open(f"/proc/{pid or 'self'}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- load ----------------------------------------------------------------------------------------------------
 
 
@@ -95,9 +107,11 @@ async def run_load(
             await call()
             latencies.append(clock() - t0)
 
+    cpu_start = cpu_seconds(rss_pid)
     t_start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t_start
+    cpu = cpu_seconds(rss_pid) - cpu_start
     latencies.sort()
     return Sample(
         calls=len(latencies),
@@ -105,6 +119,7 @@ async def run_load(
         p50_ms=_percentile(latencies, 0.50) * 1000,
         p99_ms=_percentile(latencies, 0.99) * 1000,
         rss_mib=peak_rss_mib(rss_pid),
+        cpu_ms=cpu / len(latencies) * 1000 if latencies else float("nan"),
         latencies=latencies,
     )
 
@@ -118,6 +133,7 @@ def merge(samples: Sequence[Sample]) -> Sample:
         p50_ms=_percentile(latencies, 0.50) * 1000,
         p99_ms=_percentile(latencies, 0.99) * 1000,
         rss_mib=max(sample.rss_mib for sample in samples),
+        cpu_ms=sum(sample.cpu_ms * sample.calls for sample in samples) / max(1, sum(s.calls for s in samples)),
         latencies=latencies,
     )
 
@@ -158,6 +174,7 @@ class Row:
             "p50_ms": _med([s.p50_ms for s in self.samples]),
             "p99_ms": _med([s.p99_ms for s in self.samples]),
             "peak_rss_mib": max((s.rss_mib for s in self.samples), default=None),
+            "cpu_ms_per_call": _med([s.cpu_ms for s in self.samples]),
             "ratio": _med(ratios) if ratios else None,
             "ratio_min": min(ratios) if ratios else None,
             "ratio_max": max(ratios) if ratios else None,
@@ -179,9 +196,9 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 def markdown_table(rows: Sequence[Row]) -> str:
     """The results as a Markdown table (medians, with min-max of throughput and ratio)."""
     lines = [
-        "| scenario | variant | C | calls/s (median, min-max) | p50 ms | p99 ms | peak RSS MiB | ratio to baseline "
-        "(median, min-max) |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| scenario | variant | C | calls/s (median, min-max) | p50 ms | p99 ms | peak RSS MiB | server CPU ms/call "
+        "| ratio to baseline (median, min-max) |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         s = row.summary()
@@ -193,7 +210,8 @@ def markdown_table(rows: Sequence[Row]) -> str:
         variant = row.variant + (f" - {row.note}" if row.note else "")
         lines.append(
             f"| {row.scenario} | {variant} | {row.concurrency} | {rate} | {_fmt(s['p50_ms'], 2)} | "
-            f"{_fmt(s['p99_ms'], 2)} | {_fmt(s['peak_rss_mib'], 0)} | {ratio} |"
+            f"{_fmt(s['p99_ms'], 2)} | {_fmt(s['peak_rss_mib'], 0)} | "
+            f"{_fmt(s['cpu_ms_per_call'], 3)} | {ratio} |"
         )
     return "\n".join(lines)
 
