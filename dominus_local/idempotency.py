@@ -42,6 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
@@ -201,8 +202,8 @@ def _record_values(use: KeyUse, status: int, body: bytes, now_ms: int) -> dict[s
     }
 
 
-def _recorded_statement() -> Any:
-    c = idempotency_keys.c
+def _recorded_statement(table: Table = idempotency_keys) -> Any:
+    c = table.c
     return select(c.fingerprint, c.status, c.body).where(
         c.subject_type == bindparam("subject_type"), c.subject == bindparam("subject"), c.key == bindparam("key")
     )
@@ -219,82 +220,55 @@ async def record_in(
     concurrent request with the same key waits here until the first one commits, then finds its record.
     """
     values = _record_values(use, status, body, now_ms)
-    c = table.c
     statement = _record_statement(conn.dialect.name, table)
     if (await conn.execute(statement, values)).first() is not None:
         return
-    row = (
-        await conn.execute(
-            select(c.fingerprint, c.status, c.body).where(
-                c.subject_type == use.subject_type, c.subject == use.subject, c.key == use.key
-            )
-        )
-    ).first()
-    if row is None:  # pragma: no cover - the conflicting row cannot vanish inside this transaction
-        raise _in_progress()
-    raise KeyTaken(
-        StoredAnswer(row.fingerprint, None if row.status is None else int(row.status), (row.body or "").encode("ascii"))
-    )
-
-
-_SQLITE_RECORD = (
-    "INSERT INTO {table} (subject_type, subject, key, fingerprint, status, body, started_ms, expires_ms)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subject_type, subject, key) DO UPDATE SET"
-    " fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body,"
-    " started_ms = excluded.started_ms, expires_ms = excluded.expires_ms"
-    " WHERE {bare}.expires_ms <= ? OR ({bare}.status IS NULL AND {bare}.started_ms < ?)"
-    " RETURNING started_ms"
-)
-_SQLITE_STORED = "SELECT fingerprint, status, body FROM {table} WHERE subject_type = ? AND subject = ? AND key = ?"
-
-
-def record_in_sqlite(
-    raw: sqlite3.Connection, use: KeyUse, status: int, body: bytes, now_ms: int, *, table: str = ""
-) -> None:
-    """:func:`record_in` on a plain ``sqlite3`` connection, inside the transaction it is running (a function of
-    :class:`~dominus_local.stores.sqlite_direct.SqliteDirect`); ``table`` names another table of the same
-    shape (``schema.name``: :func:`keys_table`) than the database's own."""
-    name = table or idempotency_keys.name
-    found = raw.execute(
-        _SQLITE_RECORD.format(table=name, bare=name.rsplit(".", 1)[-1]),
-        (
-            use.subject_type,
-            use.subject,
-            use.key,
-            use.fingerprint,
-            status,
-            body.decode("ascii"),
-            now_ms,
-            now_ms + RETENTION_SECONDS * 1000,
-            now_ms,
-            now_ms - IN_PROGRESS_LEASE_SECONDS * 1000,
-        ),
-    ).fetchone()
-    if found is not None:
-        return
-    row = raw.execute(_SQLITE_STORED.format(table=name), (use.subject_type, use.subject, use.key)).fetchone()
-    if row is None:  # pragma: no cover - the conflicting row cannot vanish inside this transaction
-        raise _in_progress()
-    raise KeyTaken(StoredAnswer(row[0], None if row[1] is None else int(row[1]), (row[2] or "").encode("ascii")))
+    raise _taken((await conn.execute(_recorded_statement(table), values)).first())
 
 
 RunSql = Callable[[str, Sequence[Any]], Awaitable[Sequence[Any]]]
 """``run(sql_text, positional_args) -> rows``: a caller's own way of running SQL text in its transaction."""
 
-_COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+_COMPILED: dict[tuple[str, str, str], tuple[str, tuple[str, ...]]] = {}
+_SQLITE = sqlite_dialect()
 
 
-def _compiled(dialect: Dialect, name: str) -> tuple[str, tuple[str, ...]]:
-    """A statement of :func:`record_in` compiled once for ``dialect``: its text and its parameters' order."""
-    found = _COMPILED.get((dialect.name, name))
+def _compiled(dialect: Dialect, name: str, table: Table = idempotency_keys) -> tuple[str, tuple[str, ...]]:
+    """A statement of :func:`record_in` compiled once for ``dialect`` and ``table``: its text and its parameters'
+    order."""
+    cache_key = (dialect.name, name, table.fullname)
+    found = _COMPILED.get(cache_key)
     if found is None:
-        statement = _record_statement(dialect.name) if name == "record" else _recorded_statement()
+        statement = _record_statement(dialect.name, table) if name == "record" else _recorded_statement(table)
         compiled = statement.compile(dialect=dialect)
         if compiled.positiontup is None or any(compiled._bind_processors.values()):  # pragma: no cover
             raise RuntimeError(f"the idempotency statement {name!r} needs SQLAlchemy's parameter processing")
         found = (str(compiled), tuple(compiled.positiontup))
-        _COMPILED[dialect.name, name] = found
+        _COMPILED[cache_key] = found
     return found
+
+
+def _taken(row: Sequence[Any] | None) -> KeyTaken:
+    """The :class:`KeyTaken` of the stored record ``(fingerprint, status, body)`` that kept a key from being
+    recorded."""
+    if row is None:  # pragma: no cover - the conflicting row cannot vanish inside this transaction
+        raise _in_progress()
+    fingerprint, status, body = row[0], row[1], row[2]
+    return KeyTaken(StoredAnswer(fingerprint, None if status is None else int(status), (body or "").encode("ascii")))
+
+
+def record_in_sqlite(
+    raw: sqlite3.Connection, use: KeyUse, status: int, body: bytes, now_ms: int, *, table: Table = idempotency_keys
+) -> None:
+    """:func:`record_in` on a plain ``sqlite3`` connection, inside the transaction it is running (a function of
+    :class:`~dominus_local.stores.sqlite_direct.SqliteDirect`): the same statements, compiled once, in ``table``
+    (the database's own unless a store keeps its keys elsewhere: :func:`keys_table`)."""
+    values = _record_values(use, status, body, now_ms)
+    text, names = _compiled(_SQLITE, "record", table)
+    if raw.execute(text, [values[name] for name in names]).fetchone() is not None:
+        return
+    text, names = _compiled(_SQLITE, "recorded", table)
+    raise _taken(raw.execute(text, [values[name] for name in names]).fetchone())
 
 
 async def record_with(run: RunSql, dialect: Dialect, use: KeyUse, status: int, body: bytes, now_ms: int) -> None:
@@ -306,14 +280,7 @@ async def record_with(run: RunSql, dialect: Dialect, use: KeyUse, status: int, b
         return
     text, names = _compiled(dialect, "recorded")
     rows = await run(text, [values[name] for name in names])
-    if not rows:  # pragma: no cover - the conflicting row cannot vanish inside this transaction
-        raise _in_progress()
-    fingerprint, stored_status, stored_body = rows[0][0], rows[0][1], rows[0][2]
-    raise KeyTaken(
-        StoredAnswer(
-            fingerprint, None if stored_status is None else int(stored_status), (stored_body or "").encode("ascii")
-        )
-    )
+    raise _taken(rows[0] if rows else None)
 
 
 class IdempotencyStore:

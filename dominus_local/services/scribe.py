@@ -787,7 +787,7 @@ async def _insert_direct(ctx: RequestContext, target: Target) -> dict[str, Any] 
     use = ctx.idempotency
     store: IdempotencyStore = ctx.state.extras["idempotency"]
     now_ms = store.now_ms()
-    keys = f"{USERDATA}.{ud.keys_table.name}"
+    keys = ud.keys_table
 
     def work(raw: sqlite3.Connection) -> dict[str, Any]:
         try:
