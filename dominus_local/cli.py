@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from dominus_local.settings import LocalSettings
 
@@ -71,8 +72,15 @@ def worker_app() -> Any:
 
 
 class _DropConnections:
-    """Under uvicorn, an injected drop returns quietly: the response was started with a ``Content-Length``
-    and no body follows, so uvicorn closes the connection and the client sees it break."""
+    """The app as ``serve`` runs it.
+
+    - Under uvicorn, an injected drop returns quietly: the response was started with a ``Content-Length``
+      and no body follows, so uvicorn closes the connection and the client sees it break.
+    - Once started, the objects of the whole start-up (modules, the app, SQLAlchemy's metadata and caches)
+      are moved out of the garbage collector's reach (``gc.freeze()``): otherwise each full collection scans
+      them all again, which pauses every request in flight for tens of milliseconds, a few times a minute
+      under load. The process is the server's own, so this changes nothing for anybody else's objects.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -80,6 +88,16 @@ class _DropConnections:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from dominus_local.faults import ConnectionDropped
 
+        if scope["type"] == "lifespan":
+
+            async def send_started(message: Message) -> None:
+                if message["type"] == "lifespan.startup.complete":
+                    gc.collect()
+                    gc.freeze()
+                await send(message)
+
+            await self.app(scope, receive, send_started)
+            return
         try:
             await self.app(scope, receive, send)
         except ConnectionDropped:

@@ -451,7 +451,7 @@ async def query(ctx: RequestContext) -> dict[str, Any]:
         raise invalid("sort_order", "must be ASC or DESC")
     sort_by = fields.raw("sort_by")
     filters = fields.raw("filters")
-    direct = _direct_target(ctx)
+    direct = await _direct_target(ctx)
     if direct is not None:
         found = await _query_direct(ctx, direct, limit, offset, sort_order, sort_by, filters)
         if found is not None:
@@ -596,7 +596,7 @@ async def insert(ctx: RequestContext) -> dict[str, Any]:
     first attempt runs as SQL text on asyncpg (:func:`_insert_postgres`), with the same round trips.
     """
     _keys_with_rows(ctx)
-    direct = _direct_target(ctx)
+    direct = await _direct_target(ctx)
     if direct is not None:
         found = await _insert_direct(ctx, direct)
         if found is not None:
@@ -675,18 +675,50 @@ class _Fallback(Exception):
     """The direct path cannot answer this request; nothing was written."""
 
 
-def _direct_target(ctx: RequestContext) -> Target | None:
-    """The request's table, when it is resolved in memory and the database runs whole transactions in one hop."""
+async def _direct_target(ctx: RequestContext) -> Target | None:
+    """The request's table, when it was resolved in memory and the database runs whole transactions in one hop.
+
+    An entry that has expired is read again by one request (:func:`_reresolved`) while the others of this
+    process wait for it, instead of every request in flight taking the general path: that path runs under the
+    writers' lock, so on a busy table each expiry queued every request behind all the others for a moment."""
     if ctx.state.db.direct is None or ctx.disconnected:
         return None
     ud = userdata_for(ctx.state)
     if not isinstance(ud, SqliteUserData) or ud.path == ":memory:":
         return None
-    found = ud.resolved.get((ctx.path_params.get("schema", ""), ctx.path_params.get("table", "")))
+    name = (ctx.path_params.get("schema", ""), ctx.path_params.get("table", ""))
+    found = ud.resolved.get(name)
+    if found is None:
+        return None  # never resolved (or DDL ran): the general path resolves it, and words any refusal
+    target: Target | None = found[0] if found[1] > _monotonic() else await _reresolved(ctx, ud, *name)
+    if target is not None:
+        ctx.state.db.direct.attach(USERDATA, ud.path)
+    return target
+
+
+async def _reresolved(ctx: RequestContext, ud: UserData, schema: str, table: str) -> Target | None:
+    """The table read again from the catalogue, on a read connection, once per expiry in this process (the
+    requests that arrive meanwhile wait for that read); ``None`` when the general path must answer (the table
+    or its schema is gone, the read failed, DDL ran meanwhile)."""
+    resolving: dict[tuple[str, str], asyncio.Event] = ctx.state.extras.setdefault("scribe_resolving", {})
+    running = resolving.get((schema, table))
+    if running is not None:
+        await running.wait()
+    else:
+        done = resolving[schema, table] = asyncio.Event()
+        try:
+            async with ctx.state.db.read() as conn:
+                await ud.prepare(conn)
+                await _read_catalogue(conn, ud, schema, table)
+        except (ApiError, sa.exc.SQLAlchemyError):
+            return None
+        finally:
+            del resolving[schema, table]
+            done.set()
+    found = ud.resolved.get((schema, table))
     if found is None or found[1] <= _monotonic():
         return None
     target: Target = found[0]
-    ctx.state.db.direct.attach(USERDATA, ud.path)
     return target
 
 

@@ -7,6 +7,7 @@ Most of the tests here are the general path's own tests, run again with ``env`` 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import sqlite3
@@ -16,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from dominus_fastapi import ConflictError, Dominus, DominusError
+from dominus_fastapi import ConflictError, Dominus, DominusError, NotFoundError
+from dominus_local.services import scribe
+from dominus_local.stores.userdata import userdata_for
 from tests.conftest import make_fast
 from tests.data.conftest import Env, make_orders
 from tests.data.test_secure import (  # noqa: F401 - collected again with this module's env
@@ -105,3 +108,51 @@ async def test_a_refused_insert_writes_nothing_and_later_inserts_commit(env: Env
     assert _recorded(env, "dup") == [("dup", 409)]
     await env.client.db.insert("orders", {"customer": "bob"})
     assert (await env.client.db.query("orders"))["total"] == 2
+
+
+def _expire(env: Env) -> None:
+    """Let the resolved ``orders`` run out, as it does every ``RESOLVED_SECONDS``."""
+    ud = userdata_for(env.state)
+    target, _ = ud.resolved["public", "orders"]
+    ud.resolved["public", "orders"] = (target, 0.0)
+
+
+async def test_an_expired_table_is_read_again_once_for_all_the_requests_in_flight(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_orders(env.client)
+    await env.client.db.query("orders")
+    reads: list[str] = []
+    real = scribe._read_catalogue
+
+    async def counted(conn: Any, ud: Any, schema: str, table: str) -> Any:
+        reads.append(table)
+        return await real(conn, ud, schema, table)
+
+    monkeypatch.setattr(scribe, "_read_catalogue", counted)
+    direct = env.state.db.direct
+    assert direct is not None
+    commits = direct.commits
+    _expire(env)
+    rows = await asyncio.gather(*(env.client.db.insert("orders", {"customer": f"c{n}"}) for n in range(20)))
+    assert sorted(r["customer"] for r in rows) == sorted(f"c{n}" for n in range(20))
+    assert reads == ["orders"]
+    # Every insert took the writer's one-hop path (the general one does not count as a group commit).
+    assert direct.commits > commits
+    assert userdata_for(env.state).resolved["public", "orders"][1] > 0
+    _expire(env)
+    found = await asyncio.gather(*(env.client.db.query("orders", limit=1) for _ in range(10)))
+    assert {page["total"] for page in found} == {20} and reads == ["orders", "orders"]
+
+
+async def test_an_expired_table_that_another_process_dropped_is_refused_as_missing(env: Env) -> None:
+    await make_orders(env.client)
+    await env.client.db.query("orders")
+    _expire(env)
+    with contextlib.closing(sqlite3.connect(_data_dir(env) / "userdata.db")) as db:
+        db.execute('DROP TABLE "public.orders"')
+        db.commit()
+    with pytest.raises(NotFoundError) as missing:
+        await env.client.db.insert("orders", {"customer": "ada"})
+    assert "orders" in str(missing.value)
+    assert ("public", "orders") not in userdata_for(env.state).resolved
