@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from dominus_local.errors import ApiError, invalid, too_large, unprocessable
@@ -27,6 +28,7 @@ from dominus_local.state import LocalState
 from dominus_local.stores.kv import (
     INT64_MAX,
     INT64_MIN,
+    Keep,
     KVEntry,
     KVStore,
     MemoryKVStore,
@@ -198,6 +200,17 @@ def _decode_cursor(cursor: str, category: str, prefix: str) -> str:
     return last
 
 
+def _keep(ctx: RequestContext, store: KVStore, answer: Callable[[Any], dict[str, Any]]) -> Keep | None:
+    """The request's idempotency key, to be recorded by ``store`` with the write (in the same Redis script or
+    database transaction: no round trip of its own); ``answer`` makes the write's result the answer. A failure's
+    record then goes to the same store."""
+    use = ctx.idempotency
+    if use is None:
+        return None
+    use.recorder = store
+    return Keep(use, answer)
+
+
 # -- endpoints --------------------------------------------------------------------------------------------------
 
 
@@ -208,19 +221,14 @@ async def set_value(ctx: RequestContext) -> dict[str, Any]:
     Round trips: one to the store (Redis: one script call, which also checks and writes the idempotency key's
     record; SQLite/PostgreSQL: one upsert and, with a key, its record, in one transaction; on a SQLite file that
     transaction is one hop, committed with the other writes waiting at that moment: see
-    :mod:`~dominus_local.stores.sqlite_direct`)."""
+    :mod:`~dominus_local.stores.sqlite_direct`). Every Whisperer write keeps its key so (see :func:`_keep`)."""
     store = kv_store(ctx.state)
-    use = ctx.idempotency
-    if use is not None:
-        use.recorder = store  # a failure's record goes where this write's record would
     f = ctx.fields
     key, category, ttl = _logical_path(f), _category(f), _ttl(f, 3600)
     value = _value(ctx)
     answer = {"key": key, "stored": True, "ttl_seconds": ttl}
     try:
-        await store.set(
-            _space(ctx.subject, category), key, value, ttl, keep=None if use is None else (use, use.success(answer))
-        )
+        await store.set(_space(ctx.subject, category), key, value, ttl, keep=_keep(ctx, store, lambda _: answer))
     except WrongTypeError as error:
         raise _wrong_type(error) from None
     return answer
@@ -247,12 +255,17 @@ async def get_value(ctx: RequestContext) -> dict[str, Any]:
     return {"found": True, "value": entry.value, "ttl_remaining": entry.ttl_remaining(store.clock())}
 
 
-@router.post("/api/whisperer/delete")
+@router.post("/api/whisperer/delete", records_key=True)
 async def delete_value(ctx: RequestContext) -> dict[str, Any]:
     """Remove a key, plain or hash."""
     f = ctx.fields
     key, category = _logical_path(f), _category(f)
-    deleted = await kv_store(ctx.state).delete(_space(ctx.subject, category), key)
+    store = kv_store(ctx.state)
+    deleted = await store.delete(_space(ctx.subject, category), key, keep=_keep(ctx, store, _deleted))
+    return _deleted(deleted)
+
+
+def _deleted(deleted: bool) -> dict[str, Any]:
     return {"deleted": deleted}
 
 
@@ -300,44 +313,61 @@ async def mget(ctx: RequestContext) -> dict[str, Any]:
     return {"results": results}
 
 
-@router.post("/api/whisperer/setnx")
+@router.post("/api/whisperer/setnx", records_key=True)
 async def setnx(ctx: RequestContext) -> dict[str, Any]:
     """Write only when the key is absent (atomic): the lock primitive. TTL 60 s by default."""
     f = ctx.fields
     key, category, ttl = _logical_path(f), _category(f), _ttl(f, 60)
     value = _value(ctx)
+    store = kv_store(ctx.state)
     try:
-        acquired, existing = await kv_store(ctx.state).setnx(_space(ctx.subject, category), key, value, ttl)
+        result = await store.setnx(_space(ctx.subject, category), key, value, ttl, keep=_keep(ctx, store, _acquired))
     except WrongTypeError as error:
         raise _wrong_type(error) from None
-    return {"acquired": acquired, "existing": existing}
+    return _acquired(result)
 
 
-@router.post("/api/whisperer/incr")
+def _acquired(result: tuple[bool, Any]) -> dict[str, Any]:
+    return {"acquired": result[0], "existing": result[1]}
+
+
+@router.post("/api/whisperer/incr", records_key=True)
 async def incr(ctx: RequestContext) -> dict[str, Any]:
     """Add ``delta`` to an integer counter; a missing key starts at 0 with ``ttl_seconds``."""
     f = ctx.fields
     key, category, ttl = _logical_path(f), _category(f), _ttl(f, 3600)
     delta: int = f.int("delta", required=False, default=1, min_value=INT64_MIN, max_value=INT64_MAX)
+    store = kv_store(ctx.state)
     try:
-        value = await kv_store(ctx.state).incr(_space(ctx.subject, category), key, delta, ttl)
+        value = await store.incr(_space(ctx.subject, category), key, delta, ttl, keep=_keep(ctx, store, _counted))
     except WrongTypeError as error:
         raise _wrong_type(error) from None
     except NotIntegerError as error:
         raise unprocessable(f"Cannot increment: {error}", field="logical_path") from None
+    return _counted(value)
+
+
+def _counted(value: int) -> dict[str, Any]:
     return {"value": value}
 
 
-@router.post("/api/whisperer/hset")
+@router.post("/api/whisperer/hset", records_key=True)
 async def hset(ctx: RequestContext) -> dict[str, Any]:
     """Set one hash field; the whole hash's expiry is reset to ``ttl_seconds``."""
     f = ctx.fields
     key, category, field, ttl = _logical_path(f), _category(f), _field(f), _ttl(f, 3600)
     value = _value(ctx)
+    store = kv_store(ctx.state)
     try:
-        is_new = await kv_store(ctx.state).hset(_space(ctx.subject, category), key, field, value, ttl)
+        is_new = await store.hset(
+            _space(ctx.subject, category), key, field, value, ttl, keep=_keep(ctx, store, _field_set)
+        )
     except WrongTypeError as error:
         raise _wrong_type(error) from None
+    return _field_set(is_new)
+
+
+def _field_set(is_new: bool) -> dict[str, Any]:
     return {"set": is_new}
 
 
@@ -363,13 +393,14 @@ async def hgetall(ctx: RequestContext) -> dict[str, Any]:
     return {"found": True, "fields": dict(entry.value)}
 
 
-@router.post("/api/whisperer/hdel")
+@router.post("/api/whisperer/hdel", records_key=True)
 async def hdel(ctx: RequestContext) -> dict[str, Any]:
     """Remove one hash field; removing the last one removes the key."""
     f = ctx.fields
     key, category, field = _logical_path(f), _category(f), _field(f)
+    store = kv_store(ctx.state)
     try:
-        deleted = await kv_store(ctx.state).hdel(_space(ctx.subject, category), key, field)
+        deleted = await store.hdel(_space(ctx.subject, category), key, field, keep=_keep(ctx, store, _deleted))
     except WrongTypeError as error:
         raise _wrong_type(error) from None
-    return {"deleted": deleted}
+    return _deleted(deleted)

@@ -50,6 +50,23 @@ INT64_MAX = 2**63 - 1
 _T = TypeVar("_T")
 
 
+@dataclass(frozen=True)
+class Keep:
+    """An idempotency key to record with a write, atomically, and how the write's result becomes its answer.
+
+    Each write method of a store takes one as ``keep``: when the key is recorded already, nothing is written
+    and :class:`~dominus_local.idempotency.KeyTaken` is raised; else the write and the key's record (the
+    success answer ``answer(result)``) are kept together or not at all."""
+
+    use: KeyUse
+    answer: Callable[[Any], Any]
+    """The write's result (as the method returns it) -> the data of the success answer."""
+
+    def record(self, result: Any) -> bytes:
+        """The framed answer for ``result``, also left in :attr:`KeyUse.answer` for the dispatcher to send."""
+        return self.use.success(self.answer(result))
+
+
 class KVError(Exception):
     """Base of the errors a store raises for a request it cannot apply."""
 
@@ -101,13 +118,11 @@ class KVStore(abc.ABC):
         """The live entries of ``(space, key)`` pairs, in order; expiries are not touched."""
 
     @abc.abstractmethod
-    async def set(
-        self, space: str, key: str, value: Any, ttl: int, *, keep: tuple[KeyUse, bytes] | None = None
-    ) -> None:
+    async def set(self, space: str, key: str, value: Any, ttl: int, *, keep: Keep | None = None) -> None:
         """Write a plain value with a new TTL. Raises :class:`WrongTypeError` when the key holds a hash.
 
-        ``keep``: an idempotency key and the answer to record with the write, atomically; when the key is
-        recorded already, nothing is written and :class:`~dominus_local.idempotency.KeyTaken` is raised."""
+        Every write method takes ``keep``: an idempotency key recorded with the write, atomically (see
+        :class:`Keep`)."""
 
     @abc.abstractmethod
     async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
@@ -115,24 +130,24 @@ class KVStore(abc.ABC):
         :class:`~dominus_local.idempotency.KeyRecorder`)."""
 
     @abc.abstractmethod
-    async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
+    async def setnx(self, space: str, key: str, value: Any, ttl: int, *, keep: Keep | None = None) -> tuple[bool, Any]:
         """Write only if the key is absent: ``(True, None)``, or ``(False, current value)``."""
 
     @abc.abstractmethod
-    async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
+    async def incr(self, space: str, key: str, delta: int, ttl: int, *, keep: Keep | None = None) -> int:
         """Add ``delta`` to an integer value; a missing key counts as 0 and is created with ``ttl``, an
         existing one keeps its expiry."""
 
     @abc.abstractmethod
-    async def delete(self, space: str, key: str) -> bool:
+    async def delete(self, space: str, key: str, *, keep: Keep | None = None) -> bool:
         """Remove a key of either kind; ``True`` when a live key was removed."""
 
     @abc.abstractmethod
-    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int) -> bool:
+    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int, *, keep: Keep | None = None) -> bool:
         """Set one field of a hash and reset the whole hash's expiry; ``True`` when the field is new."""
 
     @abc.abstractmethod
-    async def hdel(self, space: str, key: str, field: str) -> bool:
+    async def hdel(self, space: str, key: str, field: str, *, keep: Keep | None = None) -> bool:
         """Remove one field; removing the last one removes the key. ``True`` when the field existed."""
 
     @abc.abstractmethod
@@ -202,16 +217,27 @@ class SqlKVStore(KVStore):
     async def ping(self) -> None:
         await self._db.ping()
 
-    async def _run(self, op: Callable[[AsyncConnection, int], Awaitable[_T]]) -> _T:
+    async def _run(self, op: Callable[[AsyncConnection, int], Awaitable[_T]], keep: Keep | None = None) -> _T:
         for attempt in range(self._RETRIES):
             try:
                 async with self._db.begin() as conn:
-                    return await op(conn, self._now_ms())
+                    now_ms = self._now_ms()
+                    result = await op(conn, now_ms)
+                    if keep is not None:
+                        await record_in(conn, keep.use, 200, keep.record(result), now_ms)
+                    return result
             except IntegrityError:
                 # Another transaction inserted the same key first (PostgreSQL): run again and see it.
                 if attempt == self._RETRIES - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write(self, work: Callable[[sqlite3.Connection], _T], keep: Keep | None, now_ms: int) -> _T:
+        """``work`` as a function of the writer's next group commit, its key's record in the same savepoint."""
+        assert self._direct is not None
+        if keep is None:
+            return await self._direct.write(work)
+        return await self._direct.write(functools.partial(_recorded, work, keep, now_ms))
 
     def _key_column(self) -> Any:
         # Code-point order on every backend: SQLite compares bytes; PostgreSQL needs the C collation.
@@ -308,16 +334,14 @@ class SqlKVStore(KVStore):
 
         return await self._run(op)
 
-    async def set(
-        self, space: str, key: str, value: Any, ttl: int, *, keep: tuple[KeyUse, bytes] | None = None
-    ) -> None:
+    async def set(self, space: str, key: str, value: Any, ttl: int, *, keep: Keep | None = None) -> None:
         """One upsert (and, with ``keep``, the key's record) in one transaction: a live hash is left alone."""
         direct = self._direct
         if direct is not None:
             now_ms = self._now_ms()
             text = _dumps(value)
-            await direct.write(
-                functools.partial(_sqlite_set, space=space, key=key, text=text, ttl=ttl, now_ms=now_ms, keep=keep)
+            await self._write(
+                functools.partial(_sqlite_set, space=space, key=key, text=text, ttl=ttl, now_ms=now_ms), keep, now_ms
             )
             await self._wrote()
             return
@@ -336,10 +360,8 @@ class SqlKVStore(KVStore):
             ).returning(t.kind)
             if (await conn.execute(statement)).first() is None:
                 raise WrongTypeError(key, "hash")
-            if keep is not None:
-                await record_in(conn, keep[0], 200, keep[1], now_ms)
 
-        await self._run(op)
+        await self._run(op, keep)
         await self._wrote()
 
     async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
@@ -351,11 +373,13 @@ class SqlKVStore(KVStore):
             return taken.stored
         return None
 
-    async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
+    async def setnx(self, space: str, key: str, value: Any, ttl: int, *, keep: Keep | None = None) -> tuple[bool, Any]:
         if self._direct is not None:
             now_ms = self._now_ms()
-            done = await self._direct.write(
-                functools.partial(_sqlite_setnx, space=space, key=key, text=_dumps(value), ttl=ttl, now_ms=now_ms)
+            done = await self._write(
+                functools.partial(_sqlite_setnx, space=space, key=key, text=_dumps(value), ttl=ttl, now_ms=now_ms),
+                keep,
+                now_ms,
             )
             await self._wrote()
             return done
@@ -369,15 +393,15 @@ class SqlKVStore(KVStore):
             await self._insert(conn, space, key, "value", value, ttl, now_ms + 1000 * ttl)
             return True, None
 
-        result = await self._run(op)
+        result = await self._run(op, keep)
         await self._wrote()
         return result
 
-    async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
+    async def incr(self, space: str, key: str, delta: int, ttl: int, *, keep: Keep | None = None) -> int:
         if self._direct is not None:
             now_ms = self._now_ms()
-            value = await self._direct.write(
-                functools.partial(_sqlite_incr, space=space, key=key, delta=delta, ttl=ttl, now_ms=now_ms)
+            value = await self._write(
+                functools.partial(_sqlite_incr, space=space, key=key, delta=delta, ttl=ttl, now_ms=now_ms), keep, now_ms
             )
             await self._wrote()
             return value
@@ -399,14 +423,15 @@ class SqlKVStore(KVStore):
             await self._update(conn, space, key, value=_dumps(result))
             return result
 
-        result = await self._run(op)
+        result = await self._run(op, keep)
         await self._wrote()
         return result
 
-    async def delete(self, space: str, key: str) -> bool:
+    async def delete(self, space: str, key: str, *, keep: Keep | None = None) -> bool:
         if self._direct is not None:
             now_ms = self._now_ms()
-            return await self._direct.write(functools.partial(_sqlite_delete, space=space, key=key, now_ms=now_ms))
+            work = functools.partial(_sqlite_delete, space=space, key=key, now_ms=now_ms)
+            return await self._write(work, keep, now_ms)
 
         async def op(conn: AsyncConnection, now_ms: int) -> bool:
             t = whisperer_kv.c
@@ -415,13 +440,15 @@ class SqlKVStore(KVStore):
             )
             return any(row.expires_at_ms > now_ms for row in result)
 
-        return await self._run(op)
+        return await self._run(op, keep)
 
-    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int) -> bool:
+    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int, *, keep: Keep | None = None) -> bool:
         if self._direct is not None:
             now_ms = self._now_ms()
-            is_new = await self._direct.write(
-                functools.partial(_sqlite_hset, space=space, key=key, field=field, value=value, ttl=ttl, now_ms=now_ms)
+            is_new = await self._write(
+                functools.partial(_sqlite_hset, space=space, key=key, field=field, value=value, ttl=ttl, now_ms=now_ms),
+                keep,
+                now_ms,
             )
             await self._wrote()
             return is_new
@@ -440,15 +467,15 @@ class SqlKVStore(KVStore):
             await self._update(conn, space, key, value=_dumps(fields), ttl_seconds=ttl, expires_at_ms=expires_ms)
             return is_new
 
-        result = await self._run(op)
+        result = await self._run(op, keep)
         await self._wrote()
         return result
 
-    async def hdel(self, space: str, key: str, field: str) -> bool:
+    async def hdel(self, space: str, key: str, field: str, *, keep: Keep | None = None) -> bool:
         if self._direct is not None:
             now_ms = self._now_ms()
-            return await self._direct.write(
-                functools.partial(_sqlite_hdel, space=space, key=key, field=field, now_ms=now_ms)
+            return await self._write(
+                functools.partial(_sqlite_hdel, space=space, key=key, field=field, now_ms=now_ms), keep, now_ms
             )
 
         async def op(conn: AsyncConnection, now_ms: int) -> bool:
@@ -468,7 +495,7 @@ class SqlKVStore(KVStore):
                 await conn.execute(delete(whisperer_kv).where(t.space == space, t.key == key))
             return True
 
-        return await self._run(op)
+        return await self._run(op, keep)
 
     async def scan(self, space: str, *, prefix: str = "", after: str | None = None, limit: int = 100) -> list[str]:
         async def op(conn: AsyncConnection, now_ms: int) -> list[str]:
@@ -551,12 +578,15 @@ def _sqlite_set(
     text: str,
     ttl: int,
     now_ms: int,
-    keep: tuple[KeyUse, bytes] | None,
 ) -> None:
     if raw.execute(_UPSERT, (space, key, text, ttl, now_ms + 1000 * ttl, now_ms)).fetchone() is None:
         raise WrongTypeError(key, "hash")
-    if keep is not None:
-        record_in_sqlite(raw, keep[0], 200, keep[1], now_ms)
+
+
+def _recorded(work: Callable[[sqlite3.Connection], _T], keep: Keep, now_ms: int, raw: sqlite3.Connection) -> _T:
+    result = work(raw)
+    record_in_sqlite(raw, keep.use, 200, keep.record(result), now_ms)
+    return result
 
 
 def _sqlite_setnx(
@@ -715,19 +745,27 @@ class MemoryKVStore(KVStore):
             out.append(None if row is None or row.expires_at_ms <= now_ms else self._entry(row))
         return out
 
-    async def set(
-        self, space: str, key: str, value: Any, ttl: int, *, keep: tuple[KeyUse, bytes] | None = None
-    ) -> None:
+    def _kept(self, keep: Keep | None, write: Callable[[int], _T]) -> _T:
+        """``write(now_ms)`` with its key's record: refused first when the key is recorded (the write is plain
+        code of this loop, so nothing runs between the check and the record)."""
         now_ms = self._now_ms()
-        if keep is not None:
-            self._check_key(keep[0], now_ms)
-        row = self._load(space, key, now_ms)
-        if row is not None and row.kind != "value":
-            raise WrongTypeError(key, row.kind)
-        self._put(space, key, _MemoryRow("value", _dumps(value), ttl, now_ms + 1000 * ttl))
-        if keep is not None:
-            self._answers[keep[0].id] = (StoredAnswer(keep[0].fingerprint, 200, keep[1]), now_ms + RETENTION_MS)
-        self._wrote()
+        if keep is None:
+            return write(now_ms)
+        self._check_key(keep.use, now_ms)
+        result = write(now_ms)
+        answer = StoredAnswer(keep.use.fingerprint, 200, keep.record(result))
+        self._answers[keep.use.id] = (answer, now_ms + RETENTION_MS)
+        return result
+
+    async def set(self, space: str, key: str, value: Any, ttl: int, *, keep: Keep | None = None) -> None:
+        def write(now_ms: int) -> None:
+            row = self._load(space, key, now_ms)
+            if row is not None and row.kind != "value":
+                raise WrongTypeError(key, row.kind)
+            self._put(space, key, _MemoryRow("value", _dumps(value), ttl, now_ms + 1000 * ttl))
+            self._wrote()
+
+        self._kept(keep, write)
 
     def _check_key(self, use: KeyUse, now_ms: int) -> None:
         found = self._answers.get(use.id)
@@ -746,8 +784,10 @@ class MemoryKVStore(KVStore):
         self._answers[use.id] = (StoredAnswer(use.fingerprint, status, body), now_ms + RETENTION_MS)
         return None
 
-    async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
-        now_ms = self._now_ms()
+    async def setnx(self, space: str, key: str, value: Any, ttl: int, *, keep: Keep | None = None) -> tuple[bool, Any]:
+        return self._kept(keep, functools.partial(self._setnx, space, key, value, ttl))
+
+    def _setnx(self, space: str, key: str, value: Any, ttl: int, now_ms: int) -> tuple[bool, Any]:
         row = self._load(space, key, now_ms)
         if row is not None:
             if row.kind != "value":
@@ -757,8 +797,10 @@ class MemoryKVStore(KVStore):
         self._wrote()
         return True, None
 
-    async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
-        now_ms = self._now_ms()
+    async def incr(self, space: str, key: str, delta: int, ttl: int, *, keep: Keep | None = None) -> int:
+        return self._kept(keep, functools.partial(self._incr, space, key, delta, ttl))
+
+    def _incr(self, space: str, key: str, delta: int, ttl: int, now_ms: int) -> int:
         row = self._load(space, key, now_ms)
         if row is None:
             if not INT64_MIN <= delta <= INT64_MAX:
@@ -778,12 +820,17 @@ class MemoryKVStore(KVStore):
         self._wrote()
         return result
 
-    async def delete(self, space: str, key: str) -> bool:
-        row = self._remove(space, key)
-        return row is not None and row.expires_at_ms > self._now_ms()
+    async def delete(self, space: str, key: str, *, keep: Keep | None = None) -> bool:
+        return self._kept(keep, functools.partial(self._delete, space, key))
 
-    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int) -> bool:
-        now_ms = self._now_ms()
+    def _delete(self, space: str, key: str, now_ms: int) -> bool:
+        row = self._remove(space, key)
+        return row is not None and row.expires_at_ms > now_ms
+
+    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int, *, keep: Keep | None = None) -> bool:
+        return self._kept(keep, functools.partial(self._hset, space, key, field, value, ttl))
+
+    def _hset(self, space: str, key: str, field: str, value: Any, ttl: int, now_ms: int) -> bool:
         row = self._load(space, key, now_ms)
         expires_ms = now_ms + 1000 * ttl
         if row is None:
@@ -799,8 +846,11 @@ class MemoryKVStore(KVStore):
         self._wrote()
         return is_new
 
-    async def hdel(self, space: str, key: str, field: str) -> bool:
-        row = self._load(space, key, self._now_ms())
+    async def hdel(self, space: str, key: str, field: str, *, keep: Keep | None = None) -> bool:
+        return self._kept(keep, functools.partial(self._hdel, space, key, field))
+
+    def _hdel(self, space: str, key: str, field: str, now_ms: int) -> bool:
+        row = self._load(space, key, now_ms)
         if row is None:
             return False
         if row.kind != "hash":

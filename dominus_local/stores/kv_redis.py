@@ -40,6 +40,7 @@ without indexing them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -48,8 +49,19 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import dominus_fastapi.core.wire as wire
 from dominus_local.idempotency import RETENTION_SECONDS, KeyTaken, KeyUse, StoredAnswer
-from dominus_local.stores.kv import INT64_MAX, INT64_MIN, Clock, Kind, KVEntry, KVStore, NotIntegerError, WrongTypeError
+from dominus_local.stores.kv import (
+    INT64_MAX,
+    INT64_MIN,
+    Clock,
+    Keep,
+    Kind,
+    KVEntry,
+    KVStore,
+    NotIntegerError,
+    WrongTypeError,
+)
 
 __all__ = ["RedisKVStore", "redact_redis_url"]
 
@@ -102,6 +114,23 @@ local function stamp(ttl, exp)
 end
 """
 
+# Shared by the write scripts: with KEYS[4], the write's idempotency record (see RedisKVStore._keep_args), the
+# last six ARGV are the record's head ("<fingerprint>\n200\n"), its lifetime in ms, then for outcome 0 and for
+# outcome 1 the answer's JSON text before and after the write's own value. recorded() answers a record already
+# there (the script then writes nothing); keep(outcome, raw) records the answer of that outcome around ``raw``.
+_KEEP = """
+local function recorded()
+  if KEYS[4] then return redis.call('GET', KEYS[4]) end
+  return false
+end
+local function keep(outcome, raw)
+  if not KEYS[4] then return end
+  local r = #ARGV - 5
+  local answer = ARGV[r + 2 + 2 * outcome] .. (raw or '') .. ARGV[r + 3 + 2 * outcome]
+  redis.call('SET', KEYS[4], ARGV[r] .. answer, 'PX', ARGV[r + 1])
+end
+"""
+
 # ARGV[3] expected kind ('' for any), ARGV[4] '1' to nudge, ARGV[5] nudge TTL ('' for the written one).
 _GET = (
     _LIVE
@@ -121,22 +150,25 @@ return {kind, value, tostring(ttl), tostring(exp)}
 """
 )
 
-# ARGV[3] JSON value, ARGV[4] TTL seconds, ARGV[5] '1' for setnx. With KEYS[4] (an idempotency record): a
-# record found there is answered ('taken') and nothing is written; else ARGV[6] is recorded for ARGV[7] ms.
+# ARGV[3] JSON value, ARGV[4] TTL seconds, ARGV[5] '1' for setnx. Outcome 0: written; 1: setnx found the
+# key (its value in the answer).
 _SET = (
     _LIVE
+    + _KEEP
     + """
-if KEYS[4] then
-  local record = redis.call('GET', KEYS[4])
-  if record then return {'taken', record} end
-end
+local record = recorded()
+if record then return {'taken', record} end
 local kind = live()
 if kind == 'hash' then return {'wrongtype', kind} end
-if kind and ARGV[5] == '1' then return {'exists', redis.call('GET', KEYS[1])} end
+if kind and ARGV[5] == '1' then
+  local existing = redis.call('GET', KEYS[1])
+  keep(1, existing)
+  return {'exists', existing}
+end
 local ttl = tonumber(ARGV[4])
 redis.call('SET', KEYS[1], ARGV[3])
 stamp(ttl, now + 1000 * ttl)
-if KEYS[4] then redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7]) end
+keep(0)
 return {'ok'}
 """
 )
@@ -144,13 +176,17 @@ return {'ok'}
 # ARGV[3] delta, ARGV[4] TTL seconds for a new key. INCRBY keeps an existing key's expiry.
 _INCR = (
     _LIVE
+    + _KEEP
     + """
+local record = recorded()
+if record then return {'taken', record} end
 local kind = live()
 if kind == 'hash' then return {'wrongtype', kind} end
 if not kind then
   local ttl = tonumber(ARGV[4])
   redis.call('SET', KEYS[1], ARGV[3])
   stamp(ttl, now + 1000 * ttl)
+  keep(0, ARGV[3])
   return {'ok', ARGV[3]}
 end
 local result = redis.pcall('INCRBY', KEYS[1], ARGV[3])
@@ -158,42 +194,63 @@ if type(result) == 'table' and result['err'] then
   if string.find(result['err'], 'overflow', 1, true) then return {'range'} end
   return {'notint'}
 end
-return {'ok', redis.call('GET', KEYS[1])}
+local value = redis.call('GET', KEYS[1])
+keep(0, value)
+return {'ok', value}
 """
 )
 
+# Outcome 0: nothing to delete; 1: deleted.
 _DELETE = (
     _LIVE
+    + _KEEP
     + """
+local record = recorded()
+if record then return {'taken', record} end
 local kind = live()
-if not kind then return 0 end
+if not kind then
+  keep(0)
+  return {'ok', 0}
+end
 drop()
-return 1
+keep(1)
+return {'ok', 1}
 """
 )
 
-# ARGV[3] field, ARGV[4] JSON value, ARGV[5] TTL seconds.
+# ARGV[3] field, ARGV[4] JSON value, ARGV[5] TTL seconds. Outcome 0: the field was there; 1: it is new.
 _HSET = (
     _LIVE
+    + _KEEP
     + """
+local record = recorded()
+if record then return {'taken', record} end
 local kind = live()
 if kind == 'string' then return {'wrongtype', kind} end
 local added = redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 local ttl = tonumber(ARGV[5])
 stamp(ttl, now + 1000 * ttl)
+keep(added)
 return {'ok', added}
 """
 )
 
-# ARGV[3] field.
+# ARGV[3] field. Outcome 0: no such field; 1: removed.
 _HDEL = (
     _LIVE
+    + _KEEP
     + """
+local record = recorded()
+if record then return {'taken', record} end
 local kind = live()
-if not kind then return {'ok', 0} end
+if not kind then
+  keep(0)
+  return {'ok', 0}
+end
 if kind == 'string' then return {'wrongtype', kind} end
 local removed = redis.call('HDEL', KEYS[1], ARGV[3])
 if redis.call('EXISTS', KEYS[1]) == 0 then drop() end
+keep(removed)
 return {'ok', removed}
 """
 )
@@ -243,7 +300,28 @@ def _record_text(fingerprint: str, status: int, body: bytes) -> str:
 
 def _stored(record: Any) -> StoredAnswer:
     fingerprint, status, body = _text(record).split("\n", 2)
+    if body.startswith("{"):
+        # Written by a script as JSON text (the answer around a value only the script knew): framed here.
+        return StoredAnswer(fingerprint, int(status), base64.b64encode(body.encode("utf-8")))
     return StoredAnswer(fingerprint, int(status), body.encode("ascii"))
+
+
+_RAW = "dominus-local:raw-value:8d2c"
+"""Stands for the value a script finds (a setnx's current value, a counter's new value) in an answer's
+template: the JSON text around it is what the script writes around the value it knows."""
+
+
+def _keep_args(keep: Keep, outcomes: Sequence[Any]) -> list[str | int]:
+    """The last six ARGV of a write script with a record (see ``_KEEP``): the record's head, its lifetime,
+    then the JSON text of the answer to each of the (at most two) ``outcomes`` of the write, split around
+    :data:`_RAW` where the answer carries the script's value."""
+    args: list[str | int] = [f"{keep.use.fingerprint}\n200\n", RETENTION_SECONDS * 1000]
+    quoted = json.dumps(_RAW)
+    for result in [*outcomes, *outcomes][:2]:
+        text = wire.dumps(wire.success_envelope(keep.answer(result)))
+        before, found, after = text.partition(quoted)
+        args += [before, after] if found else [text, ""]
+    return args
 
 
 def _alive(meta: Any, now_ms: int) -> bool:
@@ -367,26 +445,37 @@ class RedisKVStore(KVStore):
             replies = await pipe.execute()
         return [None if reply is None else self._entry(reply) for reply in replies]
 
-    async def set(
-        self, space: str, key: str, value: Any, ttl: int, *, keep: tuple[KeyUse, bytes] | None = None
-    ) -> None:
-        """One script call; with ``keep``, the key's record is checked and written by the same script."""
+    def _call_args(
+        self, space: str, key: str, args: list[str | int], keep: Keep | None, outcomes: Sequence[Any]
+    ) -> tuple[list[str], list[str | int]]:
         keys = self._keys(space, key)
-        args: list[str | int] = [self._now_ms(), key, self._dumps(value), ttl, "0"]
-        if keep is not None:
-            keys.append(self._record_key(keep[0]))
-            args += [_record_text(keep[0].fingerprint, 200, keep[1]), RETENTION_SECONDS * 1000]
-        reply = await self._set(keys=keys, args=args)
+        if keep is None:
+            return keys, args
+        return [*keys, self._record_key(keep.use)], [*args, *_keep_args(keep, outcomes)]
+
+    @staticmethod
+    def _answered(reply: Any, key: str) -> None:
+        """Raise for a reply that is not the write's own: a recorded key, or a key of the other kind."""
         if isinstance(reply, list) and reply and _text(reply[0]) == "taken":
             raise KeyTaken(_stored(reply[1]))
-        self._raise_wrong(reply, key)
+        if isinstance(reply, list) and reply and _text(reply[0]) == "wrongtype":
+            raise WrongTypeError(key, _kind(reply[1]))
+
+    async def set(self, space: str, key: str, value: Any, ttl: int, *, keep: Keep | None = None) -> None:
+        """One script call; with ``keep``, the key's record is checked and written by the same script."""
+        keys, args = self._call_args(space, key, [self._now_ms(), key, self._dumps(value), ttl, "0"], keep, [None])
+        reply = await self._set(keys=keys, args=args)
+        self._answered(reply, key)
+        if keep is not None:
+            keep.record(None)
         self._wrote()
 
     def _record_key(self, use: KeyUse) -> str:
         return f"{self.prefix}k/{use.id}"
 
     async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
-        """Next to the records :meth:`set` writes: ``SET NX`` (and the record found, when another was first)."""
+        """Next to the records the write scripts keep: ``SET NX`` (and the record found, when another was
+        first)."""
         name = self._record_key(use)
         text = _record_text(use.fingerprint, status, body)
         if await self._client.set(name, text, px=RETENTION_SECONDS * 1000, nx=True):
@@ -394,45 +483,65 @@ class RedisKVStore(KVStore):
         found = await self._client.get(name)
         return None if found is None else _stored(found)
 
-    async def setnx(self, space: str, key: str, value: Any, ttl: int) -> tuple[bool, Any]:
-        reply = await self._set(keys=self._keys(space, key), args=[self._now_ms(), key, self._dumps(value), ttl, "1"])
-        self._raise_wrong(reply, key)
-        if _text(reply[0]) == "exists":
-            return False, json.loads(reply[1])
-        self._wrote()
-        return True, None
+    async def setnx(self, space: str, key: str, value: Any, ttl: int, *, keep: Keep | None = None) -> tuple[bool, Any]:
+        args: list[str | int] = [self._now_ms(), key, self._dumps(value), ttl, "1"]
+        keys, args = self._call_args(space, key, args, keep, [(True, None), (False, _RAW)])
+        reply = await self._set(keys=keys, args=args)
+        self._answered(reply, key)
+        result: tuple[bool, Any] = (False, json.loads(reply[1])) if _text(reply[0]) == "exists" else (True, None)
+        if keep is not None:
+            keep.record(result)
+        if result[0]:
+            self._wrote()
+        return result
 
-    async def incr(self, space: str, key: str, delta: int, ttl: int) -> int:
+    async def incr(self, space: str, key: str, delta: int, ttl: int, *, keep: Keep | None = None) -> int:
         if not INT64_MIN <= delta <= INT64_MAX:
             raise NotIntegerError("the result is outside the 64-bit integer range")
-        reply = await self._incr(keys=self._keys(space, key), args=[self._now_ms(), key, delta, ttl])
-        self._raise_wrong(reply, key)
+        keys, args = self._call_args(space, key, [self._now_ms(), key, delta, ttl], keep, [_RAW])
+        reply = await self._incr(keys=keys, args=args)
+        self._answered(reply, key)
         status = _text(reply[0])
         if status == "range":
             raise NotIntegerError("the result is outside the 64-bit integer range")
         if status == "notint":
             raise NotIntegerError("the key does not hold an integer")
+        value = int(_text(reply[1]))
+        if keep is not None:
+            keep.record(value)
         self._wrote()
-        return int(_text(reply[1]))
+        return value
 
-    async def delete(self, space: str, key: str) -> bool:
-        deleted = bool(await self._delete(keys=self._keys(space, key), args=[self._now_ms(), key]))
+    async def delete(self, space: str, key: str, *, keep: Keep | None = None) -> bool:
+        keys, args = self._call_args(space, key, [self._now_ms(), key], keep, [False, True])
+        reply = await self._delete(keys=keys, args=args)
+        self._answered(reply, key)
+        deleted = bool(int(reply[1]))
+        if keep is not None:
+            keep.record(deleted)
         self._wrote()
         return deleted
 
-    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int) -> bool:
-        reply = await self._hset(
-            keys=self._keys(space, key), args=[self._now_ms(), key, field, self._dumps(value), ttl]
-        )
-        self._raise_wrong(reply, key)
+    async def hset(self, space: str, key: str, field: str, value: Any, ttl: int, *, keep: Keep | None = None) -> bool:
+        args: list[str | int] = [self._now_ms(), key, field, self._dumps(value), ttl]
+        keys, args = self._call_args(space, key, args, keep, [False, True])
+        reply = await self._hset(keys=keys, args=args)
+        self._answered(reply, key)
+        added = bool(int(reply[1]))
+        if keep is not None:
+            keep.record(added)
         self._wrote()
-        return bool(int(reply[1]))
+        return added
 
-    async def hdel(self, space: str, key: str, field: str) -> bool:
-        reply = await self._hdel(keys=self._keys(space, key), args=[self._now_ms(), key, field])
-        self._raise_wrong(reply, key)
+    async def hdel(self, space: str, key: str, field: str, *, keep: Keep | None = None) -> bool:
+        keys, args = self._call_args(space, key, [self._now_ms(), key, field], keep, [False, True])
+        reply = await self._hdel(keys=keys, args=args)
+        self._answered(reply, key)
+        removed = bool(int(reply[1]))
+        if keep is not None:
+            keep.record(removed)
         self._wrote()
-        return bool(int(reply[1]))
+        return removed
 
     async def ensure_index(self) -> int:
         """Index the keys written before the per-space indexes existed, once per prefix (the marker
