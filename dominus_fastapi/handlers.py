@@ -35,7 +35,8 @@ even be written as JSON, so FastAPI's own handler fails with a 500. Any other no
 error (in ``ctx``) is written as a string. With ``install_exception_handlers(app, validation_errors="dominus")``
 (or ``setup_dominus(app, validation_errors="dominus")``) the 422 takes the shape of every other error instead,
 ``{"detail": "Invalid request: body.title: Field required", "code": "validation_failed", "request_id": ...,
-"errors": [{type, loc, msg, ctx?}, ...]}``, keeping the same field list in ``errors``.
+"errors": [{type, loc, msg, ctx?}, ...]}``, keeping the same field list in ``errors``, and the app's OpenAPI
+document gives its 422 answers the :class:`ValidationErrorResponse` schema instead of FastAPI's.
 """
 
 from __future__ import annotations
@@ -104,9 +105,7 @@ class DominusHTTPException(HTTPException):
     headers); with them the body also carries ``code`` and ``request_id``.
     """
 
-    def __init__(
-        self, status_code: int, detail: str, code: str, *, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, status_code: int, detail: str, code: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(status_code=status_code, detail=detail, headers=dict(headers) if headers else None)
         self.code = code
 
@@ -265,9 +264,7 @@ async def _uniform_validation_handler(request: Request, exc: Exception) -> JSONR
     return JSONResponse(body.model_dump(), status_code=422, headers={"X-Request-Id": request_id})
 
 
-def install_exception_handlers(
-    app: FastAPI, *, validation_errors: Literal["fastapi", "dominus"] = "fastapi"
-) -> None:
+def install_exception_handlers(app: FastAPI, *, validation_errors: Literal["fastapi", "dominus"] = "fastapi") -> None:
     """Register the handlers for the whole SDK error tree, :class:`DominusHTTPException` and request validation.
 
     Every SDK error raised in an endpoint becomes one answer, ``{"detail", "code", "request_id"}``, with the
@@ -299,6 +296,72 @@ def install_exception_handlers(
     ):
         handler = _uniform_validation_handler if validation_errors == "dominus" else _request_validation_handler
         app.add_exception_handler(RequestValidationError, handler)
+        if validation_errors == "dominus":
+            _document_uniform_validation(app)
+
+
+_VALIDATION_OPENAPI = "__dominus_validation_openapi__"
+_FASTAPI_422_REF = "#/components/schemas/HTTPValidationError"
+
+
+def _document_uniform_validation(app: FastAPI) -> None:
+    """Make the OpenAPI document say what ``validation_errors="dominus"`` answers: every 422 that FastAPI
+    documents with its ``HTTPValidationError`` refers to :class:`ValidationErrorResponse` instead, and FastAPI's
+    two schemas go when nothing else refers to them."""
+    original = app.openapi
+    if getattr(original, _VALIDATION_OPENAPI, False):
+        return
+
+    def openapi() -> dict[str, Any]:
+        already = app.openapi_schema is not None
+        schema = original()
+        if not already:
+            _replace_validation_schema(schema)
+        return schema
+
+    setattr(openapi, _VALIDATION_OPENAPI, True)
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _replace_validation_schema(schema: dict[str, Any]) -> None:
+    ours = "#/components/schemas/ValidationErrorResponse"
+    replaced = False
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answer: dict[str, Any] = (
+                operation.get("responses", {}).get("422") if isinstance(operation, dict) else None
+            ) or {}
+            content = answer.get("content", {}).get("application/json", {})
+            if content.get("schema", {}).get("$ref") == _FASTAPI_422_REF:
+                content["schema"] = {"$ref": ours}
+                answer["description"] = "Invalid request: the fields and the reasons are in `errors`"
+                replaced = True
+    if not replaced:
+        return
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    template = "#/components/schemas/{model}"
+    schemas.setdefault("ValidationErrorResponse", ValidationErrorResponse.model_json_schema(ref_template=template))
+    # FastAPI's schemas stay while anything else (an app's own 422 model, say) still refers to them.
+    for name in ("HTTPValidationError", "ValidationError"):
+        kept = schemas.pop(name, None)
+        if kept is not None and template.format(model=name) in _refs(schema):
+            schemas[name] = kept
+
+
+def _refs(node: Any) -> set[str]:
+    """Every ``$ref`` in ``node``."""
+    found: set[str] = set()
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str):
+                found.add(ref)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
 
 
 def _documented(status: int, description: str) -> dict[str, Any]:

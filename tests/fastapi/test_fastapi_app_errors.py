@@ -189,3 +189,35 @@ async def test_request_ids_stay_per_request_when_the_app_has_lifespan_state() ->
         second = (await http.get("/notes/1")).json()["request_id"]
         given = (await http.get("/notes/1", headers={"X-Request-Id": "mine"})).json()["request_id"]
     assert first != second and given == "mine"
+
+
+async def test_openapi_documents_the_uniform_422_it_answers() -> None:
+    app = FastAPI()
+    install_exception_handlers(app, validation_errors="dominus")
+
+    @app.get("/n/{n}")
+    async def n(n: int) -> int:
+        return n
+
+    schema = app.openapi()
+    answer = schema["paths"]["/n/{n}"]["get"]["responses"]["422"]
+    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ValidationErrorResponse"}
+    schemas = schema["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    documented = schemas["ValidationErrorResponse"]
+    async with await _client(app) as http:
+        sent = (await http.get("/n/x")).json()
+    assert set(documented["required"]) <= set(sent) and set(sent) <= set(documented["properties"])
+    assert app.openapi() is schema  # built once
+
+
+def test_openapi_keeps_fastapis_422_by_default() -> None:
+    app = FastAPI()
+    install_exception_handlers(app)
+
+    @app.get("/n/{n}")
+    async def n(n: int) -> int:
+        return n
+
+    answer = app.openapi()["paths"]["/n/{n}"]["get"]["responses"]["422"]
+    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/HTTPValidationError"}
