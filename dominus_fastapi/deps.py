@@ -13,11 +13,14 @@ gives the request's :class:`~dominus_fastapi.middleware.PortalSession` or ``None
 gives the signed-in :class:`~dominus_fastapi.middleware.DominusUser` and answers 401 when there is none.
 
 The providers take an ``HTTPConnection``, so they work in websocket endpoints as well as in HTTP ones.
+
+``CurrentTenant`` and ``TenantData`` (the signed-in user's tenant and its data) are defined in
+:mod:`dominus_fastapi.tenancy` and can be imported from here too.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
@@ -38,10 +41,14 @@ from dominus_fastapi.core.namespaces.secrets import SecretsNamespace
 from dominus_fastapi.handlers import DominusHTTPException
 from dominus_fastapi.middleware import SESSION_SCOPE_KEY, DominusUser, PortalSession, find_client
 
+if TYPE_CHECKING:
+    from dominus_fastapi.tenancy import CurrentTenant, TenantData
+
 __all__ = [
     "AdminDep",
     "AuthDep",
     "CourierDep",
+    "CurrentTenant",
     "CurrentUser",
     "CurrentUserScheme",
     "DbDep",
@@ -56,6 +63,7 @@ __all__ = [
     "SecretsDep",
     "SecureDep",
     "SessionDep",
+    "TenantData",
     "get_admin",
     "get_auth",
     "get_courier",
@@ -236,3 +244,12 @@ HealthDep = Annotated[HealthNamespace, Depends(get_health)]
 """``client.health``."""
 AdminDep = Annotated[AdminNamespace, Depends(get_admin)]
 """``client.admin``."""
+
+
+def __getattr__(name: str) -> Any:
+    # dominus_fastapi.tenancy builds on this module, so its two dependencies are looked up on first use.
+    if name in ("CurrentTenant", "TenantData"):
+        from dominus_fastapi import tenancy
+
+        return getattr(tenancy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -231,3 +231,13 @@ async def test_views_take_no_schema_category_or_id(dominus: Dominus) -> None:
     assert places == ("tenant_alpha", "tenant-alpha", "tenant-alpha", "tenant-alpha")
     with pytest.raises(NotFoundError):
         await view.files.fetch("nothing-here.txt")
+
+
+def test_the_tenant_dependencies_can_be_imported_with_the_other_providers() -> None:
+    import dominus_fastapi.deps as deps
+    import dominus_fastapi.tenancy as tenancy
+
+    assert deps.CurrentTenant is tenancy.CurrentTenant and deps.TenantData is tenancy.TenantData
+    assert {"CurrentTenant", "TenantData"} <= set(deps.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        deps.Nope
