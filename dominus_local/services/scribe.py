@@ -780,7 +780,7 @@ async def _query_direct(
     assert direct is not None
     seconds = ctx.state.settings.statement_timeout
     async with direct.reader() as reader:
-        stop = SqliteStop(reader.raw, seconds)
+        stop = SqliteStop(reader, seconds)
         remove = ctx.on_disconnect(stop.cancel)
         try:
             return await reader.run(work)

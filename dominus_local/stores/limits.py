@@ -95,8 +95,9 @@ class _SqliteStop:
 
 
 SqliteStop = _SqliteStop
-"""For callers that hold a SQLite connection of their own (Scribe's one-hop calls): ``SqliteStop(raw, seconds)``,
-``await stop.cancel()`` on disconnect, ``await stop.close()`` before the connection is used again."""
+"""For callers of Scribe's one-hop reads: ``SqliteStop(reader, seconds)`` (anything with ``interrupt()``: a SQLite
+connection, or a :class:`~dominus_local.stores.sqlite_direct.SqliteDirect` reader that interrupts only its own
+statement), ``await stop.cancel()`` on disconnect, ``await stop.close()`` before the reader is used again."""
 
 
 class _PostgresStop:

@@ -14,6 +14,8 @@ row calls, their idempotency records) instead hand a plain function of a ``sqlit
   process still has one writer at a time.
 - :meth:`SqliteDirect.read`: the function runs on one of :data:`READERS` read connections, outside the
   writers' lock (WAL readers never block the writer nor each other), each statement seeing the latest commit.
+  The readers are threads that take the next function from one shared queue as soon as they finish one, so
+  they never sit idle while the event loop hands a connection from one caller to the next.
 
 A function runs on another thread: it must only use the connection it is given and its own arguments, and
 must not write identity tables (the identity memo hears writes through SQLAlchemy's events only). A caller
@@ -24,10 +26,11 @@ idempotency record with it, so a retry is answered from the record).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
+import queue
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -66,6 +69,31 @@ class _Opened:
     attached: set[str] = field(default_factory=set)
 
 
+class _ReadJob:
+    """One function for the readers. ``interrupt`` stops it while it runs (and only then: the connection it
+    ran on may already be running another job), or keeps it from starting."""
+
+    __slots__ = ("attach", "finished", "future", "lock", "raw", "skip", "work")
+
+    def __init__(self, work: SqliteWork[Any], attach: dict[str, str], future: asyncio.Future[Any]) -> None:
+        self.work = work
+        self.attach = attach
+        self.future = future
+        self.lock = threading.Lock()
+        self.raw: sqlite3.Connection | None = None
+        self.skip = False
+        self.finished = False
+
+    def interrupt(self) -> None:
+        with self.lock:
+            # A reader sets and clears ``raw`` under this lock, so the connection is still this job's here (an
+            # interrupt when none of its statements is running is a no-op: SQLite's own rule).
+            if self.raw is not None:
+                self.raw.interrupt()
+            elif not self.finished:
+                self.skip = True
+
+
 class SqliteDirect:
     """The writer and readers of one SQLite file (see the module docstring). ``lock`` is the database's
     writers' lock."""
@@ -75,10 +103,8 @@ class SqliteDirect:
         self._lock = lock
         self._attach: dict[str, str] = {}
         self._writer: _Opened | None = None
-        self._readers: list[_Opened] | None = None
-        """The read connections that are free."""
-        self._waiting: collections.deque[asyncio.Future[_Opened]] = collections.deque()
-        """Callers waiting for a read connection, served first come, first served."""
+        self._jobs: queue.SimpleQueue[_ReadJob | None] = queue.SimpleQueue()
+        self._readers: list[threading.Thread] = []
         self._opened: list[_Opened] = []
         self._opening = asyncio.Lock()
         self._pending: list[_Job[Any]] = []
@@ -103,53 +129,32 @@ class SqliteDirect:
         async with self._opening:
             if self._writer is not None:
                 return
-            self._readers = [await self._open() for _ in range(READERS)]
+            for _ in range(READERS):
+                raw = await asyncio.to_thread(_open_reader, self.path)
+                reader = threading.Thread(
+                    target=_read_loop, args=(raw, self._jobs), name="dominus-sqlite-reader", daemon=True
+                )
+                reader.start()
+                self._readers.append(reader)
             self._writer = await self._open()
 
     # --- reads ------------------------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[_Reader]:
-        """A read connection held for the block: ``await r.run(work)``; ``r.raw`` may be interrupted."""
-        opened = await self._acquire()
-        try:
-            yield _Reader(opened, dict(self._attach))
-        except asyncio.CancelledError:
-            # The caller has gone (a timeout, a shutdown): its statement stops too instead of running on.
-            opened.connection._conn.interrupt()
-            raise
-        finally:
-            self._release(opened)
-
-    async def _acquire(self) -> _Opened:
-        # Handed over in order of arrival (asyncio.Queue lets a newcomer take a connection that a waiter was
-        # woken for, and the waiter queue again at the back: under load a few callers wait very long).
+        """A handle for the block's reads: ``await r.run(work)``; ``r.interrupt()`` stops the one running."""
         await self._ensure()
-        assert self._readers is not None
-        if self._readers and not self._waiting:
-            return self._readers.pop()
-        waiter: asyncio.Future[_Opened] = asyncio.get_running_loop().create_future()
-        self._waiting.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._release(waiter.result())
-            raise
-
-    def _release(self, opened: _Opened) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(opened)
-                return
-        if self._readers is not None:
-            self._readers.append(opened)
+        yield _Reader(self)
 
     async def read(self, work: SqliteWork[_T]) -> _T:
         """``work(connection)`` on a read connection, in one hop."""
-        async with self.reader() as reader:
-            return await reader.run(work)
+        await self._ensure()
+        return await _Reader(self).run(work)
+
+    def _submit(self, work: SqliteWork[_T]) -> _ReadJob:
+        job = _ReadJob(work, dict(self._attach), asyncio.get_running_loop().create_future())
+        self._jobs.put(job)
+        return job
 
     # --- writes -----------------------------------------------------------------------------------------------
 
@@ -189,27 +194,92 @@ class SqliteDirect:
                     job.future.set_exception(job.error)
 
     async def close(self) -> None:
-        """Finish the queued writes, then close every connection."""
+        """Finish the queued writes and reads, then close every connection."""
         if self._drain is not None:
             with contextlib.suppress(BaseException):
                 await self._drain
+        for _ in self._readers:
+            self._jobs.put(None)
+        for reader in self._readers:
+            await asyncio.to_thread(reader.join, 10)
+        self._readers.clear()
         for opened in self._opened:
             with contextlib.suppress(Exception):
                 await opened.connection.close()
         self._opened.clear()
         self._writer = None
-        self._readers = None
 
 
 class _Reader:
-    def __init__(self, opened: _Opened, attach: dict[str, str]) -> None:
-        self._opened = opened
-        self._attach = attach
-        self.raw: sqlite3.Connection = opened.connection._conn
+    def __init__(self, direct: SqliteDirect) -> None:
+        self._direct = direct
+        self._job: _ReadJob | None = None
 
     async def run(self, work: SqliteWork[_T]) -> _T:
-        result: _T = await _call(self._opened.connection, _run_read, self.raw, work, self._attach, self._opened)
-        return result
+        job = self._job = self._direct._submit(work)
+        try:
+            result: _T = await job.future
+            return result
+        except asyncio.CancelledError:
+            # The caller has gone (a timeout, a shutdown): its statement stops too instead of running on.
+            job.interrupt()
+            raise
+        finally:
+            self._job = None
+
+    def interrupt(self) -> None:
+        """Stop the function this handle is running, if any."""
+        if self._job is not None:
+            self._job.interrupt()
+
+
+def _open_reader(path: str) -> sqlite3.Connection:
+    raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    _pragmas(raw)
+    return raw
+
+
+def _read_loop(raw: sqlite3.Connection, jobs: queue.SimpleQueue[_ReadJob | None]) -> None:
+    """A reader thread: run the queue's functions on ``raw`` one after another until ``None`` comes."""
+    attached: set[str] = set()
+    try:
+        while (job := jobs.get()) is not None:
+            ok, result = False, None
+            error: BaseException | None = None
+            with job.lock:
+                skipped = job.skip
+                job.raw = None if skipped else raw
+            if skipped:
+                # Interrupted while it waited: answered as an interrupted statement is, without running.
+                error = sqlite3.OperationalError("interrupted")
+            else:
+                try:
+                    _attach_missing(raw, job.attach, attached)
+                    result = job.work(raw)
+                    ok = True
+                except BaseException as exc:  # handed to the caller, as aiosqlite's own thread does
+                    error = exc
+                finally:
+                    if raw.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            raw.rollback()
+            with job.lock:
+                job.raw = None
+                job.finished = True
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                job.future.get_loop().call_soon_threadsafe(_settle, job.future, ok, result, error)
+    finally:
+        raw.close()
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(result)
+    else:
+        assert error is not None
+        future.set_exception(error)
 
 
 async def _call(connection: aiosqlite.Connection, function: Callable[..., Any], *args: Any) -> Any:
@@ -225,28 +295,19 @@ def _pragmas(raw: sqlite3.Connection) -> None:
     raw.execute("PRAGMA synchronous=FULL")
 
 
-def _attach_missing(raw: sqlite3.Connection, attach: dict[str, str], opened: _Opened) -> None:
+def _attach_missing(raw: sqlite3.Connection, attach: dict[str, str], attached: set[str]) -> None:
     for name, path in attach.items():
-        if name not in opened.attached:
+        if name not in attached:
             raw.execute(f"ATTACH DATABASE ? AS {name}", (path,))
             if path != ":memory:":
                 raw.execute(f"PRAGMA {name}.journal_mode=WAL")
                 raw.execute(f"PRAGMA {name}.synchronous=FULL")
-            opened.attached.add(name)
-
-
-def _run_read(raw: sqlite3.Connection, work: SqliteWork[_T], attach: dict[str, str], opened: _Opened) -> _T:
-    _attach_missing(raw, attach, opened)
-    try:
-        return work(raw)
-    finally:
-        if raw.in_transaction:
-            raw.rollback()
+            attached.add(name)
 
 
 def _run_batch(raw: sqlite3.Connection, batch: list[_Job[Any]], attach: dict[str, str], opened: _Opened) -> None:
     """One transaction for the whole batch, a savepoint per job, one commit (on the writer's thread)."""
-    _attach_missing(raw, attach, opened)
+    _attach_missing(raw, attach, opened.attached)
     todo = list(batch)
     while todo:
         done: list[_Job[Any]] = []
