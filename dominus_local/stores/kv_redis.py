@@ -317,7 +317,8 @@ def _keep_args(keep: Keep, outcomes: Sequence[Any]) -> list[str | int]:
     :data:`_RAW` where the answer carries the script's value."""
     args: list[str | int] = [f"{keep.use.fingerprint}\n200\n", RETENTION_SECONDS * 1000]
     quoted = json.dumps(_RAW)
-    for result in [*outcomes, *outcomes][:2]:
+    # The script reads two outcomes' texts; a write with one outcome (set, incr) repeats it.
+    for result in (outcomes[0], outcomes[-1]):
         text = wire.dumps(wire.success_envelope(keep.answer(result)))
         before, found, after = text.partition(quoted)
         args += [before, after] if found else [text, ""]
