@@ -185,6 +185,57 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# The rules of the read-modify-write operations, from the live entry (or None) to what is written, shared by
+# every store that does not run them in a script of its own (SQL through SQLAlchemy, SQLite in one hop, memory).
+
+
+def _held(entry: KVEntry | None, key: str) -> tuple[bool, Any] | None:
+    """``setnx``'s answer when the key is taken (``None``: it is free to write)."""
+    if entry is None:
+        return None
+    if entry.kind != "value":
+        raise WrongTypeError(key, entry.kind)
+    return False, entry.value
+
+
+def _counted(entry: KVEntry | None, key: str, delta: int) -> int:
+    """``incr``'s new value (a missing key counts as 0)."""
+    current = 0
+    if entry is not None:
+        if entry.kind != "value":
+            raise WrongTypeError(key, entry.kind)
+        if isinstance(entry.value, bool) or not isinstance(entry.value, int):
+            raise NotIntegerError("the key does not hold an integer")
+        current = entry.value
+    result = current + delta
+    if not INT64_MIN <= result <= INT64_MAX:
+        raise NotIntegerError("the result is outside the 64-bit integer range")
+    return result
+
+
+def _with_field(entry: KVEntry | None, key: str, field: str, value: Any) -> tuple[dict[str, Any], bool]:
+    """``hset``'s fields, and whether the field is new."""
+    if entry is None:
+        return {field: value}, True
+    if entry.kind != "hash":
+        raise WrongTypeError(key, entry.kind)
+    fields = dict(entry.value)
+    is_new = field not in fields
+    fields[field] = value
+    return fields, is_new
+
+
+def _without_field(entry: KVEntry | None, key: str, field: str) -> dict[str, Any] | None:
+    """``hdel``'s remaining fields (``{}``: the key goes), or ``None`` when there was no such field."""
+    if entry is None:
+        return None
+    if entry.kind != "hash":
+        raise WrongTypeError(key, entry.kind)
+    if field not in entry.value:
+        return None
+    return {name: value for name, value in entry.value.items() if name != field}
+
+
 class SqlKVStore(KVStore):
     """Entries in the ``whisperer_kv`` table of the shared database, one transaction per operation.
 
@@ -385,11 +436,9 @@ class SqlKVStore(KVStore):
             return done
 
         async def op(conn: AsyncConnection, now_ms: int) -> tuple[bool, Any]:
-            entry = await self._load(conn, space, key, now_ms)
-            if entry is not None:
-                if entry.kind != "value":
-                    raise WrongTypeError(key, entry.kind)
-                return False, entry.value
+            held = _held(await self._load(conn, space, key, now_ms), key)
+            if held is not None:
+                return held
             await self._insert(conn, space, key, "value", value, ttl, now_ms + 1000 * ttl)
             return True, None
 
@@ -408,19 +457,11 @@ class SqlKVStore(KVStore):
 
         async def op(conn: AsyncConnection, now_ms: int) -> int:
             entry = await self._load(conn, space, key, now_ms)
+            result = _counted(entry, key, delta)
             if entry is None:
-                if not INT64_MIN <= delta <= INT64_MAX:
-                    raise NotIntegerError("the result is outside the 64-bit integer range")
-                await self._insert(conn, space, key, "value", delta, ttl, now_ms + 1000 * ttl)
-                return delta
-            if entry.kind != "value":
-                raise WrongTypeError(key, entry.kind)
-            if isinstance(entry.value, bool) or not isinstance(entry.value, int):
-                raise NotIntegerError("the key does not hold an integer")
-            result = entry.value + delta
-            if not INT64_MIN <= result <= INT64_MAX:
-                raise NotIntegerError("the result is outside the 64-bit integer range")
-            await self._update(conn, space, key, value=_dumps(result))
+                await self._insert(conn, space, key, "value", result, ttl, now_ms + 1000 * ttl)
+            else:
+                await self._update(conn, space, key, value=_dumps(result))
             return result
 
         result = await self._run(op, keep)
@@ -455,16 +496,12 @@ class SqlKVStore(KVStore):
 
         async def op(conn: AsyncConnection, now_ms: int) -> bool:
             entry = await self._load(conn, space, key, now_ms)
+            fields, is_new = _with_field(entry, key, field, value)
             expires_ms = now_ms + 1000 * ttl
             if entry is None:
-                await self._insert(conn, space, key, "hash", {field: value}, ttl, expires_ms)
-                return True
-            if entry.kind != "hash":
-                raise WrongTypeError(key, entry.kind)
-            fields = dict(entry.value)
-            is_new = field not in fields
-            fields[field] = value
-            await self._update(conn, space, key, value=_dumps(fields), ttl_seconds=ttl, expires_at_ms=expires_ms)
+                await self._insert(conn, space, key, "hash", fields, ttl, expires_ms)
+            else:
+                await self._update(conn, space, key, value=_dumps(fields), ttl_seconds=ttl, expires_at_ms=expires_ms)
             return is_new
 
         result = await self._run(op, keep)
@@ -479,15 +516,9 @@ class SqlKVStore(KVStore):
             )
 
         async def op(conn: AsyncConnection, now_ms: int) -> bool:
-            entry = await self._load(conn, space, key, now_ms)
-            if entry is None:
+            fields = _without_field(await self._load(conn, space, key, now_ms), key, field)
+            if fields is None:
                 return False
-            if entry.kind != "hash":
-                raise WrongTypeError(key, entry.kind)
-            fields = dict(entry.value)
-            if field not in fields:
-                return False
-            del fields[field]
             if fields:
                 await self._update(conn, space, key, value=_dumps(fields))
             else:
@@ -592,30 +623,20 @@ def _recorded(work: Callable[[sqlite3.Connection], _T], keep: Keep, now_ms: int,
 def _sqlite_setnx(
     raw: sqlite3.Connection, *, space: str, key: str, text: str, ttl: int, now_ms: int
 ) -> tuple[bool, Any]:
-    entry = _sqlite_load(raw, space, key, now_ms)
-    if entry is not None:
-        if entry.kind != "value":
-            raise WrongTypeError(key, entry.kind)
-        return False, entry.value
+    held = _held(_sqlite_load(raw, space, key, now_ms), key)
+    if held is not None:
+        return held
     raw.execute(_INSERT, (space, key, "value", text, ttl, now_ms + 1000 * ttl))
     return True, None
 
 
 def _sqlite_incr(raw: sqlite3.Connection, *, space: str, key: str, delta: int, ttl: int, now_ms: int) -> int:
     entry = _sqlite_load(raw, space, key, now_ms)
+    result = _counted(entry, key, delta)
     if entry is None:
-        if not INT64_MIN <= delta <= INT64_MAX:
-            raise NotIntegerError("the result is outside the 64-bit integer range")
-        raw.execute(_INSERT, (space, key, "value", _dumps(delta), ttl, now_ms + 1000 * ttl))
-        return delta
-    if entry.kind != "value":
-        raise WrongTypeError(key, entry.kind)
-    if isinstance(entry.value, bool) or not isinstance(entry.value, int):
-        raise NotIntegerError("the key does not hold an integer")
-    result: int = entry.value + delta
-    if not INT64_MIN <= result <= INT64_MAX:
-        raise NotIntegerError("the result is outside the 64-bit integer range")
-    raw.execute('UPDATE whisperer_kv SET value = ? WHERE space = ? AND "key" = ?', (_dumps(result), space, key))
+        raw.execute(_INSERT, (space, key, "value", _dumps(result), ttl, now_ms + 1000 * ttl))
+    else:
+        raw.execute('UPDATE whisperer_kv SET value = ? WHERE space = ? AND "key" = ?', (_dumps(result), space, key))
     return result
 
 
@@ -628,32 +649,22 @@ def _sqlite_hset(
     raw: sqlite3.Connection, *, space: str, key: str, field: str, value: Any, ttl: int, now_ms: int
 ) -> bool:
     entry = _sqlite_load(raw, space, key, now_ms)
+    fields, is_new = _with_field(entry, key, field, value)
     expires_ms = now_ms + 1000 * ttl
     if entry is None:
-        raw.execute(_INSERT, (space, key, "hash", _dumps({field: value}), ttl, expires_ms))
-        return True
-    if entry.kind != "hash":
-        raise WrongTypeError(key, entry.kind)
-    fields = dict(entry.value)
-    is_new = field not in fields
-    fields[field] = value
-    raw.execute(
-        'UPDATE whisperer_kv SET value = ?, ttl_seconds = ?, expires_at_ms = ? WHERE space = ? AND "key" = ?',
-        (_dumps(fields), ttl, expires_ms, space, key),
-    )
+        raw.execute(_INSERT, (space, key, "hash", _dumps(fields), ttl, expires_ms))
+    else:
+        raw.execute(
+            'UPDATE whisperer_kv SET value = ?, ttl_seconds = ?, expires_at_ms = ? WHERE space = ? AND "key" = ?',
+            (_dumps(fields), ttl, expires_ms, space, key),
+        )
     return is_new
 
 
 def _sqlite_hdel(raw: sqlite3.Connection, *, space: str, key: str, field: str, now_ms: int) -> bool:
-    entry = _sqlite_load(raw, space, key, now_ms)
-    if entry is None:
+    fields = _without_field(_sqlite_load(raw, space, key, now_ms), key, field)
+    if fields is None:
         return False
-    if entry.kind != "hash":
-        raise WrongTypeError(key, entry.kind)
-    fields = dict(entry.value)
-    if field not in fields:
-        return False
-    del fields[field]
     if fields:
         raw.execute('UPDATE whisperer_kv SET value = ? WHERE space = ? AND "key" = ?', (_dumps(fields), space, key))
     else:
@@ -724,6 +735,10 @@ class MemoryKVStore(KVStore):
     def _entry(row: _MemoryRow) -> KVEntry:
         return KVEntry(row.kind, json.loads(row.text), row.ttl_seconds, row.expires_at_ms / 1000)
 
+    def _live(self, space: str, key: str, now_ms: int) -> KVEntry | None:
+        row = self._load(space, key, now_ms)
+        return None if row is None else self._entry(row)
+
     async def get(
         self, space: str, key: str, *, expect: Kind | None = None, nudge: bool = False, nudge_ttl: int | None = None
     ) -> KVEntry | None:
@@ -788,11 +803,9 @@ class MemoryKVStore(KVStore):
         return self._kept(keep, functools.partial(self._setnx, space, key, value, ttl))
 
     def _setnx(self, space: str, key: str, value: Any, ttl: int, now_ms: int) -> tuple[bool, Any]:
-        row = self._load(space, key, now_ms)
-        if row is not None:
-            if row.kind != "value":
-                raise WrongTypeError(key, row.kind)
-            return False, json.loads(row.text)
+        held = _held(self._live(space, key, now_ms), key)
+        if held is not None:
+            return held
         self._put(space, key, _MemoryRow("value", _dumps(value), ttl, now_ms + 1000 * ttl))
         self._wrote()
         return True, None
@@ -802,21 +815,11 @@ class MemoryKVStore(KVStore):
 
     def _incr(self, space: str, key: str, delta: int, ttl: int, now_ms: int) -> int:
         row = self._load(space, key, now_ms)
+        result = _counted(None if row is None else self._entry(row), key, delta)
         if row is None:
-            if not INT64_MIN <= delta <= INT64_MAX:
-                raise NotIntegerError("the result is outside the 64-bit integer range")
-            self._put(space, key, _MemoryRow("value", _dumps(delta), ttl, now_ms + 1000 * ttl))
-            self._wrote()
-            return delta
-        if row.kind != "value":
-            raise WrongTypeError(key, row.kind)
-        current = json.loads(row.text)
-        if isinstance(current, bool) or not isinstance(current, int):
-            raise NotIntegerError("the key does not hold an integer")
-        result: int = current + delta
-        if not INT64_MIN <= result <= INT64_MAX:
-            raise NotIntegerError("the result is outside the 64-bit integer range")
-        row.text = _dumps(result)
+            self._put(space, key, _MemoryRow("value", _dumps(result), ttl, now_ms + 1000 * ttl))
+        else:
+            row.text = _dumps(result)
         self._wrote()
         return result
 
@@ -832,17 +835,12 @@ class MemoryKVStore(KVStore):
 
     def _hset(self, space: str, key: str, field: str, value: Any, ttl: int, now_ms: int) -> bool:
         row = self._load(space, key, now_ms)
+        fields, is_new = _with_field(None if row is None else self._entry(row), key, field, value)
         expires_ms = now_ms + 1000 * ttl
         if row is None:
-            self._put(space, key, _MemoryRow("hash", _dumps({field: value}), ttl, expires_ms))
-            self._wrote()
-            return True
-        if row.kind != "hash":
-            raise WrongTypeError(key, row.kind)
-        fields = json.loads(row.text)
-        is_new = field not in fields
-        fields[field] = value
-        row.text, row.ttl_seconds, row.expires_at_ms = _dumps(fields), ttl, expires_ms
+            self._put(space, key, _MemoryRow("hash", _dumps(fields), ttl, expires_ms))
+        else:
+            row.text, row.ttl_seconds, row.expires_at_ms = _dumps(fields), ttl, expires_ms
         self._wrote()
         return is_new
 
@@ -850,15 +848,10 @@ class MemoryKVStore(KVStore):
         return self._kept(keep, functools.partial(self._hdel, space, key, field))
 
     def _hdel(self, space: str, key: str, field: str, now_ms: int) -> bool:
-        row = self._load(space, key, now_ms)
-        if row is None:
+        fields = _without_field(self._live(space, key, now_ms), key, field)
+        if fields is None:
             return False
-        if row.kind != "hash":
-            raise WrongTypeError(key, row.kind)
-        fields = json.loads(row.text)
-        if field not in fields:
-            return False
-        del fields[field]
+        row = self._spaces[space][key]
         if fields:
             row.text = _dumps(fields)
         else:
