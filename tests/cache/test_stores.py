@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,6 @@ from dominus_local.stores.kv import (
     whisperer_kv,
 )
 from tests.conftest import FakeClock
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    database = Database("sqlite+aiosqlite://")
-    await database.create_all()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _rows(db: Database) -> int:

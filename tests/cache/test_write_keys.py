@@ -166,27 +166,15 @@ async def test_a_failed_write_keeps_its_answer_in_the_stores_records(embedded: D
     assert (await redis.hgetall("plain"))["found"] is False
 
 
-@pytest.fixture
-async def memory_db() -> AsyncIterator[Database]:
-    database = Database("sqlite+aiosqlite://")
-    await database.create_all()
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
 class _Recorder:
     async def record_failure(self, use: KeyUse, status: int, body: bytes) -> StoredAnswer | None:
         raise AssertionError("not used here")
 
 
-async def test_the_sql_store_records_in_the_writes_transaction_and_rolls_back_a_taken_key(
-    memory_db: Database,
-) -> None:
+async def test_the_sql_store_records_in_the_writes_transaction_and_rolls_back_a_taken_key(db: Database) -> None:
     """The SQLAlchemy path (PostgreSQL, and SQLite without a file): the record is the write's last statement;
     a recorded key raises :class:`KeyTaken` and the write is rolled back with it."""
-    store = SqlKVStore(memory_db)
+    store = SqlKVStore(db)
     use = KeyUse("client", "c1", "key-1", "fp", _Recorder())
     assert await store.incr("s", "n", 3, 60, keep=Keep(use, lambda v: {"value": v})) == 3
     assert use.answer is not None

@@ -10,6 +10,7 @@ its own, dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import uuid
@@ -102,8 +103,15 @@ async def database(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
 async def env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
     """``Dominus(base_url="embedded:")`` on a fresh in-memory instance (or a fresh PostgreSQL database)."""
     monkeypatch.setenv("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
+    async with open_env("embedded:") as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def open_env(base_url: str) -> AsyncIterator[Env]:
+    """A client of a fresh embedded instance at ``base_url``, with its own PSK, once the instance is up."""
     psk = secrets.token_hex(32)
-    client = Dominus(base_url="embedded:", token=psk)
+    client = Dominus(base_url=base_url, token=psk)
     make_fast(client)
     try:
         await client.health.ping()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from dominus_fastapi import ConflictError, Dominus, DominusError, NotFoundError
+from dominus_fastapi import ConflictError, DominusError, NotFoundError
 from dominus_local.services import scribe
 from dominus_local.stores.userdata import userdata_for
-from tests.conftest import make_fast
-from tests.data.conftest import Env, make_orders
+from tests.data.conftest import Env, make_orders, open_env
 from tests.data.test_secure import (  # noqa: F401 - collected again with this module's env
     test_a_secure_tables_refusal_comes_before_the_requests_own_and_applies_at_once,
     test_db_methods_without_reason_get_the_servers_refusal_and_write_nothing,
@@ -43,18 +41,9 @@ async def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[
     monkeypatch.setenv("DOMINUS_LOCAL_BCRYPT_ROUNDS", "4")
     for name in ("DOMINUS_LOCAL_DATABASE_URL", "DOMINUS_LOCAL_CACHE_URL"):
         monkeypatch.delenv(name, raising=False)
-    psk = secrets.token_hex(32)
-    client = Dominus(base_url=f"embedded://{tmp_path / 'data'}", token=psk)
-    make_fast(client)
-    try:
-        await client.health.ping()
-        assert client._transport.embedded is not None
-        instance = client._transport.embedded.instance
-        assert instance is not None
-        assert instance.state.db.direct is not None
-        yield Env(client=client, state=instance.state, psk=psk)
-    finally:
-        await client.aclose()
+    async with open_env(f"embedded://{tmp_path / 'data'}") as opened:
+        assert opened.state.db.direct is not None
+        yield opened
 
 
 def _data_dir(env: Env) -> Path:
