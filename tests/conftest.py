@@ -17,10 +17,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -255,3 +258,23 @@ async def embedded() -> AsyncIterator[Dominus]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documentation site, built once per session from this checkout's ``mkdocs.yml`` with ``--strict`` (a
+    broken link, a page missing from the nav or a warning of the reference's machinery fails it)."""
+    site = tmp_path_factory.mktemp("site")
+    # The reference imports the packages: the settings of a test run must not leak into what they document.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DOMINUS_")}
+    env["NO_MKDOCS_2_WARNING"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return site

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from dominus_fastapi.testing import (  # noqa: F401
     dominus,
@@ -32,6 +33,9 @@ from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("DOMINUS_E2E_ARTIFACTS", ROOT / ".data" / "e2e-artifacts"))
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's headless Chromium (``scripts/install-browser.sh``); the browser tests fail, not skip, without it."""
+TIMEOUT_MS = 30_000
 """Where the browser tests leave their screenshots (``.data`` is ignored by git)."""
 
 
@@ -119,3 +123,18 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleAppS
     milliseconds, so it is started once)."""
     with ExampleAppServer(tmp_path_factory.mktemp("example-app") / "data") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """One browser per test module that takes it. Module scope, not session: Playwright's sync API keeps an
+    event loop running in this thread until it stops, and the async tests of the modules after this one need
+    the thread free of it."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (scripts/test does)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()

@@ -28,12 +28,10 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect
 
-from tests.e2e.conftest import ARTIFACTS, ExampleAppServer
+from tests.e2e.conftest import ARTIFACTS, TIMEOUT_MS, ExampleAppServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-TIMEOUT_MS = 30_000
 ADMIN = ("admin", "dominus-admin")
 DEMO = ("demo", "dominus-user")
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
@@ -51,21 +49,6 @@ def database() -> None:
     """Replaces the suite's async per-test database fixture: these tests drive a subprocess with its own data
     dir, and Playwright's sync API runs its own event loop in this thread, where no other loop may start."""
     return None
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """One browser for the whole module (every browser test is here). Module scope, not session: Playwright's
-    sync API keeps an event loop running in this thread until it stops, and the async tests of the modules
-    after this one need the thread free of it."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (scripts/test does)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield browser
-        browser.close()
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The documentation site in a real browser: ``mkdocs build --strict`` once per session, the built folder served
+"""The documentation site in a real browser: the session's ``mkdocs build --strict`` (``built_site``), served
 by a static file server on a loopback port, and pages of it opened in Debian's headless Chromium (Playwright).
 
 Like ``test_browser.py``, these tests fail rather than skip without ``/usr/bin/chromium``. Screenshots go to
@@ -8,10 +8,7 @@ Like ``test_browser.py``, these tests fail rather than skip without ``/usr/bin/c
 from __future__ import annotations
 
 import functools
-import os
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -19,12 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, ROOT
-
-CHROMIUM = Path("/usr/bin/chromium")
-TIMEOUT_MS = 30_000
+from tests.e2e.conftest import ARTIFACTS, TIMEOUT_MS
 
 
 @pytest.fixture(autouse=True)
@@ -40,19 +34,9 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session")
-def docs_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def docs_site(built_site: Path) -> Iterator[str]:
     """The site built from this checkout (strict: a broken link fails the build), served on loopback."""
-    folder = tmp_path_factory.mktemp("site")
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    built = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(folder)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
+    folder = built_site
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -62,18 +46,6 @@ def docs_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (scripts/test does)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
