@@ -315,14 +315,18 @@ def _keep_args(keep: Keep, outcomes: Sequence[Any]) -> list[str | int]:
     """The last six ARGV of a write script with a record (see ``_KEEP``): the record's head, its lifetime,
     then the JSON text of the answer to each of the (at most two) ``outcomes`` of the write, split around
     :data:`_RAW` where the answer carries the script's value."""
-    args: list[str | int] = [f"{keep.use.fingerprint}\n200\n", RETENTION_SECONDS * 1000]
-    quoted = json.dumps(_RAW)
+    texts = [_around_raw(keep, result) for result in outcomes]
     # The script reads two outcomes' texts; a write with one outcome (set, incr) repeats it.
-    for result in (outcomes[0], outcomes[-1]):
-        text = wire.dumps(wire.success_envelope(keep.answer(result)))
-        before, found, after = text.partition(quoted)
-        args += [before, after] if found else [text, ""]
-    return args
+    return [f"{keep.use.fingerprint}\n200\n", RETENTION_SECONDS * 1000, *texts[0], *texts[-1]]
+
+
+_QUOTED_RAW = json.dumps(_RAW)
+
+
+def _around_raw(keep: Keep, result: Any) -> tuple[str, str]:
+    text = wire.dumps(wire.success_envelope(keep.answer(result)))
+    before, found, after = text.partition(_QUOTED_RAW)
+    return (before, after) if found else (text, "")
 
 
 def _alive(meta: Any, now_ms: int) -> bool:
