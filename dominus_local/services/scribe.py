@@ -14,7 +14,7 @@ import base64
 import functools
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from time import monotonic as _monotonic
@@ -184,29 +184,44 @@ async def _resolve(ctx: RequestContext, conn: AsyncConnection, ud: UserData) -> 
     at once when the stale entry makes a statement fail: :func:`_fresh_on_failure` then reads again.
     """
     schema, table = _path_identifier(ctx, "schema"), _path_identifier(ctx, "table")
-    found = ud.resolved.get((schema, table))
-    if found is not None and found[1] > _monotonic():
-        target: Target = found[0]
-        return target
+    fresh = _fresh(ud, schema, table)
+    if fresh is not None:
+        return fresh
     if ud.dialect != "postgresql":
         return await _read_catalogue(conn, ud, schema, table)
     # On PostgreSQL the catalogue reads are slow (information_schema) and every busy request would make them at
     # once when the entry expires: one request reads, the others of this process wait for its answer (and read
     # for themselves only when it has none, e.g. it failed or DDL ran meanwhile).
+    target = await _read_once(ctx, ud, schema, table, functools.partial(_read_catalogue, conn, ud, schema, table))
+    return target if target is not None else await _read_catalogue(conn, ud, schema, table)
+
+
+async def _read_once(
+    ctx: RequestContext, ud: UserData, schema: str, table: str, read: Callable[[], Awaitable[Target]]
+) -> Target | None:
+    """One catalogue read of a table at a time in this process: the first caller runs ``read`` and gets its
+    table; the callers that come meanwhile wait for it and get the table it kept, or ``None`` when it kept
+    none (it failed, or DDL ran meanwhile)."""
     resolving: dict[tuple[str, str], asyncio.Event] = ctx.state.extras.setdefault("scribe_resolving", {})
     running = resolving.get((schema, table))
-    if running is not None:
-        await running.wait()
-        found = ud.resolved.get((schema, table))
-        if found is not None and found[1] > _monotonic():
-            return found[0]  # type: ignore[no-any-return]
-        return await _read_catalogue(conn, ud, schema, table)
-    done = resolving[schema, table] = asyncio.Event()
-    try:
-        return await _read_catalogue(conn, ud, schema, table)
-    finally:
-        del resolving[schema, table]
-        done.set()
+    if running is None:
+        done = resolving[schema, table] = asyncio.Event()
+        try:
+            return await read()
+        finally:
+            del resolving[schema, table]
+            done.set()
+    await running.wait()
+    return _fresh(ud, schema, table)
+
+
+def _fresh(ud: UserData, schema: str, table: str) -> Target | None:
+    """The table as resolved in memory, while that is fresh."""
+    found = ud.resolved.get((schema, table))
+    if found is None or found[1] <= _monotonic():
+        return None
+    target: Target = found[0]
+    return target
 
 
 async def _read_catalogue(conn: AsyncConnection, ud: UserData, schema: str, table: str) -> Target:
@@ -700,26 +715,17 @@ async def _reresolved(ctx: RequestContext, ud: UserData, schema: str, table: str
     """The table read again from the catalogue, on a read connection, once per expiry in this process (the
     requests that arrive meanwhile wait for that read); ``None`` when the general path must answer (the table
     or its schema is gone, the read failed, DDL ran meanwhile)."""
-    resolving: dict[tuple[str, str], asyncio.Event] = ctx.state.extras.setdefault("scribe_resolving", {})
-    running = resolving.get((schema, table))
-    if running is not None:
-        await running.wait()
-    else:
-        done = resolving[schema, table] = asyncio.Event()
-        try:
-            async with ctx.state.db.read() as conn:
-                await ud.prepare(conn)
-                await _read_catalogue(conn, ud, schema, table)
-        except (ApiError, sa.exc.SQLAlchemyError):
-            return None
-        finally:
-            del resolving[schema, table]
-            done.set()
-    found = ud.resolved.get((schema, table))
-    if found is None or found[1] <= _monotonic():
+
+    async def read() -> Target:
+        async with ctx.state.db.read() as conn:
+            await ud.prepare(conn)
+            return await _read_catalogue(conn, ud, schema, table)
+
+    try:
+        await _read_once(ctx, ud, schema, table, read)
+    except (ApiError, sa.exc.SQLAlchemyError):
         return None
-    target: Target = found[0]
-    return target
+    return _fresh(ud, schema, table)
 
 
 def _labelled(cursor: sqlite3.Cursor) -> list[str]:
