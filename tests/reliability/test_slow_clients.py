@@ -131,18 +131,21 @@ async def test_slow_clients_are_answered_408_and_dropped_while_health_answers(se
     async def slow(kind: str) -> None:
         results.append(await anyio.to_thread.run_sync(_slow_client, server.port, kind, limiter=limiter))
 
-    async def probe_health(stop: anyio.Event) -> None:
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            while not stop.is_set():
-                started = time.monotonic()
-                response = await http.get("/api/health", timeout=HEALTH_BOUND)
-                health.append(time.monotonic() - started if response.status_code == 200 else float("inf"))
-                await anyio.sleep(0.1)
+    async def probe_health(http: httpx.AsyncClient, stop: anyio.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            response = await http.get("/api/health", timeout=HEALTH_BOUND)
+            health.append(time.monotonic() - started if response.status_code == 200 else float("inf"))
+            await anyio.sleep(0.1)
 
     limiter = anyio.CapacityLimiter(2 * SLOW_CLIENTS)
     stop = anyio.Event()
-    async with anyio.create_task_group() as group:
-        group.start_soon(probe_health, stop)
+    async with httpx.AsyncClient(base_url=server.url) as http, anyio.create_task_group() as group:
+        # The probe's connection is opened before the load: the server gives a new connection the header
+        # timeout (1 s here) to send its request, which this process's own hundred client threads could make
+        # it miss between connecting and writing.
+        assert (await http.get("/api/health", timeout=HEALTH_BOUND)).status_code == 200
+        group.start_soon(probe_health, http, stop)
         async with anyio.create_task_group() as clients:
             for index in range(SLOW_CLIENTS):
                 clients.start_soon(slow, "headers")
